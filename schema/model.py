@@ -1,0 +1,243 @@
+"""The vocabulary every entity is declared in: field kinds, merge policies, scopes.
+
+Nothing here knows about a database or a socket. Server tables (SQLAlchemy Core)
+and edge tables (sqlite-utils) are generated from these declarations by
+``server.tables`` and ``client.tables``; they are never written twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+HQ_SITE = "HQ"
+"""Site id of headquarters. Devices of this site act with HQ rights."""
+
+_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+MAX_TEXT = 2000
+
+
+def is_uuid(value: object) -> bool:
+    """True for a lower-case canonical UUID string (the form every key takes)."""
+    return isinstance(value, str) and _UUID_RE.match(value) is not None
+
+
+class Kind(StrEnum):
+    """The type of a field's value, as it travels on the wire and is stored."""
+
+    TEXT = "text"
+    INT = "int"
+    MONEY = "money"  # integer minor units (cents); never a float
+    BOOL = "bool"
+    UUID = "uuid"  # a key made at the edge, lower-case canonical form
+    REF = "ref"  # the id of a site (short text such as "S1") or a UUID row key
+    DATE = "date"  # ISO yyyy-mm-dd
+
+
+class Policy(StrEnum):
+    """How concurrent changes of a field are merged by the server."""
+
+    LEDGER = "ledger"  # append-only rows; merging is the union
+    LWW = "lww"  # last writer wins by HLC, ties broken by device id
+    HQ_OWNED = "hq-owned"  # only HQ may change it
+    STATE = "state"  # declared states and transitions
+    MANUAL = "manual"  # a concurrent edit goes to the conflict queue
+
+
+class Scope(StrEnum):
+    """Which sites receive an entity's rows (HQ always receives everything)."""
+
+    ALL = "all"  # every site
+    OWNER = "owner"  # the site named in the entity's ``site_field``
+    NAMED = "named"  # every site named in the entity's ``scope_fields``
+
+
+class Who(StrEnum):
+    """Who may take a state transition."""
+
+    HQ = "hq"
+    ANY = "any"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of an entity."""
+
+    name: str
+    kind: Kind
+    policy: Policy
+    required: bool = True
+    """A create must carry it; it can never be set to null."""
+    doc: str = ""
+
+    def check(self, value: Any) -> str | None:
+        """Return why ``value`` is not a valid value of this field, or None."""
+        if value is None:
+            return f"field {self.name!r} is required" if self.required else None
+        match self.kind:
+            case Kind.TEXT:
+                if not isinstance(value, str):
+                    return f"field {self.name!r} must be text, got {type(value).__name__}"
+                if len(value) > MAX_TEXT:
+                    return f"field {self.name!r} is longer than {MAX_TEXT} characters"
+            case Kind.INT | Kind.MONEY:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    return f"field {self.name!r} must be an integer, got {type(value).__name__}"
+                if abs(value) >= 2**62:
+                    return f"field {self.name!r} is out of range"
+            case Kind.BOOL:
+                if not isinstance(value, bool):
+                    return f"field {self.name!r} must be true or false, got {type(value).__name__}"
+            case Kind.UUID:
+                if not is_uuid(value):
+                    return f"field {self.name!r} must be a lower-case UUID"
+            case Kind.REF:
+                if not isinstance(value, str) or not 0 < len(value) <= 64:
+                    return f"field {self.name!r} must be an id (1 to 64 characters)"
+            case Kind.DATE:
+                if not isinstance(value, str) or not _DATE_RE.match(value):
+                    return f"field {self.name!r} must be a date yyyy-mm-dd"
+        return None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A permitted move of a state field from one state to another."""
+
+    source: str
+    target: str
+    who: Who = Who.ANY
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """The declared states of one field and the moves between them."""
+
+    field: str
+    initial: str
+    transitions: tuple[Transition, ...]
+
+    @property
+    def states(self) -> frozenset[str]:
+        return frozenset(
+            {self.initial}
+            | {t.source for t in self.transitions}
+            | {t.target for t in self.transitions}
+        )
+
+    def find(self, source: str, target: str) -> Transition | None:
+        for t in self.transitions:
+            if t.source == source and t.target == target:
+                return t
+        return None
+
+
+def _empty_fields() -> tuple[Field, ...]:
+    return ()
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One synced record type: its fields, owner, scope and merge policies.
+
+    Every entity's key is a UUID made at the edge (field ``id``, never a server
+    counter). ``owner_hq`` entities are master data: only HQ creates them.
+    Site-owned entities name their owning site in ``site_field``; a device may
+    only write rows whose scope includes its own site.
+    """
+
+    name: str
+    fields: tuple[Field, ...] = field(default_factory=_empty_fields)
+    owner_hq: bool = False
+    scope: Scope = Scope.ALL
+    site_field: str | None = None
+    scope_fields: tuple[str, ...] = ()
+    """Fields naming the sites that receive a row (for ``Scope.NAMED``)."""
+    machine: StateMachine | None = None
+    deletable: bool = True
+    doc: str = ""
+    _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"entity {self.name}: duplicate field names")
+        object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
+        if "id" in names or any(n.startswith("_") for n in names):
+            raise ValueError(f"entity {self.name}: 'id' and '_*' names are reserved")
+        if self.scope is Scope.OWNER and self.site_field not in names:
+            raise ValueError(f"entity {self.name}: owner scope needs a site_field")
+        if self.scope is Scope.NAMED and not set(self.scope_fields) <= set(names):
+            raise ValueError(f"entity {self.name}: unknown scope_fields")
+        if self.machine is not None:
+            f = self.field(self.machine.field)
+            if f.policy is not Policy.STATE:
+                raise ValueError(f"entity {self.name}: state field must use the state policy")
+        ledger = {f.policy is Policy.LEDGER for f in self.fields}
+        if True in ledger and False in ledger:
+            raise ValueError(f"entity {self.name}: ledger entities are ledger in every field")
+
+    @property
+    def is_ledger(self) -> bool:
+        return bool(self.fields) and all(f.policy is Policy.LEDGER for f in self.fields)
+
+    @property
+    def field_names(self) -> frozenset[str]:
+        return frozenset(f.name for f in self.fields)
+
+    @property
+    def fixed_fields(self) -> frozenset[str]:
+        """Fields that place a row (its owner and scope); they never change."""
+        fixed = set(self.scope_fields)
+        if self.site_field:
+            fixed.add(self.site_field)
+        return frozenset(fixed)
+
+    def field(self, name: str) -> Field:
+        by_name: dict[str, Field] = self._by_name
+        return by_name[name]
+
+    def get_field(self, name: str) -> Field | None:
+        by_name: dict[str, Field] = self._by_name
+        return by_name.get(name)
+
+    def sites_of(self, values: dict[str, Any]) -> frozenset[str] | None:
+        """The sites a row with these values is visible to; None means every site."""
+        match self.scope:
+            case Scope.ALL:
+                return None
+            case Scope.OWNER:
+                assert self.site_field is not None
+                return frozenset({str(values.get(self.site_field))})
+            case Scope.NAMED:
+                return frozenset(str(values.get(n)) for n in self.scope_fields if values.get(n))
+
+
+@dataclass(frozen=True)
+class Schema:
+    """All entities at one schema version."""
+
+    version: int
+    entities: tuple[Entity, ...]
+    min_compatible: int = 1
+    """The oldest client schema version whose ops the server still accepts."""
+    _by_name: dict[str, Entity] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        by_name = {e.name: e for e in self.entities}
+        if len(by_name) != len(self.entities):
+            raise ValueError("duplicate entity names")
+        object.__setattr__(self, "_by_name", by_name)
+
+    def get(self, name: str) -> Entity | None:
+        by_name: dict[str, Entity] = self._by_name
+        return by_name.get(name)
+
+    def __getitem__(self, name: str) -> Entity:
+        e = self.get(name)
+        if e is None:
+            raise KeyError(name)
+        return e

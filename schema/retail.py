@@ -1,0 +1,132 @@
+"""The retail entities of Branchline at the current schema version.
+
+Every policy of ``schema.model.Policy`` is exercised here:
+
+============== ==========================================================
+entity          policies
+============== ==========================================================
+site            hq-owned (master data, only HQ creates or edits)
+product         price/sku/name hq-owned; description lww
+stock_movement  ledger (append-only; on hand is the sum of movements)
+customer        lww (name, phone, email); credit_limit manual
+purchase_order  state machine draft -> approved -> received, cancel
+transfer        state machine shipped -> received; named scope (both ends)
+============== ==========================================================
+"""
+
+from __future__ import annotations
+
+from .model import (
+    Entity,
+    Field,
+    Kind,
+    Policy,
+    Schema,
+    Scope,
+    StateMachine,
+    Transition,
+    Who,
+)
+
+L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
+
+SITE = Entity(
+    "site",
+    fields=(
+        Field("code", Kind.REF, H, doc="short site id used in scopes, e.g. S1"),
+        Field("name", Kind.TEXT, H),
+        Field("kind", Kind.TEXT, H, doc="hq, store, warehouse or transit"),
+    ),
+    owner_hq=True,
+    doc="A place that holds stock: HQ, a store, a branch warehouse.",
+)
+
+PRODUCT = Entity(
+    "product",
+    fields=(
+        Field("sku", Kind.TEXT, H),
+        Field("name", Kind.TEXT, H),
+        Field("price", Kind.MONEY, H, doc="selling price in minor units"),
+        Field("description", Kind.TEXT, W, required=False),
+    ),
+    owner_hq=True,
+    deletable=False,
+    doc="The catalog: HQ sets prices; any site may improve the description.",
+)
+
+STOCK_MOVEMENT = Entity(
+    "stock_movement",
+    fields=(
+        Field("site", Kind.REF, L),
+        Field("product_id", Kind.UUID, L),
+        Field("qty", Kind.INT, L, doc="signed: receipts positive, sales negative"),
+        Field("reason", Kind.TEXT, L, doc="receipt, sale, return, transfer_out, ..."),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    deletable=False,
+    doc="One movement of stock; on hand at (site, product) is their sum.",
+)
+
+CUSTOMER = Entity(
+    "customer",
+    fields=(
+        Field("name", Kind.TEXT, W),
+        Field("phone", Kind.TEXT, W, required=False),
+        Field("email", Kind.TEXT, W, required=False),
+        Field("credit_limit", Kind.MONEY, M, required=False,
+              doc="concurrent edits go to the conflict queue for finance"),
+    ),
+    doc="A customer account shared by every store.",
+)
+
+PO_MACHINE = StateMachine(
+    field="status",
+    initial="draft",
+    transitions=(
+        Transition("draft", "approved", Who.HQ),
+        Transition("approved", "received"),
+        Transition("draft", "cancelled"),
+        Transition("approved", "cancelled", Who.HQ),
+    ),
+)
+
+PURCHASE_ORDER = Entity(
+    "purchase_order",
+    fields=(
+        Field("site", Kind.REF, W, doc="receiving site; fixed once created"),
+        Field("supplier", Kind.TEXT, W),
+        Field("total", Kind.MONEY, W),
+        Field("status", Kind.TEXT, S),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    machine=PO_MACHINE,
+    deletable=False,
+    doc="An order to a supplier, received at one site.",
+)
+
+TRANSFER = Entity(
+    "transfer",
+    fields=(
+        Field("from_site", Kind.REF, W),
+        Field("to_site", Kind.REF, W),
+        Field("product_id", Kind.UUID, W),
+        Field("qty", Kind.INT, W),
+        Field("status", Kind.TEXT, S),
+    ),
+    scope=Scope.NAMED,
+    scope_fields=("from_site", "to_site"),
+    machine=StateMachine(
+        field="status",
+        initial="shipped",
+        transitions=(Transition("shipped", "received"), Transition("shipped", "cancelled", Who.HQ)),
+    ),
+    deletable=False,
+    doc="Goods moving between two sites; both ends see it.",
+)
+
+SCHEMA = Schema(
+    version=1,
+    entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER),
+)

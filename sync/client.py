@@ -1,0 +1,161 @@
+"""The client's half of the protocol, as a sans-I/O state machine.
+
+The daemon in ``client.daemon`` only moves bytes: it sends what ``start`` and
+``receive`` return, and calls ``pushes`` when the till wrote something. One
+session lives as long as one connection; a new connection makes a new session
+and resends every op still pending (the server drops duplicates by op id).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from .messages import (
+    Acks,
+    Changes,
+    ClientMessage,
+    Error,
+    Hello,
+    Pull,
+    Push,
+    ServerMessage,
+    SnapshotPage,
+    SnapshotRequest,
+    Welcome,
+)
+from .replica import Replica
+
+
+class Phase(StrEnum):
+    """Where a connection stands."""
+
+    HELLO = "hello"  # Hello sent, waiting for Welcome
+    SNAPSHOT = "snapshot"  # bootstrapping from snapshot pages
+    CATCHUP = "catchup"  # pulling changes after the cursor
+    READY = "ready"  # caught up: pushing the outbox, receiving live changes
+    CLOSED = "closed"  # the server refused us
+
+
+class ClientSession:
+    """One connection's worth of conversation, driven by the daemon."""
+
+    def __init__(
+        self,
+        replica: Replica,
+        token: str,
+        *,
+        batch_size: int = 1000,
+        window: int = 4,
+        snapshot_page: int = 5000,
+    ) -> None:
+        self.replica = replica
+        self.token = token
+        self.batch_size = batch_size
+        self.window = window
+        self.snapshot_page = snapshot_page
+        self.phase = Phase.HELLO
+        self.in_flight: dict[int, int] = {}
+        """batch number -> outbox position of its last op."""
+        self.sent_upto = 0
+        self.next_batch = 1
+        self.error: Error | None = None
+        self.snapshot_rows = 0
+        self.snapshot_head = 0
+
+    def start(self) -> list[ClientMessage]:
+        """The first message of the connection."""
+        r = self.replica
+        return [
+            Hello(
+                device=r.actor.device,
+                site=r.actor.site,
+                token=self.token,
+                schema_version=r.schema.version,
+                cursor=r.cursor,
+            )
+        ]
+
+    @property
+    def idle(self) -> bool:
+        """Caught up, nothing in flight and nothing left to send."""
+        return (
+            self.phase is Phase.READY
+            and not self.in_flight
+            and not self.replica.store.outbox(self.sent_upto, 1)
+        )
+
+    def receive(self, msg: ServerMessage, now_ms: int) -> list[ClientMessage]:
+        """Handle one server message; return what to send next."""
+        r = self.replica
+        match msg:
+            case Welcome() as w:
+                if w.snapshot_required and r.store.get_state("bootstrapped") != "1":
+                    self.phase = Phase.SNAPSHOT
+                    self.snapshot_head = w.head
+                    return [self._snapshot_request()]
+                self.phase = Phase.CATCHUP
+                return [Pull(r.cursor)]
+            case SnapshotPage(rows=rows, at=at, done=done):
+                for row in rows:
+                    r.on_row(row, now_ms)
+                self.snapshot_rows += len(rows)
+                if rows:
+                    r.store.set_state("snapshot_after", f"{rows[-1].entity} {rows[-1].key}")
+                r.store.set_state("snapshot_at", str(at))
+                if not done:
+                    return [self._snapshot_request()]
+                r.cursor = at
+                r.store.set_state("bootstrapped", "1")
+                self.phase = Phase.CATCHUP
+                return [Pull(at)]
+            case Changes(changes=changes, cursor=cursor, more=more, since=since):
+                for change in changes:
+                    r.on_row(change.row, now_ms)  # newer versions only: always safe
+                if since > r.cursor:
+                    return [Pull(r.cursor)]  # a gap: ask again from where we are
+                if cursor > r.cursor:
+                    r.cursor = cursor
+                if more:
+                    return [Pull(r.cursor)] if not msg.live else []
+                if self.phase is Phase.CATCHUP:
+                    self.phase = Phase.READY
+                    return list(self.pushes())
+                return []
+            case Acks(batch=batch, acks=acks):
+                for ack in acks:
+                    r.on_ack(ack, now_ms)
+                self.in_flight.pop(batch, None)
+                return list(self.pushes())
+            case Error() as err:
+                self.error = err
+                if err.fatal:
+                    self.phase = Phase.CLOSED
+                return []
+        return []
+
+    def pushes(self) -> list[Push]:
+        """Batches of pending ops to send now, keeping at most ``window`` in flight."""
+        if self.phase is not Phase.READY:
+            return []
+        out: list[Push] = []
+        while len(self.in_flight) < self.window:
+            pending = self.replica.store.outbox(self.sent_upto, self.batch_size)
+            if not pending:
+                break
+            batch = self.next_batch
+            self.next_batch += 1
+            self.sent_upto = pending[-1][0]
+            self.in_flight[batch] = self.sent_upto
+            out.append(Push(batch=batch, ops=[op for _, op in pending]))
+        return out
+
+    def _snapshot_request(self) -> SnapshotRequest:
+        store = self.replica.store
+        after = (store.get_state("snapshot_after") or " ").split(" ", 1)
+        at = store.get_state("snapshot_at")
+        return SnapshotRequest(
+            after_entity=after[0],
+            after_key=after[1],
+            at=int(at) if at else -1,
+            limit=self.snapshot_page,
+        )

@@ -1,0 +1,289 @@
+"""The apply decision: current row + op -> new row, rejection, or conflict.
+
+``decide`` is a pure function. The server calls it for every op it receives;
+the edge calls the very same function to rebase its pending ops on top of the
+server's rows, so a till shows what the server will make of its edits.
+
+Rules (per field, by the policy declared in ``schema``):
+
+* ledger     -- a row is written once; any later op on it is rejected.
+* lww        -- the write with the later HLC wins (ties: device id, inside the HLC).
+* hq-owned   -- only HQ devices may set it; a site's op is rejected whole.
+* state      -- the move must be a declared transition, by someone allowed to.
+* manual     -- if another device changed the field since the op's base version,
+                the server keeps its value and a conflict is queued.
+
+An op is never half-applied: any rejected field rejects the whole op.
+A delete wins over concurrent updates; an update of a deleted row is rejected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from schema import HQ_SITE, Entity, Policy, Schema, Who, is_uuid
+
+from .hlc import Stamp
+from .messages import Ack, Op, Row, Status
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who sends an op, as established by authentication (not by the op)."""
+
+    device: str
+    site: str
+
+    @property
+    def is_hq(self) -> bool:
+        return self.site == HQ_SITE
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A concurrent edit of a manual field, waiting for someone at HQ."""
+
+    op_id: str
+    entity: str
+    key: str
+    field: str
+    server_value: Any
+    proposed_value: Any
+    device: str
+    hlc: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one op did: the ack, the row before and after, the conflicts."""
+
+    op: Op
+    actor: Actor
+    status: Status
+    reason: str = ""
+    policy: str = ""
+    """The policy that decided (the first one that rejected, or 'ledger', 'lww', ...)."""
+    before: Row | None = None
+    after: Row | None = None
+    """The row after the op; for a rejection, the row as it stands."""
+    changed: bool = False
+    """True when ``after`` is a new version that must be stored."""
+    dropped: tuple[str, ...] = ()
+    conflicts: tuple[Conflict, ...] = field(default_factory=tuple)
+
+    def ack(self) -> Ack:
+        return Ack(
+            op_id=self.op.op_id,
+            status=self.status,
+            reason=self.reason,
+            row=self.after,
+            dropped=list(self.dropped),
+            conflicts=[c.field for c in self.conflicts],
+        )
+
+
+def short(key: str) -> str:
+    return key[:8]
+
+
+def _reject(op: Op, actor: Actor, current: Row | None, policy: str, reason: str) -> Outcome:
+    return Outcome(op, actor, Status.REJECTED, reason, policy, current, current)
+
+
+def check_op(schema: Schema, op: Op, actor: Actor) -> str | None:
+    """Why an op is malformed for this schema and sender, or None if well-formed."""
+    if not schema.min_compatible <= op.schema_version <= schema.version:
+        return (
+            f"op was made with schema version {op.schema_version}; this server accepts "
+            f"versions {schema.min_compatible} to {schema.version}"
+        )
+    entity = schema.get(op.entity)
+    if entity is None:
+        return f"unknown entity {op.entity!r}"
+    if op.device != actor.device:
+        return f"op claims device {op.device!r} but was sent by device {actor.device!r}"
+    if not is_uuid(op.key):
+        return f"{op.entity} key must be a lower-case UUID, got {op.key!r}"
+    try:
+        Stamp.decode(op.hlc)
+    except ValueError as exc:
+        return str(exc)
+    if op.delete and op.fields:
+        return "a delete op carries no fields"
+    for name, value in op.fields.items():
+        f = entity.get_field(name)
+        if f is None:
+            return f"{op.entity} has no field {name!r}"
+        err = f.check(value)
+        if err is not None:
+            return f"{op.entity} {short(op.key)}: {err}"
+    return None
+
+
+def _sites_allow(entity: Entity, values: dict[str, Any], actor: Actor) -> bool:
+    if actor.is_hq:
+        return True
+    sites = entity.sites_of(values)
+    return sites is None or actor.site in sites
+
+
+def decide(schema: Schema, current: Row | None, op: Op, actor: Actor) -> Outcome:
+    """Apply ``op`` from ``actor`` to ``current`` (None: no such row yet)."""
+    problem = check_op(schema, op, actor)
+    if problem is not None:
+        return _reject(op, actor, current, "validation", problem)
+    entity = schema[op.entity]
+    if current is None:
+        return _create(entity, op, actor)
+    return _update(entity, current, op, actor)
+
+
+def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:
+    name = f"{entity.name} {short(op.key)}"
+    if op.delete:
+        return _reject(op, actor, None, "validation", f"{name} does not exist; nothing to delete")
+    if entity.owner_hq and not actor.is_hq:
+        return _reject(
+            op, actor, None, Policy.HQ_OWNED, f"{entity.name} is master data; only HQ creates it"
+        )
+    missing = sorted(f.name for f in entity.fields if f.required and op.fields.get(f.name) is None)
+    if missing:
+        return _reject(
+            op, actor, None, "validation", f"{name} cannot be created without {', '.join(missing)}"
+        )
+    for f in entity.fields:
+        if f.policy is Policy.HQ_OWNED and f.name in op.fields and not actor.is_hq:
+            return _reject(
+                op, actor, None, Policy.HQ_OWNED,
+                f"{f.name} of {entity.name} is owned by HQ; site {actor.site} cannot set it",
+            )
+    if not _sites_allow(entity, op.fields, actor):
+        return _reject(
+            op, actor, None, "scope",
+            f"{name} belongs to {sorted(entity.sites_of(op.fields) or [])}, "
+            f"not to site {actor.site}",
+        )
+    machine = entity.machine
+    if machine is not None and op.fields.get(machine.field) != machine.initial:
+        return _reject(
+            op, actor, None, Policy.STATE,
+            f"{name} must start in state {machine.initial!r}, "
+            f"not {op.fields.get(machine.field)!r}",
+        )
+    values = {f.name: op.fields.get(f.name) for f in entity.fields}
+    meta = {n: (op.hlc, 1) for n in op.fields}
+    row = Row(entity.name, op.key, 1, values, False, meta)
+    policy = Policy.LEDGER if entity.is_ledger else "create"
+    return Outcome(op, actor, Status.ACCEPTED, "", policy, None, row, True)
+
+
+def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
+    name = f"{entity.name} {short(op.key)}"
+    if current.deleted:
+        return _reject(op, actor, current, "delete", f"{name} was deleted; the change is void")
+    if not _sites_allow(entity, current.fields, actor):
+        return _reject(op, actor, current, "scope", f"{name} is outside site {actor.site}")
+    if entity.is_ledger:
+        return _reject(
+            op, actor, current, Policy.LEDGER,
+            f"{name} is a ledger entry; it cannot be changed, post a new movement instead",
+        )
+    if op.delete:
+        if not entity.deletable:
+            return _reject(op, actor, current, "delete", f"{entity.name} rows cannot be deleted")
+        if entity.owner_hq and not actor.is_hq:
+            return _reject(op, actor, current, Policy.HQ_OWNED, f"only HQ deletes {entity.name}")
+        row = Row(entity.name, op.key, current.version + 1, current.fields, True, current.meta)
+        return Outcome(op, actor, Status.ACCEPTED, "", "delete", current, row, True)
+
+    taken: dict[str, Any] = {}
+    dropped: list[str] = []
+    conflicts: list[Conflict] = []
+    for fname, value in op.fields.items():
+        f = entity.field(fname)
+        old = current.fields.get(fname)
+        hlc, fversion = current.meta.get(fname, ("", 0))
+        if fname in entity.fixed_fields and value != old:
+            return _reject(
+                op, actor, current, "scope",
+                f"{fname} of {name} places the row at a site and cannot change",
+            )
+        match f.policy:
+            case Policy.HQ_OWNED:
+                if not actor.is_hq:
+                    return _reject(
+                        op, actor, current, Policy.HQ_OWNED,
+                        f"{fname} of {entity.name} is owned by HQ; "
+                        f"site {actor.site} cannot change it",
+                    )
+                if value != old:
+                    taken[fname] = value
+            case Policy.STATE:
+                if value == old:
+                    continue
+                assert entity.machine is not None
+                move = entity.machine.find(str(old), str(value))
+                if move is None:
+                    return _reject(
+                        op, actor, current, Policy.STATE,
+                        f"{name} is {old}; it cannot move to {value}",
+                    )
+                if move.who is Who.HQ and not actor.is_hq:
+                    return _reject(
+                        op, actor, current, Policy.STATE,
+                        f"only HQ may move {name} from {old} to {value}",
+                    )
+                taken[fname] = value
+            case Policy.LWW:
+                if op.hlc > hlc:
+                    if value != old:
+                        taken[fname] = value
+                elif value != old:
+                    dropped.append(fname)
+            case Policy.MANUAL:
+                if value == old:
+                    continue
+                concurrent = fversion > op.base_version and (
+                    not hlc or Stamp.decode(hlc).device != op.device
+                )
+                if concurrent:
+                    conflicts.append(Conflict(
+                        op.op_id, entity.name, op.key, fname, old, value, op.device, op.hlc
+                    ))
+                else:
+                    taken[fname] = value
+            case Policy.LEDGER:  # pragma: no cover - ledger entities returned above
+                raise AssertionError("ledger field on a non-ledger entity")
+
+    reasons = []
+    if dropped:
+        reasons.append(f"a later edit already set {', '.join(dropped)}")
+    if conflicts:
+        reasons.append(
+            f"{', '.join(c.field for c in conflicts)} changed concurrently; "
+            "sent to the conflict queue, HQ decides"
+        )
+    status = Status.MERGED if reasons else Status.ACCEPTED
+    policy = (
+        Policy.MANUAL if conflicts else Policy.LWW if dropped else _main_policy(entity, taken)
+    )
+    if not taken:
+        return Outcome(
+            op, actor, status, "; ".join(reasons), policy, current, current, False,
+            tuple(dropped), tuple(conflicts),
+        )
+    version = current.version + 1
+    meta = dict(current.meta)
+    for fname in taken:
+        meta[fname] = (op.hlc, version)
+    row = Row(entity.name, op.key, version, {**current.fields, **taken}, False, meta)
+    return Outcome(
+        op, actor, status, "; ".join(reasons), policy, current, row, True,
+        tuple(dropped), tuple(conflicts),
+    )
+
+
+def _main_policy(entity: Entity, taken: dict[str, Any]) -> str:
+    policies = sorted({entity.field(n).policy.value for n in taken})
+    return "+".join(policies) if policies else "noop"

@@ -1,0 +1,176 @@
+"""The edge's half of merging: local writes, acks, incoming rows, rebase.
+
+A replica keeps, per row, the *base* (the server's authoritative row, as last
+received) and the *view* (what the store sees: the base with the still-pending
+ops of the outbox re-applied on top). The rebase uses ``sync.merge.decide``,
+the same function the server applies, so the view shows what the server will
+make of the pending ops, unless another site's edit arrives first.
+
+All storage goes through ``LocalStore`` (SQLite in ``client.store``, memory in
+``sync.memory``); the caller runs each method inside one local transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Protocol
+
+from schema import Schema
+
+from .hlc import Clock, ClockDriftError, Stamp
+from .merge import Actor, decide
+from .messages import Ack, Op, Row, Status
+
+
+class LocalRejected(Exception):
+    """A local write was refused before it reached the outbox (nothing was written)."""
+
+
+class LocalStore(Protocol):
+    """What the edge's sync logic needs from its local database."""
+
+    def base(self, entity: str, key: str) -> Row | None:
+        """The server's row as last received."""
+        ...
+
+    def put_base(self, row: Row) -> None:
+        """Store the server's row."""
+        ...
+
+    def view(self, entity: str, key: str) -> Row | None:
+        """The row as the store sees it (base + pending ops)."""
+        ...
+
+    def put_view(self, entity: str, key: str, row: Row | None) -> None:
+        """Replace the visible row (None: no such row)."""
+        ...
+
+    def add_outbox(self, op: Op) -> None:
+        """Append an op to the outbox."""
+        ...
+
+    def outbox(self, after: int, limit: int) -> list[tuple[int, Op]]:
+        """Pending ops with outbox position > ``after``, oldest first."""
+        ...
+
+    def outbox_for(self, entity: str, key: str) -> list[Op]:
+        """Pending ops of one row, oldest first."""
+        ...
+
+    def drop_outbox(self, op_id: str) -> Op | None:
+        """Remove an acknowledged op; return it (None if it was not pending)."""
+        ...
+
+    def get_state(self, name: str) -> str | None:
+        """A persisted setting of the sync state (cursor, clock, ...)."""
+        ...
+
+    def set_state(self, name: str, value: str) -> None:
+        """Persist a setting of the sync state."""
+        ...
+
+    def add_rejection(self, op: Op, reason: str) -> None:
+        """Keep a rejected op and its reason, for the store manager to see."""
+        ...
+
+
+class Replica:
+    """One device's local copy of the rows in its scope."""
+
+    def __init__(self, schema: Schema, store: LocalStore, device: str, site: str) -> None:
+        self.schema = schema
+        self.store = store
+        self.actor = Actor(device=device, site=site)
+        last = store.get_state("hlc")
+        self.clock = Clock(device, Stamp.decode(last) if last else None)
+
+    @property
+    def cursor(self) -> int:
+        return int(self.store.get_state("cursor") or 0)
+
+    @cursor.setter
+    def cursor(self, value: int) -> None:
+        self.store.set_state("cursor", str(value))
+
+    def write(
+        self,
+        entity: str,
+        key: str,
+        fields: dict[str, Any],
+        user: str,
+        now_ms: int,
+        *,
+        delete: bool = False,
+        op_id: str | None = None,
+    ) -> Op:
+        """Make a local change: check it, show it, and queue it for the server.
+
+        Raises ``LocalRejected`` (and writes nothing) when the server would
+        reject it for sure: unknown field, wrong type, an HQ-owned field, an
+        invalid state move.
+        """
+        base = self.store.base(entity, key)
+        op = Op(
+            op_id=op_id or str(uuid.uuid4()),
+            entity=entity,
+            key=key,
+            base_version=base.version if base else 0,
+            fields=fields,
+            hlc=self.clock.now(now_ms),
+            user=user,
+            device=self.actor.device,
+            schema_version=self.schema.version,
+            delete=delete,
+        )
+        outcome = decide(self.schema, self.store.view(entity, key), op, self.actor)
+        if outcome.status is Status.REJECTED:
+            raise LocalRejected(outcome.reason)
+        self.store.add_outbox(op)
+        self.store.put_view(entity, key, outcome.after)
+        self.store.set_state("hlc", self.clock.last.encode())
+        return op
+
+    def rebase(self, entity: str, key: str) -> Row | None:
+        """Recompute the visible row from the base and the pending ops."""
+        row = self.store.base(entity, key)
+        for op in self.store.outbox_for(entity, key):
+            outcome = decide(self.schema, row, op, self.actor)
+            if outcome.status is not Status.REJECTED:
+                row = outcome.after
+        self.store.put_view(entity, key, row)
+        return row
+
+    def on_row(self, row: Row, now_ms: int) -> bool:
+        """Take a row from the server if it is newer than ours; True if taken."""
+        base = self.store.base(row.entity, row.key)
+        if base is not None and base.version >= row.version:
+            return False
+        self._observe(row, now_ms)
+        self.store.put_base(row)
+        self.rebase(row.entity, row.key)
+        return True
+
+    def on_ack(self, ack: Ack, now_ms: int) -> Op | None:
+        """Apply the server's answer to one of our ops; returns the op (None: a duplicate)."""
+        op = self.store.drop_outbox(ack.op_id)
+        if op is None:
+            return None
+        if ack.row is not None:
+            base = self.store.base(ack.row.entity, ack.row.key)
+            if base is None or base.version < ack.row.version:
+                self._observe(ack.row, now_ms)
+                self.store.put_base(ack.row)
+        if ack.status is Status.REJECTED:
+            self.store.add_rejection(op, ack.reason)
+        if self.schema.get(op.entity) is not None:
+            self.rebase(op.entity, op.key)
+        return op
+
+    def _observe(self, row: Row, now_ms: int) -> None:
+        if not row.meta:
+            return
+        try:
+            self.clock.observe(max(hlc for hlc, _ in row.meta.values()), now_ms)
+        except (ClockDriftError, ValueError):
+            return  # a wild clock elsewhere must not stop this till
+        self.store.set_state("hlc", self.clock.last.encode())

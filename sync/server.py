@@ -1,0 +1,174 @@
+"""The server's half of the protocol, as a sans-I/O session.
+
+``ServerSession.handle(msg)`` takes one decoded client message and returns the
+messages to send back. It reads and writes rows only through a ``ServerStore``
+(an in-memory one in ``sync.memory``, the SQLAlchemy one in ``server.store``);
+the caller wraps each ``handle`` in one database transaction and sends the
+answer only after that transaction committed, so an ack always means durable.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from schema import Schema
+
+from .audit import AuditRecord, audit_of
+from .merge import Actor, Outcome, decide
+from .messages import (
+    MAX_BATCH_OPS,
+    PROTOCOL_VERSION,
+    Ack,
+    Acks,
+    Change,
+    Changes,
+    ClientMessage,
+    Error,
+    ErrorCode,
+    Hello,
+    Op,
+    Pull,
+    Push,
+    Row,
+    ServerMessage,
+    SnapshotPage,
+    SnapshotRequest,
+    Welcome,
+)
+
+
+class ServerStore(Protocol):
+    """What the server's sync logic needs from storage. One call = inside one transaction."""
+
+    def seen(self, op_id: str) -> Ack | None:
+        """The ack already given for this op id, if it was applied before."""
+        ...
+
+    def load(self, entity: str, key: str) -> Row | None:
+        """The current row, or None."""
+        ...
+
+    def record(self, outcome: Outcome, audit: AuditRecord, sites: frozenset[str] | None) -> None:
+        """Persist one decided op: new row version and its change (if changed),
+        the ack (for dedupe), the audit record and any conflicts. ``sites`` is the
+        row's scope (None: every site)."""
+        ...
+
+    def head(self) -> int:
+        """The last change sequence number."""
+        ...
+
+    def changes(self, site: str | None, cursor: int, limit: int) -> tuple[list[Change], int]:
+        """Changes after ``cursor`` visible to ``site`` (None: HQ, all), at most
+        ``limit``, and the cursor to continue from."""
+        ...
+
+    def snapshot(
+        self, site: str | None, after: tuple[str, str], limit: int
+    ) -> list[Row]:
+        """Current rows visible to ``site`` ordered by (entity, key), after ``after``."""
+        ...
+
+
+def row_sites(schema: Schema, row: Row) -> frozenset[str] | None:
+    """The sites a row is visible to (None: all sites)."""
+    return schema[row.entity].sites_of(row.fields)
+
+
+def check_hello(
+    schema: Schema, hello: Hello, token_device: str, token_site: str
+) -> Error | None:
+    """Why a Hello from an authenticated token must be refused, or None."""
+    if hello.protocol != PROTOCOL_VERSION:
+        return Error(
+            ErrorCode.SCHEMA,
+            f"client speaks protocol {hello.protocol}; server speaks {PROTOCOL_VERSION}",
+            fatal=True,
+        )
+    if not schema.min_compatible <= hello.schema_version <= schema.version:
+        return Error(
+            ErrorCode.SCHEMA,
+            f"client schema version {hello.schema_version} is not supported; the server "
+            f"accepts {schema.min_compatible} to {schema.version}: upgrade this device",
+            fatal=True,
+        )
+    if hello.device != token_device:
+        return Error(ErrorCode.AUTH, f"token was issued to another device, not {hello.device}",
+                     fatal=True)
+    if hello.site != token_site:
+        return Error(
+            ErrorCode.SCOPE,
+            f"device {hello.device} belongs to site {token_site}, not {hello.site}",
+            fatal=True,
+        )
+    return None
+
+
+def apply_op(schema: Schema, store: ServerStore, actor: Actor, op: Op) -> Ack:
+    """Decide and record one op exactly once; the store's transaction makes it atomic."""
+    previous = store.seen(op.op_id)
+    if previous is not None:
+        return previous
+    current = store.load(op.entity, op.key) if schema.get(op.entity) else None
+    outcome = decide(schema, current, op, actor)
+    sites = row_sites(schema, outcome.after) if outcome.after is not None else None
+    store.record(outcome, audit_of(outcome), sites)
+    return outcome.ack()
+
+
+class ServerSession:
+    """One authenticated device's conversation with the server."""
+
+    def __init__(self, schema: Schema, store: ServerStore, actor: Actor, cursor: int) -> None:
+        self.schema = schema
+        self.store = store
+        self.actor = actor
+        self.cursor = cursor
+        """Everything up to here was sent to (or skipped for) this device."""
+        self.scope_site: str | None = None if actor.is_hq else actor.site
+
+    def welcome(self, server_ms: int = 0) -> Welcome:
+        head = self.store.head()
+        return Welcome(
+            head=head,
+            schema_version=self.schema.version,
+            snapshot_required=self.cursor == 0 and head > 0,
+            server_ms=server_ms,
+        )
+
+    def handle(self, msg: ClientMessage) -> list[ServerMessage]:
+        """Answer one client message (the caller commits before sending)."""
+        match msg:
+            case Push(batch=batch, ops=ops):
+                if len(ops) > MAX_BATCH_OPS:
+                    return [Error(ErrorCode.TOO_LARGE,
+                                  f"push of {len(ops)} ops; at most {MAX_BATCH_OPS} per batch")]
+                acks = [apply_op(self.schema, self.store, self.actor, op) for op in ops]
+                return [Acks(batch=batch, acks=acks)]
+            case Pull(cursor=cursor, limit=limit):
+                self.cursor = cursor
+                return [self.poll(limit, live=False) or Changes([], cursor, since=cursor)]
+            case SnapshotRequest() as req:
+                return [self._snapshot(req)]
+            case Hello():
+                return [Error(ErrorCode.STATE, "already said hello on this connection")]
+        return [Error(ErrorCode.BAD_MESSAGE, f"unexpected message {type(msg).__name__}")]
+
+    def poll(self, limit: int = 1000, live: bool = True) -> Changes | None:
+        """Changes since this session's cursor, if any; advances the cursor.
+
+        Live fan-out calls this when the store signals new changes, so a device
+        receives exactly the changes after its cursor: no gap and no duplicate.
+        """
+        since = self.cursor
+        changes, cursor = self.store.changes(self.scope_site, since, limit)
+        if cursor == since:
+            return None
+        self.cursor = cursor
+        return Changes(changes, cursor, more=len(changes) >= limit, since=since, live=live)
+
+    def _snapshot(self, req: SnapshotRequest) -> ServerMessage:
+        at = self.store.head() if req.at < 0 else req.at
+        limit = max(1, min(req.limit, 20000))
+        rows = self.store.snapshot(self.scope_site, (req.after_entity, req.after_key), limit)
+        return SnapshotPage(rows=rows, at=at, done=len(rows) < limit)
