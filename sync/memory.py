@@ -29,6 +29,9 @@ class MemoryServerStore:
         self.audit: list[tuple[AuditRecord, str]] = []
         self.conflicts: list[Conflict] = []
 
+    def prefetch(self, ops: list[Op]) -> None:
+        return None
+
     def seen(self, op_id: str) -> Ack | None:
         return self.acks.get(op_id)
 

@@ -81,8 +81,16 @@ class Replica:
         self.schema = schema
         self.store = store
         self.actor = Actor(device=device, site=site)
-        last = store.get_state("hlc")
-        self.clock = Clock(device, Stamp.decode(last) if last else None)
+        self.clock = Clock(device)
+
+    def _load_clock(self) -> Clock:
+        # Re-read on every use: a CLI process and the daemon may share one database.
+        last = self.store.get_state("hlc")
+        if last:
+            stamp = Stamp.decode(last)
+            if stamp > self.clock.last:
+                self.clock.last = stamp
+        return self.clock
 
     @property
     def cursor(self) -> int:
@@ -116,7 +124,7 @@ class Replica:
             key=key,
             base_version=base.version if base else 0,
             fields=fields,
-            hlc=self.clock.now(now_ms),
+            hlc=self._load_clock().now(now_ms),
             user=user,
             device=self.actor.device,
             schema_version=self.schema.version,
@@ -170,7 +178,7 @@ class Replica:
         if not row.meta:
             return
         try:
-            self.clock.observe(max(hlc for hlc, _ in row.meta.values()), now_ms)
+            self._load_clock().observe(max(hlc for hlc, _ in row.meta.values()), now_ms)
         except (ClockDriftError, ValueError):
             return  # a wild clock elsewhere must not stop this till
         self.store.set_state("hlc", self.clock.last.encode())

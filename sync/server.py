@@ -40,6 +40,10 @@ from .messages import (
 class ServerStore(Protocol):
     """What the server's sync logic needs from storage. One call = inside one transaction."""
 
+    def prefetch(self, ops: list[Op]) -> None:
+        """A hint before a batch: the store may load these ops' acks and rows at once."""
+        ...
+
     def seen(self, op_id: str) -> Ack | None:
         """The ack already given for this op id, if it was applied before."""
         ...
@@ -143,6 +147,7 @@ class ServerSession:
                 if len(ops) > MAX_BATCH_OPS:
                     return [Error(ErrorCode.TOO_LARGE,
                                   f"push of {len(ops)} ops; at most {MAX_BATCH_OPS} per batch")]
+                self.store.prefetch(ops)
                 acks = [apply_op(self.schema, self.store, self.actor, op) for op in ops]
                 return [Acks(batch=batch, acks=acks)]
             case Pull(cursor=cursor, limit=limit):
