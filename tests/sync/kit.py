@@ -1,0 +1,123 @@
+"""Small builders shared by the sync tests: keys, ops, seeded servers, devices."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from schema import HQ_SITE, SCHEMA
+from sync.client import ClientSession
+from sync.hlc import Clock
+from sync.memory import MemoryLocalStore, MemoryServerStore
+from sync.merge import Actor
+from sync.messages import Ack, Op
+from sync.replica import Replica
+from sync.server import ServerSession, apply_op
+
+HQ = Actor("hq-pc", HQ_SITE)
+S1_TILL1 = Actor("s1-till1", "S1")
+S1_TILL2 = Actor("s1-till2", "S1")
+S2_TILL1 = Actor("s2-till1", "S2")
+
+
+def key(n: int) -> str:
+    """A deterministic UUID key, so failures are readable."""
+    return str(uuid.UUID(int=n))
+
+
+_clocks: dict[str, Clock] = {}
+
+
+def op(
+    actor: Actor,
+    entity: str,
+    k: str,
+    fields: dict[str, Any],
+    *,
+    ms: int = 1_000,
+    base: int = 0,
+    delete: bool = False,
+    schema_version: int = SCHEMA.version,
+    op_id: str | None = None,
+) -> Op:
+    """An op as ``actor`` would make it at wall time ``ms``."""
+    clock = _clocks.setdefault(actor.device, Clock(actor.device))
+    return Op(
+        op_id=op_id or str(uuid.uuid4()),
+        entity=entity,
+        key=k,
+        base_version=base,
+        fields=fields,
+        hlc=clock.now(ms),
+        user="u-" + actor.device,
+        device=actor.device,
+        schema_version=schema_version,
+        delete=delete,
+    )
+
+
+PRODUCT = key(100)
+CUSTOMER = key(200)
+PO = key(300)
+TRANSFER = key(400)
+
+
+def seeded_server() -> MemoryServerStore:
+    """A server holding a product, a customer, a draft PO for S1, a transfer S1->S2,
+    and 10 units of the product at S1 and at S2."""
+    _clocks.clear()
+    store = MemoryServerStore()
+    seed = [
+        op(HQ, "product", PRODUCT, {"sku": "SKU-1", "name": "Oat milk 1l", "price": 199}),
+        op(HQ, "customer", CUSTOMER, {"name": "Ada", "phone": "111", "credit_limit": 5000}),
+        op(HQ, "purchase_order", PO,
+           {"site": "S1", "supplier": "Oatly", "total": 10_000, "status": "draft"}),
+        op(HQ, "transfer", TRANSFER, {"from_site": "S1", "to_site": "S2",
+                                      "product_id": PRODUCT, "qty": 2, "status": "shipped"}),
+        op(HQ, "stock_movement", key(500),
+           {"site": "S1", "product_id": PRODUCT, "qty": 10, "reason": "receipt"}),
+        op(HQ, "stock_movement", key(501),
+           {"site": "S2", "product_id": PRODUCT, "qty": 10, "reason": "receipt"}),
+    ]
+    for o in seed:
+        ack = apply_op(SCHEMA, store, HQ, o)
+        assert ack.status == "accepted", ack.reason
+    return store
+
+
+def push(store: MemoryServerStore, actor: Actor, *ops: Op) -> list[Ack]:
+    return [apply_op(SCHEMA, store, actor, o) for o in ops]
+
+
+class Device:
+    """A device with its own replica, synced to a memory server over a perfect link."""
+
+    def __init__(self, actor: Actor, server: MemoryServerStore) -> None:
+        self.actor = actor
+        self.server = server
+        self.store = MemoryLocalStore()
+        self.replica = Replica(SCHEMA, self.store, actor.device, actor.site)
+
+    def write(self, entity: str, k: str, fields: dict[str, Any], ms: int = 2_000) -> Op:
+        return self.replica.write(entity, k, fields, "clerk", ms)
+
+    def sync(self, ms: int = 3_000) -> ClientSession:
+        """Connect, catch up, push everything, pull the answers: a whole sync."""
+        session = ClientSession(self.replica, "token")
+        server = ServerSession(SCHEMA, self.server, self.actor, self.replica.cursor)
+        session.start()  # the Hello is checked by the real server, not here
+        outbox: list[Any] = []
+        inbox: list[Any] = [server.welcome()]
+        while outbox or inbox:
+            for msg in inbox:
+                outbox.extend(session.receive(msg, ms))
+            inbox = []
+            for msg in outbox:
+                inbox.extend(server.handle(msg))
+            outbox = []
+            if not inbox:
+                live = server.poll()
+                if live is not None:
+                    inbox.append(live)
+        assert session.idle, session.phase
+        return session

@@ -1,0 +1,129 @@
+"""Bad ops and bad frames get a typed rejection with a reason, never an exception
+that escapes and never a partial change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+
+from schema import SCHEMA
+from sync.messages import (
+    MAX_MESSAGE_BYTES,
+    Error,
+    ErrorCode,
+    Hello,
+    Op,
+    ProtocolError,
+    Push,
+    Status,
+    decode_client,
+    encode,
+)
+from sync.server import check_hello
+
+from .kit import CUSTOMER, PRODUCT, S1_TILL1, key, op, push, seeded_server
+
+
+def _replace(o: Op, **changes: Any) -> Op:
+    return msgspec.structs.replace(o, **changes)
+
+
+GOOD = op(S1_TILL1, "customer", key(7), {"name": "Bob", "phone": "1"})
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (_replace(GOOD, entity="spaceship"), "unknown entity 'spaceship'"),
+        (_replace(GOOD, fields={"name": "Bob", "shoe_size": 44}), "customer has no field 'shoe_size'"),
+        (_replace(GOOD, fields={"name": 42}), "field 'name' must be text, got int"),
+        (_replace(GOOD, fields={"phone": "1"}), "cannot be created without name"),
+        (_replace(GOOD, key="42"), "key must be a lower-case UUID"),
+        (_replace(GOOD, key=""), "key must be a lower-case UUID"),
+        (_replace(GOOD, schema_version=0), "schema version 0"),
+        (_replace(GOOD, schema_version=SCHEMA.version + 1), f"schema version {SCHEMA.version + 1}"),
+        (_replace(GOOD, hlc="yesterday"), "not an HLC timestamp"),
+        (_replace(GOOD, device="s2-till1"), "claims device 's2-till1'"),
+        (_replace(GOOD, fields={"name": "x" * 5000}), "longer than"),
+        (_replace(GOOD, fields={"name": "Bob", "credit_limit": 1.5}), "must be an integer"),
+        (_replace(GOOD, fields={"name": "Bob", "credit_limit": True}), "must be an integer"),
+        (op(S1_TILL1, "stock_movement", key(8), {"site": "S1", "product_id": "p", "qty": 1,
+                                                 "reason": "sale"}), "must be a lower-case UUID"),
+        (op(S1_TILL1, "customer", CUSTOMER, {"name": None}), "field 'name' is required"),
+    ],
+)
+def test_bad_op_is_rejected_with_reason_and_nothing_changes(bad: Op, reason: str) -> None:
+    server = seeded_server()
+    rows_before = dict(server.rows)
+    head = server.head()
+    (ack,) = push(server, S1_TILL1, bad)
+    assert ack.status is Status.REJECTED
+    assert reason in ack.reason
+    assert server.rows == rows_before and server.head() == head
+    assert server.audit[-1][0].op_id == bad.op_id  # the rejection is audited
+
+
+def test_bad_op_in_a_batch_does_not_stop_the_good_ones() -> None:
+    server = seeded_server()
+    bad = _replace(GOOD, op_id="bad", entity="spaceship")
+    good = op(S1_TILL1, "customer", key(8), {"name": "Eve"})
+    acks = push(server, S1_TILL1, bad, good)
+    assert [a.status for a in acks] == ["rejected", "accepted"]
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        (b"", ErrorCode.BAD_MESSAGE),
+        (b"\xc1garbage", ErrorCode.BAD_MESSAGE),
+        (msgspec.msgpack.encode({"type": "Launch"}), ErrorCode.BAD_MESSAGE),
+        (msgspec.msgpack.encode({"type": "Push", "batch": "one", "ops": []}), ErrorCode.BAD_MESSAGE),
+        (msgspec.msgpack.encode({"type": "Push", "batch": 1}), ErrorCode.BAD_MESSAGE),
+        (b"\x00" * (MAX_MESSAGE_BYTES + 1), ErrorCode.TOO_LARGE),
+    ],
+)
+def test_malformed_frames_raise_a_typed_protocol_error(frame: bytes, code: ErrorCode) -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_client(frame)
+    assert info.value.code is code
+    err = info.value.to_error()
+    assert isinstance(err, Error) and err.fatal and str(info.value) == err.message
+
+
+def test_unknown_message_fields_are_ignored_for_compatibility() -> None:
+    frame = msgspec.msgpack.encode({"type": "Push", "batch": 3, "ops": [], "from_the_future": 1})
+    assert decode_client(frame) == Push(batch=3, ops=[])
+
+
+def test_push_round_trips_through_msgpack() -> None:
+    msg = Push(batch=1, ops=[GOOD])
+    assert decode_client(encode(msg)) == msg
+
+
+def _hello(**kw: Any) -> Hello:
+    base: dict[str, Any] = {"device": "s1-till1", "site": "S1", "token": "t",
+                            "schema_version": SCHEMA.version, "cursor": 0}
+    return Hello(**{**base, **kw})
+
+
+def test_hello_checks_site_device_and_versions() -> None:
+    assert check_hello(SCHEMA, _hello(), "s1-till1", "S1") is None
+    forged = check_hello(SCHEMA, _hello(site="S2"), "s1-till1", "S1")
+    assert forged is not None and forged.code is ErrorCode.SCOPE and "belongs to site S1" in forged.message
+    other = check_hello(SCHEMA, _hello(), "s2-till1", "S1")
+    assert other is not None and other.code is ErrorCode.AUTH
+    old = check_hello(SCHEMA, _hello(schema_version=0), "s1-till1", "S1")
+    assert old is not None and old.code is ErrorCode.SCHEMA and "upgrade" in old.message
+    proto = check_hello(SCHEMA, _hello(protocol=99), "s1-till1", "S1")
+    assert proto is not None and proto.code is ErrorCode.SCHEMA
+
+
+def test_hq_owned_create_by_a_site_is_rejected() -> None:
+    server = seeded_server()
+    (ack,) = push(server, S1_TILL1, op(S1_TILL1, "product", key(77),
+                                       {"sku": "X", "name": "X", "price": 1}))
+    assert ack.status is Status.REJECTED and "only HQ creates it" in ack.reason
+    assert server.load("product", key(77)) is None
+    assert server.load("product", PRODUCT) is not None
