@@ -104,7 +104,8 @@ class ClientSession:
                 r.store.set_state("snapshot_at", str(at))
                 if not done:
                     return [self._snapshot_request()]
-                r.cursor = at
+                if at > r.cursor:
+                    r.cursor = at
                 r.store.set_state("bootstrapped", "1")
                 self.phase = Phase.CATCHUP
                 return [Pull(at)]

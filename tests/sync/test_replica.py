@@ -103,3 +103,15 @@ def test_a_store_never_receives_another_stores_sales() -> None:
     assert sites_seen_by_s2 == {"S2"}
     assert ("stock_movement", key(41)) in hq.store.views
     assert ("product", PRODUCT) in s2.store.views  # master data reaches every store
+
+
+def test_a_late_duplicate_of_an_older_row_does_not_roll_the_replica_back() -> None:
+    server = seeded_server()
+    s1 = Device(S1_TILL1, server)
+    s1.sync()
+    old = server.load("customer", CUSTOMER)
+    assert old is not None
+    s1.write("customer", CUSTOMER, {"phone": "new"}, ms=9_000)
+    s1.sync()
+    assert s1.replica.on_row(old, 10_000) is False  # a retried frame from long ago
+    assert s1.store.views[("customer", CUSTOMER)].fields["phone"] == "new"
