@@ -140,9 +140,15 @@ class ClientSession:
             return []
         out: list[Push] = []
         while len(self.in_flight) < self.window:
-            pending = self.replica.store.outbox(self.sent_upto, self.batch_size)
+            store = self.replica.store
+            pending = store.outbox(self.sent_upto, self.batch_size)
             if not pending:
                 break
+            while pending[-1][1].group:  # never split a business transaction
+                more = store.outbox(pending[-1][0], 1)
+                if not more or more[0][1].group != pending[-1][1].group:
+                    break
+                pending.extend(more)
             batch = self.next_batch
             self.next_batch += 1
             self.sent_upto = pending[-1][0]

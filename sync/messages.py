@@ -57,6 +57,9 @@ class Op(msgspec.Struct, frozen=True, omit_defaults=True):
     """Schema version the device was built with."""
     delete: bool = False
     """True: the op deletes the row (``fields`` is then empty)."""
+    group: str = ""
+    """Ops of one business transaction (a sale, its lines, its stock movements and
+    journal lines) share a group id; the server applies a group all or nothing."""
 
 
 class Row(msgspec.Struct, omit_defaults=True):

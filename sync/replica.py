@@ -110,12 +110,14 @@ class Replica:
         *,
         delete: bool = False,
         op_id: str | None = None,
+        group: str = "",
     ) -> Op:
         """Make a local change: check it, show it, and queue it for the server.
 
         Raises ``LocalRejected`` (and writes nothing) when the server would
         reject it for sure: unknown field, wrong type, an HQ-owned field, an
-        invalid state move.
+        invalid state move. Ops of one business transaction pass the same
+        ``group`` and are written in one local transaction by the caller.
         """
         base = self.store.base(entity, key)
         op = Op(
@@ -129,6 +131,7 @@ class Replica:
             device=self.actor.device,
             schema_version=self.schema.version,
             delete=delete,
+            group=group,
         )
         outcome = decide(self.schema, self.store.view(entity, key), op, self.actor)
         if outcome.status is Status.REJECTED:

@@ -33,6 +33,7 @@ from .messages import (
     ServerMessage,
     SnapshotPage,
     SnapshotRequest,
+    Status,
     Welcome,
 )
 
@@ -110,14 +111,59 @@ def check_hello(
 
 def apply_op(schema: Schema, store: ServerStore, actor: Actor, op: Op) -> Ack:
     """Decide and record one op exactly once; the store's transaction makes it atomic."""
-    previous = store.seen(op.op_id)
-    if previous is not None:
-        return previous
-    current = store.load(op.entity, op.key) if schema.get(op.entity) else None
-    outcome = decide(schema, current, op, actor)
-    sites = row_sites(schema, outcome.after) if outcome.after is not None else None
-    store.record(outcome, audit_of(outcome), sites)
-    return outcome.ack()
+    return apply_ops(schema, store, actor, [op])[0]
+
+
+def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -> list[Ack]:
+    """Decide and record a batch of ops, each op id at most once.
+
+    Consecutive ops sharing a ``group`` are one business transaction: if any of
+    them is rejected, all of them are, each with the reason of the first one.
+    """
+    acks: list[Ack] = []
+    start = 0
+    while start < len(ops):
+        end = start + 1
+        group = ops[start].group
+        if group:
+            while end < len(ops) and ops[end].group == group:
+                end += 1
+        acks.extend(_apply_group(schema, store, actor, ops[start:end]))
+        start = end
+    return acks
+
+
+def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -> list[Ack]:
+    seen = [store.seen(op.op_id) for op in ops]
+    if all(ack is not None for ack in seen):
+        return [ack for ack in seen if ack is not None]
+    staged: dict[tuple[str, str], Row | None] = {}
+    outcomes: list[Outcome] = []
+    for op, previous in zip(ops, seen, strict=True):
+        if previous is not None:
+            continue  # part of a group applied before (a resent tail): keep its answer
+        k = (op.entity, op.key)
+        if k not in staged:
+            staged[k] = store.load(op.entity, op.key) if schema.get(op.entity) else None
+        outcome = decide(schema, staged[k], op, actor)
+        if outcome.changed:
+            staged[k] = outcome.after
+        outcomes.append(outcome)
+    failed = next((o for o in outcomes if o.status is Status.REJECTED), None)
+    if failed is not None and len(outcomes) > 1:
+        reason = f"transaction {failed.op.group} rejected: {failed.reason}"
+        outcomes = [
+            o if o is failed else Outcome(
+                o.op, o.actor, Status.REJECTED, reason, o.policy, o.before, o.before
+            )
+            for o in outcomes
+        ]
+    answers = {}
+    for outcome in outcomes:
+        sites = row_sites(schema, outcome.after) if outcome.after is not None else None
+        store.record(outcome, audit_of(outcome), sites)
+        answers[outcome.op.op_id] = outcome.ack()
+    return [previous or answers[op.op_id] for op, previous in zip(ops, seen, strict=True)]
 
 
 class ServerSession:
@@ -148,7 +194,7 @@ class ServerSession:
                     return [Error(ErrorCode.TOO_LARGE,
                                   f"push of {len(ops)} ops; at most {MAX_BATCH_OPS} per batch")]
                 self.store.prefetch(ops)
-                acks = [apply_op(self.schema, self.store, self.actor, op) for op in ops]
+                acks = apply_ops(self.schema, self.store, self.actor, ops)
                 return [Acks(batch=batch, acks=acks)]
             case Pull(cursor=cursor, limit=limit):
                 self.cursor = cursor

@@ -21,7 +21,7 @@ from .kit import CUSTOMER, PO, PRODUCT, TRANSFER, key, seeded_server
 from .simnet import SimDevice, SimNet, visible
 
 SITES = [HQ_SITE, "S1", "S2"]
-ACTIONS = ["sell", "sell", "receive", "customer", "credit", "new_customer", "description",
+ACTIONS = ["sell", "sell", "basket", "basket", "receive", "customer", "credit", "new_customer", "description",
            "price", "po", "transfer", "delete_customer", "connect", "cut", "steps", "steps",
            "duplicate", "duplicate", "fan_out", "push", "steps"]
 
@@ -36,7 +36,7 @@ def _stock(rows: dict[tuple[str, str], object], site: str) -> int:
 def _write(d: SimDevice, net: SimNet, rnd: random.Random, action: str, made: list[Op],
            customers: list[str], moves: Counter[str]) -> None:
     r, site, ms = d.replica, d.actor.site, net.tick()
-    n = len(made) + 1000
+    n = len(made) * 10 + 10_000
     try:
         match action:
             case "sell" | "receive":
@@ -44,6 +44,19 @@ def _write(d: SimDevice, net: SimNet, rnd: random.Random, action: str, made: lis
                 made.append(r.write("stock_movement", key(n), {
                     "site": site, "product_id": PRODUCT, "qty": qty, "reason": action}, "u", ms))
                 moves[site] += qty
+            case "basket":  # one sale of two lines: one transaction, maybe tampered with
+                group, qty = f"g{n}", -rnd.randint(1, 2)
+                for i in range(2):
+                    made.append(r.write("stock_movement", key(n * 10 + i), {
+                        "site": site, "product_id": PRODUCT, "qty": qty, "reason": "sale"},
+                        "u", ms, group=group))
+                if site != HQ_SITE and rnd.random() < 0.4:
+                    forged = Op(f"forged-{n}", "product", PRODUCT, 0, {"price": 1},
+                                r.clock.now(ms), "u", d.actor.device, SCHEMA.version, group=group)
+                    d.store.add_outbox(forged)
+                    made.append(forged)
+                else:
+                    moves[site] += 2 * qty
             case "customer":
                 field = rnd.choice(["name", "phone", "email"])
                 made.append(r.write("customer", rnd.choice(customers),

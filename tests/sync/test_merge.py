@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from schema import SCHEMA
 from sync.merge import decide
 from sync.messages import Status
@@ -207,3 +209,21 @@ def test_decide_is_pure() -> None:
     o = op(S1_TILL1, "customer", CUSTOMER, {"phone": "5"})
     assert decide(SCHEMA, current, o, S1_TILL1) == decide(SCHEMA, current, o, S1_TILL1)
     assert server.load("customer", CUSTOMER) == current
+
+
+def test_a_group_of_ops_is_applied_all_or_nothing() -> None:
+    server = seeded_server()
+    sale = key(50)
+    good = op(S1_TILL1, "stock_movement", sale,
+              {"site": "S1", "product_id": PRODUCT, "qty": -1, "reason": "sale"})
+    forged = op(S1_TILL1, "product", PRODUCT, {"price": 1})
+    group = [msgspec.structs.replace(o, group="tx-1") for o in (good, forged)]
+    from sync.server import apply_ops
+
+    acks = apply_ops(SCHEMA, server, S1_TILL1, group)
+    assert [a.status for a in acks] == ["rejected", "rejected"]
+    assert acks[0].reason.startswith("transaction tx-1 rejected: price of product is owned by HQ")
+    assert server.load("stock_movement", sale) is None
+    assert apply_ops(SCHEMA, server, S1_TILL1, group) == acks  # resent: same answers
+    ok = [msgspec.structs.replace(o, group="tx-2", op_id=o.op_id + "-2") for o in (good,)]
+    assert [a.status for a in apply_ops(SCHEMA, server, S1_TILL1, ok)] == ["accepted"]
