@@ -160,6 +160,13 @@ class Entity:
     deletable: bool = True
     doc: str = ""
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
+    is_ledger: bool = field(init=False, repr=False, compare=False, default=False)
+    """Every field is a ledger field: rows are append-only."""
+    required: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
+    """Names of the fields a create must carry."""
+    fixed_fields: frozenset[str] = field(init=False, repr=False, compare=False,
+                                         default=frozenset())
+    """Fields that place a row (its owner and scope); they never change."""
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -168,8 +175,8 @@ class Entity:
         object.__setattr__(self, "_by_name", {f.name: f for f in self.fields})
         if "id" in names or any(n.startswith("_") for n in names):
             raise ValueError(f"entity {self.name}: 'id' and '_*' names are reserved")
-        if self.scope is Scope.OWNER and self.site_field not in names:
-            raise ValueError(f"entity {self.name}: owner scope needs a site_field")
+        if (self.scope is Scope.OWNER) != (self.site_field in names):
+            raise ValueError(f"entity {self.name}: site_field is set exactly for owner scope")
         if self.scope is Scope.NAMED and not set(self.scope_fields) <= set(names):
             raise ValueError(f"entity {self.name}: unknown scope_fields")
         if self.machine is not None:
@@ -179,22 +186,14 @@ class Entity:
         ledger = {f.policy is Policy.LEDGER for f in self.fields}
         if True in ledger and False in ledger:
             raise ValueError(f"entity {self.name}: ledger entities are ledger in every field")
-
-    @property
-    def is_ledger(self) -> bool:
-        return bool(self.fields) and all(f.policy is Policy.LEDGER for f in self.fields)
+        object.__setattr__(self, "is_ledger", ledger == {True})
+        object.__setattr__(self, "required", tuple(f.name for f in self.fields if f.required))
+        fixed = set(self.scope_fields) | ({self.site_field} if self.site_field else set())
+        object.__setattr__(self, "fixed_fields", frozenset(fixed))
 
     @property
     def field_names(self) -> frozenset[str]:
         return frozenset(f.name for f in self.fields)
-
-    @property
-    def fixed_fields(self) -> frozenset[str]:
-        """Fields that place a row (its owner and scope); they never change."""
-        fixed = set(self.scope_fields)
-        if self.site_field:
-            fixed.add(self.site_field)
-        return frozenset(fixed)
 
     def field(self, name: str) -> Field:
         by_name: dict[str, Field] = self._by_name
@@ -206,14 +205,11 @@ class Entity:
 
     def sites_of(self, values: dict[str, Any]) -> frozenset[str] | None:
         """The sites a row with these values is visible to; None means every site."""
-        match self.scope:
-            case Scope.ALL:
-                return None
-            case Scope.OWNER:
-                assert self.site_field is not None
-                return frozenset({str(values.get(self.site_field))})
-            case Scope.NAMED:
-                return frozenset(str(values.get(n)) for n in self.scope_fields if values.get(n))
+        if self.site_field is not None:  # Scope.OWNER
+            return frozenset((str(values.get(self.site_field)),))
+        if self.scope_fields:  # Scope.NAMED
+            return frozenset(str(values.get(n)) for n in self.scope_fields if values.get(n))
+        return None
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class MemoryServerStore:
             self.rows[(row.entity, row.key)] = row
             self.sites[(row.entity, row.key)] = sites
             self.log.append((Change(len(self.log) + 1, row), sites))
-        self.acks[outcome.op.op_id] = outcome.ack()
+        self.acks[outcome.op.op_id] = outcome.ack
         previous = self.audit[-1][1] if self.audit else GENESIS
         self.audit.append((audit, chain_hash(previous, audit)))
         self.conflicts.extend(outcome.conflicts)

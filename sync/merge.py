@@ -71,8 +71,13 @@ class Outcome:
     """True when ``after`` is a new version that must be stored."""
     dropped: tuple[str, ...] = ()
     conflicts: tuple[Conflict, ...] = field(default_factory=tuple)
+    ack: Ack = field(init=False, repr=False, compare=False)
+    """The answer to send for this op."""
 
-    def ack(self) -> Ack:
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ack", self._make_ack())
+
+    def _make_ack(self) -> Ack:
         return Ack(
             op_id=self.op.op_id,
             status=self.status,
@@ -147,17 +152,18 @@ def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:
         return _reject(
             op, actor, None, Policy.HQ_OWNED, f"{entity.name} is master data; only HQ creates it"
         )
-    missing = sorted(f.name for f in entity.fields if f.required and op.fields.get(f.name) is None)
+    missing = [n for n in entity.required if op.fields.get(n) is None]
     if missing:
         return _reject(
             op, actor, None, "validation", f"{name} cannot be created without {', '.join(missing)}"
         )
-    for f in entity.fields:
-        if f.policy is Policy.HQ_OWNED and f.name in op.fields and not actor.is_hq:
-            return _reject(
-                op, actor, None, Policy.HQ_OWNED,
-                f"{f.name} of {entity.name} is owned by HQ; site {actor.site} cannot set it",
-            )
+    if not actor.is_hq:
+        for fname in op.fields:
+            if entity.field(fname).policy is Policy.HQ_OWNED:
+                return _reject(
+                    op, actor, None, Policy.HQ_OWNED,
+                    f"{fname} of {entity.name} is owned by HQ; site {actor.site} cannot set it",
+                )
     if not _sites_allow(entity, op.fields, actor):
         return _reject(
             op, actor, None, "scope",

@@ -134,6 +134,16 @@ def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -
 
 
 def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -> list[Ack]:
+    if len(ops) == 1:  # the common case, kept lean: it is the ingest hot path
+        op = ops[0]
+        previous = store.seen(op.op_id)
+        if previous is not None:
+            return [previous]
+        current = store.load(op.entity, op.key) if schema.get(op.entity) else None
+        outcome = decide(schema, current, op, actor)
+        sites = row_sites(schema, outcome.after) if outcome.after is not None else None
+        store.record(outcome, audit_of(outcome), sites)
+        return [outcome.ack]
     seen = [store.seen(op.op_id) for op in ops]
     if all(ack is not None for ack in seen):
         return [ack for ack in seen if ack is not None]
@@ -162,7 +172,7 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
     for outcome in outcomes:
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
         store.record(outcome, audit_of(outcome), sites)
-        answers[outcome.op.op_id] = outcome.ack()
+        answers[outcome.op.op_id] = outcome.ack
     return [previous or answers[op.op_id] for op, previous in zip(ops, seen, strict=True)]
 
 
