@@ -1,0 +1,66 @@
+"""Push ingest: ops/s from N devices into one server (SQLite default)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any
+
+from sync.messages import Acks, Push
+
+from .common import RawDevice, RssSampler, Server, env_int
+
+PRODUCT = str(uuid.UUID(int=1))
+
+
+async def _device(dev: RawDevice, n_ops: int, batch: int, window: int) -> int:
+    await dev.connect()
+    ops = [
+        dev.op("stock_movement", str(uuid.uuid4()),
+               {"site": dev.site, "product_id": PRODUCT, "qty": -1, "reason": "sale"})
+        for _ in range(n_ops)
+    ]
+    batches = [ops[i : i + batch] for i in range(0, n_ops, batch)]
+    acked = 0
+    in_flight = 0
+    sent = 0
+    while acked < n_ops:
+        while in_flight < window and sent < len(batches):
+            await dev.send(Push(batch=sent, ops=batches[sent]))
+            sent += 1
+            in_flight += 1
+        msg = await dev.recv()
+        if isinstance(msg, Acks):
+            acked += len(msg.acks)
+            in_flight -= 1
+            bad = [a for a in msg.acks if a.status != "accepted"]
+            if bad:
+                raise RuntimeError(f"op not accepted: {bad[0]}")
+    await dev.close()
+    return acked
+
+
+async def _ingest(url: str, tokens: dict[str, str], per_device: int, batch: int,
+                  window: int) -> float:
+    devices = [RawDevice(url, d, f"S{i + 1}", t) for i, (d, t) in enumerate(tokens.items())]
+    start = time.perf_counter()
+    done = await asyncio.gather(*(_device(d, per_device, batch, window) for d in devices))
+    return sum(done) / (time.perf_counter() - start)
+
+
+def measure_ingest(devices: int | None = None, per_device: int | None = None,
+                   batch: int = 1000, window: int = 2) -> dict[str, Any]:
+    """Push ``per_device`` stock movements from each of ``devices`` devices."""
+    devices = devices or env_int("BENCH_INGEST_DEVICES", 4)
+    per_device = per_device or env_int("BENCH_INGEST_OPS", 25_000)
+    with Server() as server:
+        tokens = server.add_devices([(f"bench-till-{i}", f"S{i + 1}") for i in range(devices)])
+        with RssSampler(server.pid) as rss:
+            rate = asyncio.run(_ingest(server.url, tokens, per_device, batch, window))
+        return {"push_ops_per_s": round(rate), "devices": devices,
+                "ops": devices * per_device, "batch": batch, **rss.summary()}
+
+
+if __name__ == "__main__":
+    print(measure_ingest())
