@@ -1,0 +1,128 @@
+"""Server tables (SQLAlchemy Core), generated from ``schema.SCHEMA``.
+
+Every entity gets one table: ``id`` plus one column per declared field plus the
+merge bookkeeping (``_version``, ``_deleted``, ``_meta``, ``_seq``). The
+infrastructure tables hold the change sequence, its scope index, the acks of
+applied ops (dedupe across restarts), the hash-chained audit log, the
+conflict queue and the device registry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeEngine
+
+from schema import Entity, Kind, Schema
+
+_TYPES: dict[Kind, type[TypeEngine[Any]]] = {
+    Kind.TEXT: Text,
+    Kind.REF: String,
+    Kind.UUID: String,
+    Kind.DATE: String,
+    Kind.INT: BigInteger,
+    Kind.MONEY: BigInteger,
+    Kind.BOOL: Boolean,
+}
+
+
+def _key() -> TypeEngine[str]:
+    # byte order ("C" collation) on PostgreSQL too, so keyset paging is stable
+    return String(36).with_variant(String(36, collation="C"), "postgresql")
+
+
+def entity_table(metadata: MetaData, entity: Entity) -> Table:
+    columns: list[Column[object]] = [Column("id", _key(), primary_key=True)]
+    for f in entity.fields:
+        columns.append(Column(f.name, _TYPES[f.kind](), nullable=True))
+    columns += [
+        Column("_version", Integer, nullable=False),
+        Column("_deleted", Boolean, nullable=False, default=False),
+        Column("_meta", LargeBinary, nullable=False),
+        Column("_seq", BigInteger, nullable=False),
+    ]
+    table = Table(entity.name, metadata, *columns)
+    for name in sorted(entity.fixed_fields):
+        Index(f"ix_{entity.name}_{name}", table.c[name])
+    return table
+
+
+def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
+    metadata = MetaData()
+    entities = {e.name: entity_table(metadata, e) for e in schema.entities}
+    Table(
+        "changes", metadata,
+        Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=False),
+        Column("entity", String, nullable=False),
+        Column("key", String(36), nullable=False),
+        Column("row", LargeBinary, nullable=False),
+    )
+    scope = Table(
+        "change_scope", metadata,
+        Column("site", String, nullable=False),
+        Column("seq", BigInteger, nullable=False),
+    )
+    Index("ix_change_scope_site_seq", scope.c.site, scope.c.seq, unique=True)
+    Table(
+        "ops", metadata,
+        Column("op_id", String, primary_key=True),
+        Column("ack", LargeBinary, nullable=False),
+    )
+    Table(
+        "audit", metadata,
+        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+               autoincrement=False),
+        Column("op_id", String, nullable=False, index=True),
+        Column("entity", String, nullable=False),
+        Column("key", String, nullable=False),
+        Column("user", String, nullable=False),
+        Column("device", String, nullable=False),
+        Column("site", String, nullable=False),
+        Column("hlc", String, nullable=False),
+        Column("status", String, nullable=False),
+        Column("policy", String, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("before", Text, nullable=True),
+        Column("after", Text, nullable=True),
+        Column("hash", String(64), nullable=False),
+    )
+    Table(
+        "conflicts", metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("op_id", String, nullable=False),
+        Column("entity", String, nullable=False),
+        Column("key", String, nullable=False),
+        Column("field", String, nullable=False),
+        Column("server_value", Text, nullable=True),
+        Column("proposed_value", Text, nullable=True),
+        Column("device", String, nullable=False),
+        Column("hlc", String, nullable=False),
+        Column("resolved", Boolean, nullable=False, default=False),
+    )
+    Table(
+        "devices", metadata,
+        Column("device", String, primary_key=True),
+        Column("site", String, nullable=False),
+        Column("token_hash", String(64), nullable=False, unique=True),
+        Column("created_ms", BigInteger, nullable=False),
+        Column("revoked_ms", BigInteger, nullable=True),
+    )
+    Table(
+        "server_meta", metadata,
+        Column("name", String, primary_key=True),
+        Column("value", Text, nullable=False),
+    )
+    return metadata, entities
