@@ -105,6 +105,8 @@ class Database:
                 store = SqlServerStore(conn, self)
                 yield store
                 store.flush()
+                if store.changed and not self.is_sqlite:
+                    conn.execute(text("SELECT pg_notify('branchline_changes', '')"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -179,16 +179,15 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
 class ServerSession:
     """One authenticated device's conversation with the server."""
 
-    def __init__(self, schema: Schema, store: ServerStore, actor: Actor, cursor: int) -> None:
+    def __init__(self, schema: Schema, actor: Actor, cursor: int) -> None:
         self.schema = schema
-        self.store = store
         self.actor = actor
         self.cursor = cursor
         """Everything up to here was sent to (or skipped for) this device."""
         self.scope_site: str | None = None if actor.is_hq else actor.site
 
-    def welcome(self, server_ms: int = 0) -> Welcome:
-        head = self.store.head()
+    def welcome(self, store: ServerStore, server_ms: int = 0) -> Welcome:
+        head = store.head()
         return Welcome(
             head=head,
             schema_version=self.schema.version,
@@ -196,40 +195,41 @@ class ServerSession:
             server_ms=server_ms,
         )
 
-    def handle(self, msg: ClientMessage) -> list[ServerMessage]:
-        """Answer one client message (the caller commits before sending)."""
+    def handle(self, store: ServerStore, msg: ClientMessage) -> list[ServerMessage]:
+        """Answer one client message inside the caller's transaction on ``store``;
+        the caller commits before sending the answer."""
         match msg:
             case Push(batch=batch, ops=ops):
                 if len(ops) > MAX_BATCH_OPS:
                     return [Error(ErrorCode.TOO_LARGE,
                                   f"push of {len(ops)} ops; at most {MAX_BATCH_OPS} per batch")]
-                self.store.prefetch(ops)
-                acks = apply_ops(self.schema, self.store, self.actor, ops)
+                store.prefetch(ops)
+                acks = apply_ops(self.schema, store, self.actor, ops)
                 return [Acks(batch=batch, acks=acks)]
             case Pull(cursor=cursor, limit=limit):
                 self.cursor = cursor
-                return [self.poll(limit, live=False) or Changes([], cursor, since=cursor)]
+                return [self.poll(store, limit, live=False) or Changes([], cursor, since=cursor)]
             case SnapshotRequest() as req:
-                return [self._snapshot(req)]
+                return [self._snapshot(store, req)]
             case Hello():
                 return [Error(ErrorCode.STATE, "already said hello on this connection")]
         return [Error(ErrorCode.BAD_MESSAGE, f"unexpected message {type(msg).__name__}")]
 
-    def poll(self, limit: int = 1000, live: bool = True) -> Changes | None:
+    def poll(self, store: ServerStore, limit: int = 1000, live: bool = True) -> Changes | None:
         """Changes since this session's cursor, if any; advances the cursor.
 
         Live fan-out calls this when the store signals new changes, so a device
         receives exactly the changes after its cursor: no gap and no duplicate.
         """
         since = self.cursor
-        changes, cursor = self.store.changes(self.scope_site, since, limit)
+        changes, cursor = store.changes(self.scope_site, since, limit)
         if cursor == since:
             return None
         self.cursor = cursor
         return Changes(changes, cursor, more=len(changes) >= limit, since=since, live=live)
 
-    def _snapshot(self, req: SnapshotRequest) -> ServerMessage:
-        at = self.store.head() if req.at < 0 else req.at
+    def _snapshot(self, store: ServerStore, req: SnapshotRequest) -> ServerMessage:
+        at = store.head() if req.at < 0 else req.at
         limit = max(1, min(req.limit, 20000))
-        rows = self.store.snapshot(self.scope_site, (req.after_entity, req.after_key), limit)
+        rows = store.snapshot(self.scope_site, (req.after_entity, req.after_key), limit)
         return SnapshotPage(rows=rows, at=at, done=len(rows) < limit)

@@ -104,19 +104,19 @@ class Device:
     def sync(self, ms: int = 3_000) -> ClientSession:
         """Connect, catch up, push everything, pull the answers: a whole sync."""
         session = ClientSession(self.replica, "token")
-        server = ServerSession(SCHEMA, self.server, self.actor, self.replica.cursor)
+        server = ServerSession(SCHEMA, self.actor, self.replica.cursor)
         session.start()  # the Hello is checked by the real server, not here
         outbox: list[Any] = []
-        inbox: list[Any] = [server.welcome()]
+        inbox: list[Any] = [server.welcome(self.server)]
         while outbox or inbox:
             for msg in inbox:
                 outbox.extend(session.receive(msg, ms))
             inbox = []
             for msg in outbox:
-                inbox.extend(server.handle(msg))
+                inbox.extend(server.handle(self.server, msg))
             outbox = []
             if not inbox:
-                live = server.poll()
+                live = server.poll(self.server)
                 if live is not None:
                     inbox.append(live)
         assert session.idle, session.phase

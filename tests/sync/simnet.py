@@ -93,11 +93,11 @@ class SimNet:
             error = check_hello(SCHEMA, msg, link.device.actor.device,  # type: ignore[arg-type]
                                 link.device.actor.site)
             assert error is None
-            link.server = ServerSession(SCHEMA, self.server, link.device.actor,
+            link.server = ServerSession(SCHEMA, link.device.actor,
                                         msg.cursor)  # type: ignore[union-attr]
-            answers: list[ServerMessage] = [link.server.welcome(self.ms)]
+            answers: list[ServerMessage] = [link.server.welcome(self.server, self.ms)]
         else:
-            answers = link.server.handle(msg)
+            answers = link.server.handle(self.server, msg)
         if link.alive:
             link.down.extend(answers)
 
@@ -116,7 +116,7 @@ class SimNet:
     def fan_out(self) -> None:
         for link in self.links:
             if link.alive and link.server is not None and link.client.phase == "ready":
-                changes = link.server.poll()
+                changes = link.server.poll(self.server)
                 if changes is not None:
                     link.down.append(changes)
 
@@ -131,7 +131,7 @@ class SimNet:
         if rnd.random() < 0.5 and pushes:
             link, msg = rnd.choice(pushes)
             if link.server is not None:
-                answers = link.server.handle(msg)
+                answers = link.server.handle(self.server, msg)
                 if link.alive:
                     link.down.extend(answers)
         elif self.sent_down:

@@ -1,0 +1,55 @@
+"""The HQ web app: the ``/sync`` websocket and a health endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, WebSocket, get, websocket
+from litestar.datastructures import State
+from sqlalchemy import func, select
+
+from schema import SCHEMA, Schema
+
+from .fanout import Hub
+from .store import Database
+from .sync_ws import handle_socket
+
+
+def _libpq_dsn(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
+    """The app for one database (``sqlite:///file.db`` or ``postgresql+psycopg://...``)."""
+    db = Database(db_url, schema)
+    hub = Hub()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        if not db.is_sqlite:
+            hub.start_postgres(_libpq_dsn(db_url))
+        try:
+            yield
+        finally:
+            await hub.stop()
+            db.dispose()
+
+    @websocket("/sync")
+    async def sync_socket(socket: WebSocket[Any, Any, State]) -> None:
+        await handle_socket(socket, db, schema, hub)
+
+    @get("/health", sync_to_thread=True)
+    def health() -> dict[str, Any]:
+        """Liveness: schema version, head of the change sequence, devices connected."""
+        changes = db.t["changes"]
+        with db.engine.connect() as conn:
+            head = conn.execute(select(func.coalesce(func.max(changes.c.seq), 0))).scalar_one()
+        return {"status": "ok", "schema_version": schema.version, "head": head,
+                "connected": hub.connected}
+
+    app = Litestar([sync_socket, health], lifespan=[lifespan])
+    app.state.db = db
+    app.state.hub = hub
+    return app

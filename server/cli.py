@@ -1,0 +1,86 @@
+"""``branchline``: run the HQ server and manage device tokens."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+
+from schema import SCHEMA
+
+DEFAULT_DB = "sqlite:///branchline.db"
+
+
+def _db_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=os.environ.get("BRANCHLINE_DB", DEFAULT_DB),
+                   help="database URL: sqlite:///FILE (default) or "
+                        "postgresql+psycopg://USER@HOST:PORT/DB (env BRANCHLINE_DB)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="branchline", description="Branchline HQ server.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("server", help="run the HQ server (sync websocket, API, console)")
+    _db_arg(run)
+    run.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    run.add_argument("--port", type=int, default=8000, help="port to listen on")
+    run.add_argument("--log-level", default="info", help="uvicorn log level")
+
+    dev = sub.add_parser("device", help="register, revoke and list devices")
+    dsub = dev.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = dsub.add_parser("add", help="register a device at a site and print its token")
+    _db_arg(add)
+    add.add_argument("--device", required=True, help="device id, e.g. s1-till1")
+    add.add_argument("--site", required=True, help="site code the device belongs to, e.g. S1")
+    rev = dsub.add_parser("revoke", help="revoke a device's token")
+    _db_arg(rev)
+    rev.add_argument("--device", required=True, help="device id")
+    lst = dsub.add_parser("list", help="list registered devices")
+    _db_arg(lst)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "server":
+        import uvicorn
+
+        from sync.messages import MAX_MESSAGE_BYTES
+
+        from .app import create_app
+
+        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+        app = create_app(args.db)
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
+                    ws_max_size=MAX_MESSAGE_BYTES + 1024, ws_ping_interval=20,
+                    ws_ping_timeout=20)
+        return 0
+
+    from .devices import issue_token, list_devices, revoke
+    from .store import Database
+
+    db = Database(args.db, SCHEMA)
+    try:
+        if args.action == "add":
+            token = issue_token(db, args.device, args.site)
+            print(f"device {args.device} at site {args.site}; token: {token}")
+        elif args.action == "revoke":
+            if not revoke(db, args.device):
+                print(f"no device {args.device}", file=sys.stderr)
+                return 1
+            print(f"device {args.device} revoked")
+        else:
+            for d in list_devices(db):
+                state = ("revoked " + datetime.fromtimestamp(d.revoked_ms / 1000, UTC).isoformat()
+                         if d.revoked_ms else "active")
+                print(f"{d.device}\t{d.site}\t{state}")
+    finally:
+        db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Live fan-out: wake every connected session when new changes are committed.
+
+In one process, a commit calls ``Hub.notify``. With PostgreSQL, every write
+transaction that changed rows also runs ``pg_notify`` (delivered at commit),
+and each server process LISTENs, so sessions connected to another process
+wake up too: several servers share one database with no extra broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import psycopg
+
+CHANNEL = "branchline_changes"
+log = logging.getLogger("branchline.fanout")
+
+
+class Hub:
+    """Wakes subscribers; each subscriber then pulls what it has not seen."""
+
+    def __init__(self) -> None:
+        self._events: set[asyncio.Event] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self) -> asyncio.Event:
+        self._loop = asyncio.get_running_loop()
+        event = asyncio.Event()
+        self._events.add(event)
+        return event
+
+    def unsubscribe(self, event: asyncio.Event) -> None:
+        self._events.discard(event)
+
+    @property
+    def connected(self) -> int:
+        return len(self._events)
+
+    def notify(self) -> None:
+        """Wake every subscriber (call from the event loop)."""
+        for event in self._events:
+            event.set()
+
+    def notify_threadsafe(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self.notify)
+
+    async def listen_postgres(self, dsn: str) -> None:
+        """LISTEN for commits made by other server processes; reconnects on failure."""
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    async for _ in conn.notifies():
+                        self.notify()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the listener must outlive a database restart
+                log.warning("LISTEN %s failed (%s); retrying in 1 s", CHANNEL, exc)
+                await asyncio.sleep(1)
+
+    def start_postgres(self, dsn: str) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.listen_postgres(dsn))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

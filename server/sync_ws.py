@@ -1,0 +1,185 @@
+"""The ``/sync`` websocket: moves frames between a socket, the database and a
+``sync.server.ServerSession``. All protocol decisions live in ``sync/``.
+
+Close codes (sent with an ``Error`` frame saying why, then the close):
+
+====== =====================================================================
+4400   malformed frame, or a first frame that is not a Hello
+4401   unknown or revoked device token, or a token of another device
+4403   the device claims a site other than its token's
+4409   a message not allowed now (a second Hello)
+4413   a frame larger than ``sync.messages.MAX_MESSAGE_BYTES`` (4 MiB)
+4426   protocol or schema version not supported: upgrade the device
+1011   an unexpected server error on this connection (others are unaffected)
+====== =====================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio.to_thread
+from litestar import WebSocket
+from litestar.exceptions import WebSocketDisconnect
+
+from schema import Schema
+from sync.merge import Actor
+from sync.messages import (
+    ClientMessage,
+    Error,
+    ErrorCode,
+    Hello,
+    ProtocolError,
+    Push,
+    ServerMessage,
+    decode_client,
+    encode,
+)
+from sync.server import ServerSession, check_hello
+
+from .devices import DeviceInfo, authenticate
+from .fanout import Hub
+from .store import Database, SqlServerStore
+
+log = logging.getLogger("branchline.sync")
+HELLO_TIMEOUT = 10.0
+CLOSE_CODES = {
+    ErrorCode.BAD_MESSAGE: 4400,
+    ErrorCode.AUTH: 4401,
+    ErrorCode.SCOPE: 4403,
+    ErrorCode.STATE: 4409,
+    ErrorCode.TOO_LARGE: 4413,
+    ErrorCode.SCHEMA: 4426,
+    ErrorCode.INTERNAL: 1011,
+}
+T = TypeVar("T")
+Socket = WebSocket[Any, Any, Any]
+
+
+class Closing(Exception):
+    """End this connection with an Error frame and a close code."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class Connection:
+    """One device's socket, its session, and the two tasks that share it."""
+
+    def __init__(self, socket: Socket, db: Database, schema: Schema, hub: Hub) -> None:
+        self.socket = socket
+        self.db = db
+        self.schema = schema
+        self.hub = hub
+        self.session: ServerSession | None = None
+        self.lock = asyncio.Lock()  # one message at a time touches the session
+        self.device = "?"
+
+    async def in_db(self, write: bool, work: Callable[[SqlServerStore], T]) -> T:
+        def run() -> T:
+            with self.db.transaction(write=write) as store:
+                result = work(store)
+                changed = store.changed
+            if changed:
+                self.hub.notify_threadsafe()
+            return result
+
+        return await anyio.to_thread.run_sync(run)
+
+    async def send(self, messages: list[ServerMessage]) -> None:
+        for msg in messages:
+            await self.socket.send_bytes(encode(msg))
+
+    async def receive(self) -> bytes:
+        frame = await self.socket.receive_data("binary")
+        if not isinstance(frame, bytes):
+            raise Closing(Error(ErrorCode.BAD_MESSAGE, "frames must be binary msgpack", True))
+        return frame
+
+    async def handshake(self) -> None:
+        try:
+            frame = await asyncio.wait_for(self.receive(), HELLO_TIMEOUT)
+        except TimeoutError:
+            raise Closing(Error(ErrorCode.BAD_MESSAGE, "no Hello within 10 s", True)) from None
+        hello = self.decode(frame)
+        if not isinstance(hello, Hello):
+            raise Closing(Error(ErrorCode.BAD_MESSAGE, "the first message must be a Hello", True))
+        self.device = hello.device
+        who = await anyio.to_thread.run_sync(authenticate, self.db, hello.token)
+        if not isinstance(who, DeviceInfo):
+            raise Closing(Error(ErrorCode.AUTH, who, True))
+        refused = check_hello(self.schema, hello, who.device, who.site)
+        if refused is not None:
+            raise Closing(refused)
+        session = ServerSession(self.schema, Actor(who.device, who.site), hello.cursor)
+        welcome = await self.in_db(False, lambda s: session.welcome(s, int(time.time() * 1000)))
+        self.session = session
+        await self.send([welcome])
+
+    def decode(self, frame: bytes) -> ClientMessage:
+        try:
+            return decode_client(frame)
+        except ProtocolError as exc:
+            raise Closing(exc.to_error()) from None
+
+    async def serve(self) -> None:
+        await self.handshake()
+        assert self.session is not None
+        session = self.session
+        wake = self.hub.subscribe()
+        pusher = asyncio.create_task(self.fan_out(session, wake))
+        try:
+            while True:
+                msg = self.decode(await self.receive())
+                async with self.lock:
+                    answers = await self.in_db(isinstance(msg, Push),
+                                               functools.partial(session.handle, msg=msg))
+                    await self.send(answers)
+                for answer in answers:
+                    if isinstance(answer, Error) and answer.fatal:
+                        raise Closing(answer)
+        finally:
+            self.hub.unsubscribe(wake)
+            pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await pusher
+
+    async def fan_out(self, session: ServerSession, wake: asyncio.Event) -> None:
+        """Send new changes in scope as soon as any commit signals them."""
+        while True:
+            await wake.wait()
+            wake.clear()
+            async with self.lock:
+                while True:
+                    changes = await self.in_db(False, session.poll)
+                    if changes is None:
+                        break
+                    await self.send([changes])
+                    if not changes.more:
+                        break
+
+
+async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) -> None:
+    await socket.accept()
+    conn = Connection(socket, db, schema, hub)
+    try:
+        await conn.serve()
+    except Closing as stop:
+        log.info("closing %s: %s", conn.device, stop.error.message)
+        with contextlib.suppress(Exception):
+            await socket.send_bytes(encode(stop.error))
+            await socket.close(CLOSE_CODES[stop.error.code], stop.error.message[:120])
+    except WebSocketDisconnect:
+        return
+    except Exception:
+        log.exception("connection of device %s failed", conn.device)
+        with contextlib.suppress(Exception):
+            await socket.send_bytes(encode(Error(ErrorCode.INTERNAL, "internal error", True)))
+            await socket.close(1011, "internal error")
