@@ -96,8 +96,7 @@ class ClientSession:
                 self.phase = Phase.CATCHUP
                 return [Pull(r.cursor)]
             case SnapshotPage(rows=rows, at=at, done=done):
-                for row in rows:
-                    r.on_row(row, now_ms)
+                r.on_rows(rows, now_ms)
                 self.snapshot_rows += len(rows)
                 if rows:
                     r.store.set_state("snapshot_after", f"{rows[-1].entity} {rows[-1].key}")
@@ -110,8 +109,7 @@ class ClientSession:
                 self.phase = Phase.CATCHUP
                 return [Pull(at)]
             case Changes(changes=changes, cursor=cursor, more=more, since=since):
-                for change in changes:
-                    r.on_row(change.row, now_ms)  # newer versions only: always safe
+                r.on_rows([c.row for c in changes], now_ms)  # newer versions only: always safe
                 if since > r.cursor:
                     return [Pull(r.cursor)]  # a gap: ask again from where we are
                 if cursor > r.cursor:

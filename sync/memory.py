@@ -120,3 +120,15 @@ class MemoryLocalStore:
 
     def add_rejection(self, op: Op, reason: str) -> None:
         self.rejections.append((op, reason))
+
+    def apply_rows(self, rows: list[Row]) -> list[Row]:
+        pending = {(op.entity, op.key) for op in self.pending.values()}
+        rest = []
+        for row in rows:
+            k = (row.entity, row.key)
+            if k in pending:
+                rest.append(row)
+            elif k not in self.bases or self.bases[k].version < row.version:
+                self.bases[k] = row
+                self.views[k] = row
+        return rest

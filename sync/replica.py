@@ -22,6 +22,10 @@ from .merge import Actor, decide
 from .messages import Ack, Op, Row, Status
 
 
+def _latest(row: Row) -> str:
+    return max((hlc for hlc, _ in row.meta.values()), default="")
+
+
 class LocalRejected(Exception):
     """A local write was refused before it reached the outbox (nothing was written)."""
 
@@ -71,6 +75,11 @@ class LocalStore(Protocol):
 
     def add_rejection(self, op: Op, reason: str) -> None:
         """Keep a rejected op and its reason, for the store manager to see."""
+        ...
+
+    def apply_rows(self, rows: list[Row]) -> list[Row]:
+        """Bulk path: store the rows that have no pending ops and are newer than
+        the base, as base and view at once; return the rows left for ``on_row``."""
         ...
 
 
@@ -161,6 +170,14 @@ class Replica:
         self.rebase(row.entity, row.key)
         return True
 
+    def on_rows(self, rows: list[Row], now_ms: int) -> None:
+        """Take many rows from the server (a snapshot page, a batch of changes)."""
+        if not rows:
+            return
+        for row in self.store.apply_rows(rows):
+            self.on_row(row, now_ms)
+        self._observe(max(rows, key=_latest), now_ms)
+
     def on_ack(self, ack: Ack, now_ms: int) -> Op | None:
         """Apply the server's answer to one of our ops; returns the op (None: a duplicate)."""
         op = self.store.drop_outbox(ack.op_id)
@@ -178,10 +195,11 @@ class Replica:
         return op
 
     def _observe(self, row: Row, now_ms: int) -> None:
-        if not row.meta:
+        latest = _latest(row)
+        if not latest:
             return
         try:
-            self._load_clock().observe(max(hlc for hlc, _ in row.meta.values()), now_ms)
+            self._load_clock().observe(latest, now_ms)
         except (ClockDriftError, ValueError):
             return  # a wild clock elsewhere must not stop this till
         self.store.set_state("hlc", self.clock.last.encode())

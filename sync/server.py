@@ -185,6 +185,9 @@ class ServerSession:
         self.cursor = cursor
         """Everything up to here was sent to (or skipped for) this device."""
         self.scope_site: str | None = None if actor.is_hq else actor.site
+        self.following = False
+        """True once the device pulled: only then does live fan-out start, so a
+        device still bootstrapping is not sent the whole history."""
 
     def welcome(self, store: ServerStore, server_ms: int = 0) -> Welcome:
         head = store.head()
@@ -208,6 +211,7 @@ class ServerSession:
                 return [Acks(batch=batch, acks=acks)]
             case Pull(cursor=cursor, limit=limit):
                 self.cursor = cursor
+                self.following = True
                 return [self.poll(store, limit, live=False) or Changes([], cursor, since=cursor)]
             case SnapshotRequest() as req:
                 return [self._snapshot(store, req)]
@@ -221,6 +225,8 @@ class ServerSession:
         Live fan-out calls this when the store signals new changes, so a device
         receives exactly the changes after its cursor: no gap and no duplicate.
         """
+        if live and not self.following:
+            return None
         since = self.cursor
         changes, cursor = store.changes(self.scope_site, since, limit)
         if cursor == since:

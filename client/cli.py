@@ -1,0 +1,159 @@
+"""``branchline-edge``: a store's or warehouse's device, from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from sync.replica import LocalRejected
+
+from .daemon import Refused, Unreachable, rich_progress, run_daemon, sync_once
+from .edge import Edge, NotConfigured
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="branchline-edge",
+                                description="A Branchline edge device (till, back office, "
+                                            "warehouse handheld). Works offline.")
+    p.add_argument("--db", default=os.environ.get("BRANCHLINE_EDGE_DB", "edge.db"),
+                   help="the device's SQLite file (env BRANCHLINE_EDGE_DB; default edge.db)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    init = sub.add_parser("init", help="set up this device: server, device id, site, token")
+    init.add_argument("--server", required=True, help="sync URL, e.g. ws://hq:8000/sync")
+    init.add_argument("--device", required=True, help="device id the token was issued to")
+    init.add_argument("--site", required=True, help="site code of this device, e.g. S1")
+    init.add_argument("--token", required=True, help="device token from `branchline device add`")
+    sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit")
+    sync.add_argument("--timeout", type=float, default=300, help="give up after this many s")
+    sub.add_parser("daemon", help="stay connected and sync continuously (Ctrl-C stops)")
+    sub.add_parser("status", help="last sync, pending ops, cursor, server reachable")
+    put = sub.add_parser("put", help="write fields of a row (works offline)")
+    put.add_argument("entity", help="entity name, e.g. customer")
+    put.add_argument("key", help="row key (a UUID)")
+    put.add_argument("fields", nargs="*", help="field=value pairs; values are JSON if they parse")
+    put.add_argument("--user", default="clerk", help="user making the change")
+    get = sub.add_parser("get", help="show one row as this device sees it")
+    get.add_argument("entity", help="entity name")
+    get.add_argument("key", help="row key")
+    sub.add_parser("pending", help="list ops waiting to be pushed")
+    sub.add_parser("rejections", help="list ops HQ refused, with the reason")
+    return p
+
+
+def _value(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _fields(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"expected field=value, got {pair!r}")
+        out[name] = _value(value)
+    return out
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds") if ms else "never"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
+    edge = Edge(args.db)
+    try:
+        return _run(edge, args)
+    except NotConfigured as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except LocalRejected as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 3
+    except Refused as exc:
+        print(f"refused by the server: {exc}", file=sys.stderr)
+        return 4
+    except Unreachable as exc:
+        print(f"server unreachable: {exc}; the device keeps working offline", file=sys.stderr)
+        return 5
+    finally:
+        edge.close()
+
+
+def _run(edge: Edge, args: argparse.Namespace) -> int:
+    match args.command:
+        case "init":
+            edge.configure(args.server, args.device, args.site, args.token)
+            print(f"{edge.path}: device {args.device} at site {args.site}, server {args.server}")
+        case "sync":
+            progress, done = rich_progress()
+            try:
+                result = asyncio.run(sync_once(edge, timeout=args.timeout, progress=progress))
+            finally:
+                done()
+            print(f"pushed {result.pushed} ops, received {result.received_rows} snapshot rows, "
+                  f"{result.pending} pending, cursor {result.cursor}, {result.seconds:.2f} s")
+        case "daemon":
+            asyncio.run(_daemon(edge))
+        case "status":
+            s = edge.status()
+            reachable = _reachable(edge)
+            print(f"device {s.device} at site {s.site}\nserver {s.server}: "
+                  f"{'reachable' if reachable else 'UNREACHABLE'}\n"
+                  f"last sync {_when(s.last_sync_ms)}\npending ops {s.pending}\n"
+                  f"cursor {s.cursor}\nrejections {s.rejections}")
+        case "put":
+            op = edge.write(args.entity, args.key, _fields(args.fields), args.user)
+            print(f"queued op {op.op_id}")
+        case "get":
+            print(json.dumps(edge.get(args.entity, args.key), indent=2, sort_keys=True))
+        case "pending":
+            for op in edge.pending():
+                print(f"{op.op_id}\t{op.entity}\t{op.key}\t{json.dumps(op.fields)}")
+        case "rejections":
+            for op_id, entity, key, reason in edge.rejections():
+                print(f"{op_id}\t{entity}\t{key}\t{reason}")
+    return 0
+
+
+def _reachable(edge: Edge) -> bool:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(edge.setting("server"))
+
+    async def probe() -> bool:
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(parts.hostname, parts.port or 80), 2)
+        except (OSError, TimeoutError):
+            return False
+        writer.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+async def _daemon(edge: Edge) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    progress, done = rich_progress()
+    try:
+        await run_daemon(edge, stop=stop, progress=progress)
+    finally:
+        done()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
