@@ -32,7 +32,7 @@ def issue_token(db: Database, device: str, site: str) -> str:
     """Register ``device`` at ``site`` (or re-key it) and return its new token."""
     if not device or not site:
         raise ValueError("device and site are required")
-    token = secrets.token_urlsafe(32)
+    token = "bl_" + secrets.token_urlsafe(32)  # never starts with "-"; easy to grep for
     devices = db.t["devices"]
     now = int(time.time() * 1000)
     with db.engine.begin() as conn:

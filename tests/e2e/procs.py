@@ -48,12 +48,12 @@ class ServerProc:
         return f"ws://127.0.0.1:{self.port}/sync"
 
     def start(self) -> ServerProc:
-        log = open(self.workdir / f"server-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [str(BIN / "branchline"), "server", "--db", self.db_url,
-             "--host", "127.0.0.1", "--port", str(self.port)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-        )
+        with open(self.workdir / f"server-{self.port}.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(BIN / "branchline"), "server", "--db", self.db_url,
+                 "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )
         wait_for(self.healthy, 30, "the server to answer /health", step=0.1)
         return self
 
@@ -131,11 +131,11 @@ class EdgeProc:
         return self.run("sync", timeout=timeout)
 
     def start_daemon(self) -> EdgeProc:
-        log = open(self.workdir / f"{self.device}-daemon.log", "ab")  # noqa: SIM115
-        self.daemon = subprocess.Popen(
-            [str(BIN / "branchline-edge"), "--db", str(self.db), "daemon"],
-            stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
-        )
+        with open(self.workdir / f"{self.device}-daemon.log", "ab") as log:
+            self.daemon = subprocess.Popen(
+                [str(BIN / "branchline-edge"), "--db", str(self.db), "daemon"],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            )
         return self
 
     def stop_daemon(self, sig: int = signal.SIGTERM) -> None:
