@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
         app = create_app(args.db)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
-                    ws_max_size=MAX_MESSAGE_BYTES + 1024, ws_ping_interval=20,
+                    ws_max_size=4 * MAX_MESSAGE_BYTES, ws_ping_interval=20,
                     ws_ping_timeout=20)
         return 0
 

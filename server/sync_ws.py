@@ -8,7 +8,8 @@ Close codes (sent with an ``Error`` frame saying why, then the close):
 4401   unknown or revoked device token, or a token of another device
 4403   the device claims a site other than its token's
 4409   a message not allowed now (a second Hello)
-4413   a frame larger than ``sync.messages.MAX_MESSAGE_BYTES`` (4 MiB)
+4413   a frame larger than ``sync.messages.MAX_MESSAGE_BYTES`` (4 MiB); frames over
+       16 MiB are cut earlier by the web server itself (standard code 1009)
 4426   protocol or schema version not supported: upgrade the device
 1011   an unexpected server error on this connection (others are unaffected)
 ====== =====================================================================

@@ -1,0 +1,212 @@
+"""The /sync websocket against a real server process: bad input is refused with a
+close code and a reason, nothing of it is stored, and other devices keep working."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from schema import SCHEMA
+from sync.hlc import Clock
+from sync.messages import (
+    MAX_MESSAGE_BYTES,
+    Acks,
+    Changes,
+    Error,
+    Hello,
+    Op,
+    Pull,
+    Push,
+    ServerMessage,
+    Welcome,
+    decode_server,
+    encode,
+)
+from tests.e2e.procs import BIN, ServerProc
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    workdir = tmp_path_factory.mktemp("ws")
+    proc = ServerProc(f"sqlite:///{workdir / 'hq.db'}", workdir).start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(server: ServerProc) -> dict[str, str]:
+    return {d: server.add_device(d, site) for d, site in
+            [("hq", "HQ"), ("s1", "S1"), ("s2", "S2"), ("gone", "S1")]}
+
+
+def _connect(server: ServerProc) -> ClientConnection:
+    # a plain connection that outlives this function (websockets 17: legacy=True)
+    return connect(server.ws_url, max_size=None, open_timeout=5, compression=None, legacy=True)
+
+
+def _recv(ws: ClientConnection, timeout: float = 5) -> ServerMessage:
+    data = ws.recv(timeout)
+    assert isinstance(data, bytes)
+    return decode_server(data)
+
+
+def _hello(ws: ClientConnection, device: str, site: str, token: str, **kw: Any) -> ServerMessage:
+    ws.send(encode(Hello(device, site, token, kw.pop("schema_version", SCHEMA.version), 0, **kw)))
+    return _recv(ws)
+
+
+def _session(server: ServerProc, device: str, site: str, token: str) -> ClientConnection:
+    ws = _connect(server)
+    assert isinstance(_hello(ws, device, site, token), Welcome)
+    ws.send(encode(Pull(0)))
+    while True:
+        msg = _recv(ws)
+        if isinstance(msg, Changes) and not msg.more:
+            return ws
+
+
+def _closed_with(ws: ClientConnection, code: int) -> str:
+    with pytest.raises(ConnectionClosed) as info:
+        for _ in range(5):
+            ws.recv(5)
+    assert info.value.rcvd is not None
+    assert info.value.rcvd.code == code
+    return info.value.rcvd.reason
+
+
+def _op(device: str, entity: str, fields: dict[str, Any], key: str | None = None) -> Op:
+    return Op(str(uuid.uuid4()), entity, key or str(uuid.uuid4()), 0, fields,
+              Clock(device).now(int(time.time() * 1000)), "tester", device, SCHEMA.version)
+
+
+def test_wrong_token_is_refused_with_4401(server: ServerProc, tokens: dict[str, str]) -> None:
+    ws = _connect(server)
+    err = _hello(ws, "s1", "S1", "bl_not-a-token")
+    assert isinstance(err, Error) and err.message == "unknown device token"
+    _closed_with(ws, 4401)
+
+
+def test_revoked_token_is_refused(server: ServerProc, tokens: dict[str, str]) -> None:
+    subprocess.run([str(BIN / "branchline"), "device", "revoke", "--db", server.db_url,
+                    "--device", "gone"], check=True, capture_output=True)
+    ws = _connect(server)
+    err = _hello(ws, "gone", "S1", tokens["gone"])
+    assert isinstance(err, Error) and "revoked" in err.message
+    _closed_with(ws, 4401)
+
+
+def test_a_device_claiming_another_site_is_refused_with_4403(
+    server: ServerProc, tokens: dict[str, str]
+) -> None:
+    ws = _connect(server)
+    err = _hello(ws, "s1", "S2", tokens["s1"])
+    assert isinstance(err, Error) and err.message == "device s1 belongs to site S1, not S2"
+    _closed_with(ws, 4403)
+
+
+def test_an_old_schema_version_is_told_to_upgrade(server: ServerProc, tokens: dict[str, str]) -> None:
+    ws = _connect(server)
+    err = _hello(ws, "s1", "S1", tokens["s1"], schema_version=0)
+    assert isinstance(err, Error) and "upgrade this device" in err.message
+    _closed_with(ws, 4426)
+
+
+def test_malformed_frame_closes_only_that_connection(
+    server: ServerProc, tokens: dict[str, str]
+) -> None:
+    good = _session(server, "s2", "S2", tokens["s2"])
+    bad = _session(server, "s1", "S1", tokens["s1"])
+    bad.send(b"\x93\x01\x02")  # msgpack, but no message
+    err = _recv(bad)
+    assert isinstance(err, Error) and err.message.startswith("malformed client message")
+    _closed_with(bad, 4400)
+    bad2 = _connect(server)
+    bad2.send("hello as text")
+    _closed_with(bad2, 4400)
+    good.send(encode(Push(1, [_op("s2", "customer", {"name": "Still served"})])))
+    acks = _recv(good)
+    assert isinstance(acks, Acks) and acks.acks[0].status == "accepted"
+
+
+def test_oversized_frame_is_refused_and_nothing_is_stored(
+    server: ServerProc, tokens: dict[str, str]
+) -> None:
+    ws = _session(server, "s1", "S1", tokens["s1"])
+    key = str(uuid.uuid4())
+    big = Push(1, [_op("s1", "customer", {"name": "x" * 1000}, key=key)] * 5000)
+    frame = encode(big)
+    assert len(frame) > MAX_MESSAGE_BYTES
+    ws.send(frame)
+    reason = _closed_with(ws, 4413)
+    assert "limit" in reason or reason == ""
+    hq = _session(server, "hq", "HQ", tokens["hq"])
+    hq.send(encode(Pull(0)))
+    seen = _recv(hq)
+    assert isinstance(seen, Changes) and all(c.row.key != key for c in seen.changes)
+
+
+def test_push_outside_scope_is_rejected_with_reason_and_not_stored(
+    server: ServerProc, tokens: dict[str, str]
+) -> None:
+    ws = _session(server, "s2", "S2", tokens["s2"])
+    product = str(uuid.UUID(int=77))
+    forged = _op("s2", "stock_movement", {"site": "S1", "product_id": product, "qty": -50,
+                                          "reason": "sale"})
+    price = _op("s2", "product", {"sku": "X", "name": "X", "price": 1}, key=product)
+    ws.send(encode(Push(7, [forged, price])))
+    acks = _recv(ws)
+    assert isinstance(acks, Acks) and acks.batch == 7
+    assert [a.status for a in acks.acks] == ["rejected", "rejected"]
+    assert "not to site S2" in acks.acks[0].reason
+    assert "only HQ creates it" in acks.acks[1].reason
+    s1 = _session(server, "s1", "S1", tokens["s1"])
+    s1.send(encode(Pull(0)))
+    seen = _recv(s1)
+    assert isinstance(seen, Changes)
+    assert forged.key not in {c.row.key for c in seen.changes}
+
+
+def test_live_fan_out_respects_scope(server: ServerProc, tokens: dict[str, str]) -> None:
+    s1 = _session(server, "s1", "S1", tokens["s1"])
+    s2 = _session(server, "s2", "S2", tokens["s2"])
+    hq = _session(server, "hq", "HQ", tokens["hq"])
+    sale = _op("s1", "stock_movement", {"site": "S1", "product_id": str(uuid.UUID(int=5)),
+                                        "qty": -1, "reason": "sale"})
+    customer = _op("s1", "customer", {"name": "Live"})
+    s1.send(encode(Push(1, [sale, customer])))
+    got_hq: set[str] = set()
+    while len(got_hq) < 2:
+        msg = _recv(hq)
+        if isinstance(msg, Changes):
+            assert msg.live
+            got_hq |= {c.row.key for c in msg.changes}
+    assert {sale.key, customer.key} <= got_hq
+    got_s2: set[str] = set()
+    while customer.key not in got_s2:
+        msg = _recv(s2)
+        if isinstance(msg, Changes):
+            got_s2 |= {c.row.key for c in msg.changes}
+    assert sale.key not in got_s2
+
+
+def test_unknown_message_type_in_a_valid_frame(server: ServerProc, tokens: dict[str, str]) -> None:
+    ws = _session(server, "s1", "S1", tokens["s1"])
+    ws.send(msgspec.msgpack.encode({"type": "Welcome", "head": 0, "schema_version": 1,
+                                    "snapshot_required": False}))
+    err = _recv(ws)
+    assert isinstance(err, Error) and "malformed" in err.message
+    _closed_with(ws, 4400)
+
+
+def test_server_log_shows_why_connections_closed(server: ServerProc) -> None:
+    log = Path(server.workdir / f"server-{server.port}.log").read_text()
+    assert "closing s1: device s1 belongs to site S1, not S2" in log
