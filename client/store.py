@@ -111,7 +111,7 @@ class SqliteLocalStore:
         return (row.key, *(row.fields.get(f.name) for f in self.schema[row.entity].fields),
                 row.version, int(row.deleted))
 
-    def apply_rows(self, rows: list[Row]) -> list[Row]:
+    def apply_rows(self, rows: list[Row], check_versions: bool = True) -> list[Row]:
         """Bulk path for snapshot pages: store rows that have no pending ops in a
         few statements; return the others for the per-row rebase."""
         if not rows:
@@ -120,12 +120,16 @@ class SqliteLocalStore:
         later = [r for r in rows if (r.entity, r.key) in pending]
         fast = [r for r in rows if (r.entity, r.key) not in pending]
         versions: dict[tuple[str, str], int] = {}
-        for start in range(0, len(fast), 10_000):
-            chunk = fast[start : start + 10_000]
-            marks = ",".join("?" * len(chunk))
-            versions.update(((e, k), v) for e, k, v in self.conn.execute(
-                f"SELECT entity, key, version FROM _base WHERE key IN ({marks})",
-                [r.key for r in chunk]))
+        keys_by_entity: dict[str, list[str]] = {}
+        for r in fast:
+            keys_by_entity.setdefault(r.entity, []).append(r.key)
+        for entity, keys in keys_by_entity.items() if check_versions else ():
+            for start in range(0, len(keys), 10_000):
+                chunk = keys[start : start + 10_000]
+                marks = ",".join("?" * len(chunk))
+                versions.update(((entity, k), v) for k, v in self.conn.execute(
+                    f"SELECT key, version FROM _base WHERE entity = ? AND key IN ({marks})",
+                    [entity, *chunk]))
         fast = [r for r in fast if versions.get((r.entity, r.key), -1) < r.version]
         self.conn.executemany(
             "INSERT OR REPLACE INTO _base (entity, key, version, row) VALUES (?, ?, ?, ?)",

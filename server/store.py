@@ -39,7 +39,6 @@ from sync.messages import Ack, Change, Op, Row, decode_ack, encode
 from .tables import build
 
 ADVISORY_LOCK = 7262_2024
-_meta_decoder = msgspec.msgpack.Decoder(dict[str, tuple[str, int]])
 _row_decoder = msgspec.msgpack.Decoder(Row)
 _json = msgspec.json.Encoder(order="sorted")
 CHUNK = 500
@@ -137,6 +136,7 @@ class SqlServerStore:
         self._stored: set[tuple[str, str]] = set()
         self._dirty: dict[tuple[str, str], Row] = {}
         self._seqs: dict[tuple[str, str], int] = {}
+        self._blobs: dict[tuple[str, str], bytes] = {}
         self._changes: list[dict[str, Any]] = []
         self._scope: list[dict[str, Any]] = []
         self._ops: list[dict[str, Any]] = []
@@ -182,10 +182,8 @@ class SqlServerStore:
         return row
 
     def _to_row(self, entity: str, r: Any) -> Row:
-        m = r._mapping
-        fields = {f.name: m[f.name] for f in self.schema[entity].fields}
-        return Row(entity, m["id"], m["_version"], fields, bool(m["_deleted"]),
-                   _meta_decoder.decode(m["_meta"]))
+        row: Row = _row_decoder.decode(r._mapping["_row"])
+        return row
 
     def seen(self, op_id: str) -> Ack | None:
         if op_id not in self._acks:
@@ -220,8 +218,10 @@ class SqlServerStore:
             self._rows[k] = row
             self._dirty[k] = row
             self._seqs[k] = seq
+            blob = encode(row)
+            self._blobs[k] = blob
             self._changes.append({"seq": seq, "entity": row.entity, "key": row.key,
-                                  "row": encode(row)})
+                                  "row": blob})
             for site in sorted(sites) if sites is not None else ["*"]:
                 self._scope.append({"site": site, "seq": seq})
             self.changed = True
@@ -261,7 +261,7 @@ class SqlServerStore:
         updates: dict[str, list[dict[str, Any]]] = {}
         for k, row in self._dirty.items():
             values = {**row.fields, "_version": row.version, "_deleted": row.deleted,
-                      "_meta": encode_meta(row.meta), "_seq": self._seqs[k]}
+                      "_row": self._blobs[k], "_seq": self._seqs[k]}
             if k in self._stored:
                 updates.setdefault(row.entity, []).append({"b_id": row.key, **values})
             else:
@@ -313,14 +313,14 @@ class SqlServerStore:
             if entity < after[0] or len(out) >= limit:
                 continue
             table = self.db.entities[entity]
-            q = select(table)
+            q = select(table.c._row)
             if entity == after[0]:
                 q = q.where(table.c.id > after[1])
             scoped = self._scope_filter(table, entity, site)
             if scoped is not None:
                 q = q.where(scoped)
             q = q.order_by(table.c.id).limit(limit - len(out))
-            out.extend(self._to_row(entity, r) for r in self.conn.execute(q))
+            out.extend(_row_decoder.decode(blob) for blob in self.conn.execute(q).scalars())
         return out
 
     def _scope_filter(self, table: Table, entity: str, site: str | None) -> Any:
@@ -349,10 +349,6 @@ class SqlServerStore:
                 after=msgspec.json.decode(m["after"]) if m["after"] is not None else None,
             ), str(m["hash"])))
         return out
-
-
-def encode_meta(meta: dict[str, tuple[str, int]]) -> bytes:
-    return msgspec.msgpack.encode(meta)
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

@@ -39,6 +39,8 @@ from sync.messages import (
     ProtocolError,
     Push,
     ServerMessage,
+    SnapshotPage,
+    SnapshotRequest,
     decode_client,
     encode,
 )
@@ -82,6 +84,7 @@ class Connection:
         self.session: ServerSession | None = None
         self.lock = asyncio.Lock()  # one message at a time touches the session
         self.device = "?"
+        self.ahead: tuple[SnapshotRequest, asyncio.Future[list[ServerMessage]]] | None = None
 
     async def in_db(self, write: bool, work: Callable[[SqlServerStore], T]) -> T:
         def run() -> T:
@@ -140,9 +143,14 @@ class Connection:
             while True:
                 msg = self.decode(await self.receive())
                 async with self.lock:
-                    answers = await self.in_db(isinstance(msg, Push),
-                                               functools.partial(session.handle, msg=msg))
+                    ahead, self.ahead = self.ahead, None
+                    if ahead is not None and ahead[0] == msg:
+                        answers = await ahead[1]
+                    else:
+                        answers = await self.in_db(isinstance(msg, Push),
+                                                   functools.partial(session.handle, msg=msg))
                     await self.send(answers)
+                    self.read_ahead(session, msg, answers)
                 for answer in answers:
                     if isinstance(answer, Error) and answer.fatal:
                         raise Closing(answer)
@@ -151,6 +159,21 @@ class Connection:
             pusher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await pusher
+
+    def read_ahead(self, session: ServerSession, msg: ClientMessage,
+                   answers: list[ServerMessage]) -> None:
+        """While the device stores a snapshot page, read the page it will ask
+        for next (its request is determined by the last row sent)."""
+        if not (isinstance(msg, SnapshotRequest) and len(answers) == 1):
+            return
+        page = answers[0]
+        if not isinstance(page, SnapshotPage) or page.done or not page.rows:
+            return
+        last = page.rows[-1]
+        nxt = SnapshotRequest(last.entity, last.key, page.at, msg.limit)
+        future = asyncio.ensure_future(
+            self.in_db(False, functools.partial(session.handle, msg=nxt)))
+        self.ahead = (nxt, future)
 
     async def fan_out(self, session: ServerSession, wake: asyncio.Event) -> None:
         """Send new changes in scope as soon as any commit signals them."""

@@ -1,7 +1,8 @@
 """Server tables (SQLAlchemy Core), generated from ``schema.SCHEMA``.
 
 Every entity gets one table: ``id`` plus one column per declared field plus the
-merge bookkeeping (``_version``, ``_deleted``, ``_meta``, ``_seq``). The
+merge bookkeeping (``_version``, ``_deleted``, ``_seq``, and ``_row``: the
+whole row with its per-field clocks, as msgpack, served as-is to devices). The
 infrastructure tables hold the change sequence, its scope index, the acks of
 applied ops (dedupe across restarts), the hash-chained audit log, the
 conflict queue and the device registry.
@@ -50,7 +51,7 @@ def entity_table(metadata: MetaData, entity: Entity) -> Table:
     columns += [
         Column("_version", Integer, nullable=False),
         Column("_deleted", Boolean, nullable=False, default=False),
-        Column("_meta", LargeBinary, nullable=False),
+        Column("_row", LargeBinary, nullable=False),
         Column("_seq", BigInteger, nullable=False),
     ]
     table = Table(entity.name, metadata, *columns)

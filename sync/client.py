@@ -46,7 +46,7 @@ class ClientSession:
         *,
         batch_size: int = 1000,
         window: int = 4,
-        snapshot_page: int = 5000,
+        snapshot_page: int = 10_000,
     ) -> None:
         self.replica = replica
         self.token = token
@@ -96,7 +96,7 @@ class ClientSession:
                 self.phase = Phase.CATCHUP
                 return [Pull(r.cursor)]
             case SnapshotPage(rows=rows, at=at, done=done):
-                r.on_rows(rows, now_ms)
+                r.on_rows(rows, now_ms, snapshot=True)
                 self.snapshot_rows += len(rows)
                 if rows:
                     r.store.set_state("snapshot_after", f"{rows[-1].entity} {rows[-1].key}")

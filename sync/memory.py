@@ -121,7 +121,7 @@ class MemoryLocalStore:
     def add_rejection(self, op: Op, reason: str) -> None:
         self.rejections.append((op, reason))
 
-    def apply_rows(self, rows: list[Row]) -> list[Row]:
+    def apply_rows(self, rows: list[Row], check_versions: bool = True) -> list[Row]:
         pending = {(op.entity, op.key) for op in self.pending.values()}
         rest = []
         for row in rows:

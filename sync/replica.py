@@ -77,9 +77,11 @@ class LocalStore(Protocol):
         """Keep a rejected op and its reason, for the store manager to see."""
         ...
 
-    def apply_rows(self, rows: list[Row]) -> list[Row]:
+    def apply_rows(self, rows: list[Row], check_versions: bool = True) -> list[Row]:
         """Bulk path: store the rows that have no pending ops and are newer than
-        the base, as base and view at once; return the rows left for ``on_row``."""
+        the base, as base and view at once; return the rows left for ``on_row``.
+        ``check_versions=False`` (snapshot pages: every row is the newest, and
+        nothing else arrives meanwhile) skips reading the current versions."""
         ...
 
 
@@ -170,11 +172,11 @@ class Replica:
         self.rebase(row.entity, row.key)
         return True
 
-    def on_rows(self, rows: list[Row], now_ms: int) -> None:
+    def on_rows(self, rows: list[Row], now_ms: int, snapshot: bool = False) -> None:
         """Take many rows from the server (a snapshot page, a batch of changes)."""
         if not rows:
             return
-        for row in self.store.apply_rows(rows):
+        for row in self.store.apply_rows(rows, check_versions=not snapshot):
             self.on_row(row, now_ms)
         self._observe(max(rows, key=_latest), now_ms)
 
