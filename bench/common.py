@@ -136,16 +136,17 @@ class Server:
         return self.proc.pid
 
     def add_devices(self, devices: list[tuple[str, str]]) -> dict[str, str]:
-        """Register devices (device, site) -> tokens, in one process start."""
-        tokens = {}
-        for device, site in devices:
-            out = subprocess.run(
-                [str(BIN / "branchline"), "device", "add", "--db", self.db_url,
-                 "--device", device, "--site", site],
-                check=True, capture_output=True, text=True, timeout=60,
-            )
-            tokens[device] = out.stdout.strip().splitlines()[-1].split()[-1]
-        return tokens
+        """Register devices (device, site) -> tokens, through the server's own API
+        (one process instead of one ``branchline device add`` per device)."""
+        from schema import SCHEMA
+        from server.devices import issue_token
+        from server.store import Database
+
+        db = Database(self.db_url, SCHEMA)
+        try:
+            return {device: issue_token(db, device, site) for device, site in devices}
+        finally:
+            db.dispose()
 
 
 class RawDevice:

@@ -9,22 +9,35 @@ wake up too: several servers share one database with no extra broker.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 
 import psycopg
+
+from sync.messages import Change
 
 CHANNEL = "branchline_changes"
 log = logging.getLogger("branchline.fanout")
 
 
 class Hub:
-    """Wakes subscribers; each subscriber then pulls what it has not seen."""
+    """Wakes subscribers and keeps the changes this process committed recently,
+    so each connected session can take its share without reading the database.
 
-    def __init__(self) -> None:
+    A session whose cursor is not right before the buffered run (it is behind,
+    or another server process committed in between) reads the database instead.
+    """
+
+    def __init__(self, keep: int = 20_000) -> None:
         self._events: set[asyncio.Event] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self.keep = keep
+        self.changes: list[Change] = []
+        self.sites: list[frozenset[str] | None] = []
+        self.external = 0
+        """Bumped when another process committed: sessions must read the database."""
 
     def subscribe(self) -> asyncio.Event:
         self._loop = asyncio.get_running_loop()
@@ -44,9 +57,28 @@ class Hub:
         for event in self._events:
             event.set()
 
-    def notify_threadsafe(self) -> None:
+    def publish(self, committed: list[tuple[Change, frozenset[str] | None]]) -> None:
+        """Add freshly committed changes (in seq order) and wake every subscriber."""
+        for change, sites in committed:
+            at = bisect.bisect(self.changes, change.seq, key=lambda c: c.seq)
+            self.changes.insert(at, change)
+            self.sites.insert(at, sites)
+        if len(self.changes) > self.keep:
+            del self.changes[: -self.keep], self.sites[: -self.keep]
+        self.notify()
+
+    def publish_threadsafe(self, committed: list[tuple[Change, frozenset[str] | None]]) -> None:
         if self._loop is not None:
-            self._loop.call_soon_threadsafe(self.notify)
+            self._loop.call_soon_threadsafe(self.publish, committed)
+
+    def run_after(self, cursor: int) -> tuple[list[Change], list[frozenset[str] | None]]:
+        """The buffered changes after ``cursor``."""
+        at = bisect.bisect(self.changes, cursor, key=lambda c: c.seq)
+        return self.changes[at:], self.sites[at:]
+
+    def notify_external(self) -> None:
+        self.external += 1
+        self.notify()
 
     async def listen_postgres(self, dsn: str) -> None:
         """LISTEN for commits made by other server processes; reconnects on failure."""
@@ -56,7 +88,7 @@ class Hub:
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     async for _ in conn.notifies():
-                        self.notify()
+                        self.notify_external()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the listener must outlive a database restart

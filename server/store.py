@@ -146,6 +146,8 @@ class SqlServerStore:
         self._audit_tail: tuple[int, str] | None = None
         self.changed = False
         """True once this transaction recorded a new row version (fan-out needed)."""
+        self.published: list[tuple[Change, frozenset[str] | None]] = []
+        """The changes this transaction made, for in-process live fan-out."""
 
     # -- reads -----------------------------------------------------------------
     def prefetch(self, ops: list[Op]) -> None:
@@ -224,6 +226,7 @@ class SqlServerStore:
                                   "row": blob})
             for site in sorted(sites) if sites is not None else ["*"]:
                 self._scope.append({"site": site, "seq": seq})
+            self.published.append((Change(seq, row), sites))
             self.changed = True
         self._acks[outcome.op.op_id] = outcome.ack
         self._ops.append({"op_id": outcome.op.op_id, "ack": encode(outcome.ack)})

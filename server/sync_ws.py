@@ -90,9 +90,8 @@ class Connection:
         def run() -> T:
             with self.db.transaction(write=write) as store:
                 result = work(store)
-                changed = store.changed
-            if changed:
-                self.hub.notify_threadsafe()
+            if store.published:
+                self.hub.publish_threadsafe(store.published)
             return result
 
         return await anyio.to_thread.run_sync(run)
@@ -176,18 +175,25 @@ class Connection:
         self.ahead = (nxt, future)
 
     async def fan_out(self, session: ServerSession, wake: asyncio.Event) -> None:
-        """Send new changes in scope as soon as any commit signals them."""
+        """Send new changes in scope as soon as any commit signals them: from the
+        hub's buffer when it continues this device's cursor, else from the database."""
+        external = self.hub.external
         while True:
             await wake.wait()
             wake.clear()
             async with self.lock:
-                while True:
+                read_db = external != self.hub.external
+                external = self.hub.external
+                if not read_db:
+                    run, sites = self.hub.run_after(session.cursor)
+                    changes, read_db = session.live_run(run, sites)
+                    if changes is not None:
+                        await self.send([changes])
+                while read_db:
                     changes = await self.in_db(False, session.poll)
-                    if changes is None:
-                        break
-                    await self.send([changes])
-                    if not changes.more:
-                        break
+                    if changes is not None:
+                        await self.send([changes])
+                    read_db = changes is not None and changes.more
 
 
 async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) -> None:

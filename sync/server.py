@@ -9,6 +9,7 @@ answer only after that transaction committed, so an ack always means durable.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from schema import Schema
@@ -183,7 +184,9 @@ class ServerSession:
         self.schema = schema
         self.actor = actor
         self.cursor = cursor
-        """Everything up to here was sent to (or skipped for) this device."""
+        """Every change up to here was sent to this device or is outside its scope."""
+        self.sent = cursor
+        """The cursor the device was last told (the ``since`` of the next Changes)."""
         self.scope_site: str | None = None if actor.is_hq else actor.site
         self.following = False
         """True once the device pulled: only then does live fan-out start, so a
@@ -210,7 +213,7 @@ class ServerSession:
                 acks = apply_ops(self.schema, store, self.actor, ops)
                 return [Acks(batch=batch, acks=acks)]
             case Pull(cursor=cursor, limit=limit):
-                self.cursor = cursor
+                self.cursor = self.sent = cursor
                 self.following = True
                 return [self.poll(store, limit, live=False) or Changes([], cursor, since=cursor)]
             case SnapshotRequest() as req:
@@ -220,19 +223,50 @@ class ServerSession:
         return [Error(ErrorCode.BAD_MESSAGE, f"unexpected message {type(msg).__name__}")]
 
     def poll(self, store: ServerStore, limit: int = 1000, live: bool = True) -> Changes | None:
-        """Changes since this session's cursor, if any; advances the cursor.
+        """Changes since this session's cursor, read from the store; advances the cursor.
 
-        Live fan-out calls this when the store signals new changes, so a device
-        receives exactly the changes after its cursor: no gap and no duplicate.
+        Live fan-out calls this when it cannot serve a device from ``live_run``
+        (a gap, or a commit made by another server process).
         """
         if live and not self.following:
             return None
-        since = self.cursor
-        changes, cursor = store.changes(self.scope_site, since, limit)
-        if cursor == since:
+        changes, cursor = store.changes(self.scope_site, self.cursor, limit)
+        return self._advance(changes, cursor, more=len(changes) >= limit, live=live)
+
+    def live_run(self, run: Sequence[Change], sites: Sequence[frozenset[str] | None]
+                 ) -> tuple[Changes | None, bool]:
+        """Serve freshly committed changes without reading the store.
+
+        ``run`` is ordered by seq, with the scope of each change in ``sites``.
+        Returns (message to send or None, True if the run did not start right
+        after this session's cursor, so the caller must ``poll`` the store).
+        """
+        if not self.following:
+            return None, False
+        last = self.cursor
+        visible: list[Change] = []
+        for change, scope in zip(run, sites, strict=True):
+            if change.seq <= last:
+                continue
+            if change.seq != last + 1:
+                break
+            last = change.seq
+            if self.scope_site is None or scope is None or self.scope_site in scope:
+                visible.append(change)
+        if last == self.cursor:
+            newer = any(c.seq > last for c in run)
+            return None, newer
+        return self._advance(visible, last, more=False, live=True), False
+
+    def _advance(self, changes: list[Change], cursor: int, more: bool, live: bool
+                 ) -> Changes | None:
+        if cursor == self.cursor and not changes:
             return None
         self.cursor = cursor
-        return Changes(changes, cursor, more=len(changes) >= limit, since=since, live=live)
+        if not changes and live:
+            return None  # nothing in scope: the device need not hear of it
+        since, self.sent = self.sent, cursor
+        return Changes(changes, cursor, more=more, since=since, live=live)
 
     def _snapshot(self, store: ServerStore, req: SnapshotRequest) -> ServerMessage:
         at = store.head() if req.at < 0 else req.at

@@ -113,10 +113,21 @@ class SimNet:
         self.sent_down.append((link, msg))
         link.up.extend(link.client.receive(msg, self.tick()))
 
-    def fan_out(self) -> None:
+    def fan_out(self, rnd: random.Random | None = None) -> None:
+        """Push new changes to connected devices: from the store (``poll``) or, as
+        the real server does in-process, from the run of changes just committed,
+        sometimes missing its first part (a commit published late)."""
         for link in self.links:
             if link.alive and link.server is not None and link.client.phase == "ready":
-                changes = link.server.poll(self.server)
+                changes = None
+                if rnd is not None and self.server.log:
+                    tail = self.server.log[-rnd.randint(1, 6):]
+                    changes, gap = link.server.live_run([c for c, _ in tail],
+                                                        [s for _, s in tail])
+                    if gap:
+                        changes = link.server.poll(self.server)
+                else:
+                    changes = link.server.poll(self.server)
                 if changes is not None:
                     link.down.append(changes)
 

@@ -120,7 +120,7 @@ def test_replicas_converge_and_nothing_is_lost_or_doubled(
             case "duplicate":
                 net.duplicate(rnd)
             case "fan_out":
-                net.fan_out()
+                net.fan_out(rnd if who % 2 else None)
             case "push":
                 net.push_local(d)
             case _:
