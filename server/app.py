@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, WebSocket, get, websocket
+from litestar import Litestar, MediaType, WebSocket, get, websocket
 from litestar.datastructures import State
 from sqlalchemy import func, select
 
 from schema import SCHEMA, Schema
 
+from .console import render
 from .fanout import Hub
 from .store import Database
 from .sync_ws import handle_socket
@@ -49,7 +50,12 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
         return {"status": "ok", "schema_version": schema.version, "head": head,
                 "connected": hub.connected}
 
-    app = Litestar([sync_socket, health], lifespan=[lifespan])
+    @get("/", sync_to_thread=True, media_type=MediaType.HTML)
+    def console() -> str:
+        """The HQ console: stock by site, exceptions, conflicts, devices, audit."""
+        return render(db, hub)
+
+    app = Litestar([sync_socket, health, console], lifespan=[lifespan])
     app.state.db = db
     app.state.hub = hub
     return app
