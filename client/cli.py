@@ -16,6 +16,7 @@ from sync.replica import LocalRejected
 
 from .daemon import Refused, Unreachable, rich_progress, run_daemon, sync_once
 from .edge import Edge, NotConfigured
+from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 
 
 def parser() -> argparse.ArgumentParser:
@@ -42,6 +43,21 @@ def parser() -> argparse.ArgumentParser:
     get = sub.add_parser("get", help="show one row as this device sees it")
     get.add_argument("entity", help="entity name")
     get.add_argument("key", help="row key")
+    sell = sub.add_parser("sell", help="ring up a sale (works offline)")
+    sell.add_argument("lines", nargs="+", help="CODE:QTY or CODE:QTY:DISCOUNT; CODE is a SKU or "
+                                               "barcode, DISCOUNT an amount such as 0.50")
+    sell.add_argument("--cash", default="0", help="cash tendered, e.g. 20.00 (change is given)")
+    sell.add_argument("--card", default="0", help="amount paid by card")
+    sell.add_argument("--on-account", default="0", help="amount charged to --customer")
+    sell.add_argument("--customer", default=None, help="customer id (UUID)")
+    sell.add_argument("--cashier", default="cashier", help="user at the till")
+    ret = sub.add_parser("return", help="take goods back against an earlier receipt")
+    ret.add_argument("receipt", help="receipt number of the sale, e.g. S1-till1-000042")
+    ret.add_argument("lines", nargs="+", help="CODE:QTY to take back")
+    ret.add_argument("--card", default="0", help="refund this much to the card, rest in cash")
+    stock = sub.add_parser("stock", help="on hand at this site for a SKU or barcode")
+    stock.add_argument("code", help="SKU or barcode")
+    sub.add_parser("trial-balance", help="journal totals per account held on this device")
     sub.add_parser("pending", help="list ops waiting to be pushed")
     sub.add_parser("rejections", help="list ops HQ refused, with the reason")
     return p
@@ -64,6 +80,20 @@ def _fields(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
+def _line(text: str) -> LineIn:
+    code, _, rest = text.partition(":")
+    qty, _, discount = rest.partition(":")
+    try:
+        count = int(qty or "1")
+    except ValueError:
+        raise PosError(f"bad line {text!r}: expected CODE:QTY[:DISCOUNT]") from None
+    return LineIn(code, count, parse_money(discount) if discount else 0)
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:.2f}"
+
+
 def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="seconds") if ms else "never"
 
@@ -77,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     except NotConfigured as exc:
         print(exc, file=sys.stderr)
         return 2
-    except LocalRejected as exc:
+    except (LocalRejected, PosError) as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 3
     except Refused as exc:
@@ -117,6 +147,29 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             print(f"queued op {op.op_id}")
         case "get":
             print(json.dumps(edge.get(args.entity, args.key), indent=2, sort_keys=True))
+        case "sell":
+            pos = Pos(edge)
+            receipt = pos.sell(
+                [_line(text) for text in args.lines], cash=parse_money(args.cash),
+                card=parse_money(args.card), on_account=parse_money(args.on_account),
+                customer_id=args.customer, cashier=args.cashier)
+            print(f"receipt {receipt.receipt_no}: total {_money(receipt.total)} "
+                  f"(tax {_money(receipt.tax)}), change {_money(receipt.change)}")
+        case "return":
+            pos = Pos(edge)
+            wanted = {}
+            for text in args.lines:
+                line = _line(text)
+                wanted[line.code] = line.qty
+            receipt = pos.return_sale(args.receipt, wanted, card=parse_money(args.card))
+            print(f"return {receipt.receipt_no}: refund {_money(-receipt.total)}")
+        case "stock":
+            product = Pos(edge).product(args.code)
+            print(f"{product['sku']} {product['name']}: "
+                  f"{edge.stock(edge.setting('site'), product['id'])} on hand")
+        case "trial-balance":
+            for account, (debit, credit) in trial_balance(edge).items():
+                print(f"{account}\t{_money(debit)}\t{_money(credit)}")
         case "pending":
             for op in edge.pending():
                 print(f"{op.op_id}\t{op.entity}\t{op.key}\t{json.dumps(op.fields)}")

@@ -11,11 +11,15 @@ stock_movement  ledger (append-only; on hand is the sum of movements)
 customer        lww (name, phone, email); credit_limit manual
 purchase_order  state machine draft -> approved -> received, cancel
 transfer        state machine shipped -> received; named scope (both ends)
+account         hq-owned chart of accounts (``schema.finance``)
+journal_line    ledger: the double-entry journal (``schema.finance``)
+sale, sale_line ledger: till receipts and their lines (``schema.sales``)
 ============== ==========================================================
 """
 
 from __future__ import annotations
 
+from .finance import ACCOUNT, JOURNAL_LINE
 from .model import (
     Entity,
     Field,
@@ -27,6 +31,7 @@ from .model import (
     Transition,
     Who,
 )
+from .sales import SALE, SALE_LINE
 
 L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
 
@@ -48,6 +53,11 @@ PRODUCT = Entity(
         Field("name", Kind.TEXT, H),
         Field("price", Kind.MONEY, H, doc="selling price in minor units"),
         Field("description", Kind.TEXT, W, required=False),
+        Field("barcode", Kind.TEXT, H, required=False),
+        Field("category", Kind.TEXT, H, required=False),
+        Field("unit", Kind.TEXT, H, required=False, doc="each, kg, l, ..."),
+        Field("cost", Kind.MONEY, H, required=False, doc="standard unit cost"),
+        Field("tax_rate", Kind.INT, H, required=False, doc="basis points: 2000 = 20%"),
     ),
     owner_hq=True,
     deletable=False,
@@ -128,5 +138,6 @@ TRANSFER = Entity(
 
 SCHEMA = Schema(
     version=1,
-    entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER),
+    entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER,
+              ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE),
 )

@@ -8,12 +8,14 @@ from typing import Any
 
 from litestar import Litestar, MediaType, WebSocket, get, websocket
 from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
 from sqlalchemy import func, select
 
 from schema import SCHEMA, Schema
 
 from .console import render
 from .fanout import Hub
+from .reports import ReportsController
 from .store import Database
 from .sync_ws import handle_socket
 
@@ -55,7 +57,8 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
         """The HQ console: stock by site, exceptions, conflicts, devices, audit."""
         return render(db, hub)
 
-    app = Litestar([sync_socket, health, console], lifespan=[lifespan])
+    app = Litestar([sync_socket, health, console, ReportsController], lifespan=[lifespan],
+                   openapi_config=OpenAPIConfig(title="Branchline HQ", version="0.1.0"))
     app.state.db = db
     app.state.hub = hub
     return app

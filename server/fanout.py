@@ -29,7 +29,7 @@ class Hub:
     or another server process committed in between) reads the database instead.
     """
 
-    def __init__(self, keep: int = 20_000) -> None:
+    def __init__(self, keep: int = 4096) -> None:
         self._events: set[asyncio.Event] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None

@@ -1,0 +1,54 @@
+"""Point of sale: sales and returns with their lines. Both are ledger entries:
+a sale made offline is a fact, never rewritten; a return is a new document
+that points at the sale it returns."""
+
+from __future__ import annotations
+
+from .model import Entity, Field, Kind, Policy, Scope
+
+L = Policy.LEDGER
+
+SALE = Entity(
+    "sale",
+    fields=(
+        Field("site", Kind.REF, L),
+        Field("device", Kind.REF, L),
+        Field("receipt_no", Kind.TEXT, L, doc="SITE-DEVICE-sequence, unique with no counter at HQ"),
+        Field("kind", Kind.TEXT, L, doc="sale or return"),
+        Field("original_id", Kind.UUID, L, required=False, doc="the sale a return refers to"),
+        Field("customer_id", Kind.UUID, L, required=False),
+        Field("net", Kind.MONEY, L, doc="after discounts, before tax; negative for a return"),
+        Field("discount", Kind.MONEY, L),
+        Field("tax", Kind.MONEY, L),
+        Field("total", Kind.MONEY, L),
+        Field("cash", Kind.MONEY, L),
+        Field("card", Kind.MONEY, L),
+        Field("on_account", Kind.MONEY, L, doc="charged to the customer's account"),
+        Field("cashier", Kind.TEXT, L),
+        Field("date", Kind.DATE, L),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    deletable=False,
+    doc="A till receipt: a sale or a return.",
+)
+
+SALE_LINE = Entity(
+    "sale_line",
+    fields=(
+        Field("sale_id", Kind.UUID, L),
+        Field("site", Kind.REF, L),
+        Field("line_no", Kind.INT, L),
+        Field("product_id", Kind.UUID, L),
+        Field("qty", Kind.INT, L, doc="negative on a return"),
+        Field("price", Kind.MONEY, L, doc="unit price charged"),
+        Field("discount", Kind.MONEY, L, doc="discount on the whole line"),
+        Field("tax", Kind.MONEY, L, doc="tax on the whole line"),
+        Field("cost", Kind.MONEY, L, doc="unit cost (moving average) at the time"),
+        Field("original_line_id", Kind.UUID, L, required=False),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    deletable=False,
+    doc="One product on a receipt.",
+)

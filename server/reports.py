@@ -1,0 +1,129 @@
+"""HQ reports over the REST API (OpenAPI at /schema): trial balance, sales and
+margin, stock on hand with its exceptions. Every figure is computed from the
+ledgers (journal lines, sale lines, stock movements), never from a counter."""
+
+from __future__ import annotations
+
+import datetime
+
+import msgspec
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.exceptions import ValidationException
+from sqlalchemy import func, select
+
+from schema.finance import CHART
+
+from .store import Database
+
+
+class AccountBalance(msgspec.Struct):
+    code: str
+    name: str
+    type: str
+    debit: int
+    credit: int
+    balance: int
+
+
+class TrialBalance(msgspec.Struct):
+    site: str | None
+    accounts: list[AccountBalance]
+    debit: int
+    credit: int
+    balanced: bool
+
+
+class SiteSales(msgspec.Struct):
+    site: str
+    receipts: int
+    net: int
+    tax: int
+    cost: int
+    margin: int
+
+
+class StockLevel(msgspec.Struct):
+    site: str
+    product_id: str
+    on_hand: int
+
+
+def _db(state: State) -> Database:
+    db: Database = state.db
+    return db
+
+
+def _date(text: str | None, name: str) -> str | None:
+    if text is None:
+        return None
+    try:
+        msgspec.convert(text, type=datetime.date)
+    except msgspec.ValidationError:
+        raise ValidationException(f"{name} must be a date yyyy-mm-dd, got {text!r}") from None
+    return text
+
+
+def trial_balance(db: Database, site: str | None) -> TrialBalance:
+    jl = db.entities["journal_line"]
+    q = select(jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit)).group_by(jl.c.account)
+    if site:
+        q = q.where(jl.c.site == site)
+    with db.engine.connect() as conn:
+        rows = conn.execute(q.order_by(jl.c.account)).all()
+    accounts = []
+    for code, d, c in rows:
+        name, kind = CHART.get(code, (code, "unknown"))
+        accounts.append(AccountBalance(code, name, kind, int(d), int(c), int(d) - int(c)))
+    debit = sum(a.debit for a in accounts)
+    credit = sum(a.credit for a in accounts)
+    return TrialBalance(site, accounts, debit, credit, debit == credit)
+
+
+class ReportsController(Controller):
+    path = "/api/reports"
+    tags = ("reports",)
+
+    @get("/trial-balance", sync_to_thread=True)
+    def trial_balance(self, state: State, site: str | None = None) -> TrialBalance:
+        """Debits and credits per account, for one site or (no site) the company."""
+        return trial_balance(_db(state), site)
+
+    @get("/sales", sync_to_thread=True)
+    def sales(self, state: State, date_from: str | None = None,
+              date_to: str | None = None) -> list[SiteSales]:
+        """Receipts, net sales, tax, cost of goods and margin per site and period."""
+        db = _db(state)
+        sale, line = db.entities["sale"], db.entities["sale_line"]
+        lo, hi = _date(date_from, "date_from"), _date(date_to, "date_to")
+        cost = (select(line.c.sale_id, func.sum(line.c.qty * line.c.cost).label("cost"))
+                .group_by(line.c.sale_id).subquery())
+        q = (select(sale.c.site, func.count(), func.sum(sale.c.net), func.sum(sale.c.tax),
+                    func.coalesce(func.sum(cost.c.cost), 0))
+             .outerjoin(cost, cost.c.sale_id == sale.c.id).group_by(sale.c.site)
+             .order_by(sale.c.site))
+        if lo:
+            q = q.where(sale.c.date >= lo)
+        if hi:
+            q = q.where(sale.c.date <= hi)
+        with db.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [SiteSales(s, int(n), int(net), int(tax), int(c), int(net) - int(c))
+                for s, n, net, tax, c in rows]
+
+    @get("/stock", sync_to_thread=True)
+    def stock(self, state: State, site: str | None = None,
+              negative_only: bool = False) -> list[StockLevel]:
+        """Stock on hand per (site, product), the sum of its movements; with
+        ``negative_only``, the stock exceptions HQ must resolve."""
+        db = _db(state)
+        sm = db.entities["stock_movement"]
+        total = func.sum(sm.c.qty)
+        q = select(sm.c.site, sm.c.product_id, total).group_by(sm.c.site, sm.c.product_id)
+        if site:
+            q = q.where(sm.c.site == site)
+        if negative_only:
+            q = q.having(total < 0)
+        with db.engine.connect() as conn:
+            rows = conn.execute(q.order_by(sm.c.site, sm.c.product_id).limit(10_000)).all()
+        return [StockLevel(s, p, int(n)) for s, p, n in rows]

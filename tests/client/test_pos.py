@@ -1,0 +1,107 @@
+"""Selling and returning at the till, offline: receipts, stock, journal, bad input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from client.edge import Edge
+from client.pos import LineIn, Pos, PosError, parse_money, trial_balance
+from schema import SCHEMA
+from schema.finance import CASH, COGS, INVENTORY, REVENUE, SALES_TAX
+from sync.memory import MemoryServerStore
+from sync.server import apply_ops
+from tests.sync.kit import HQ, PRODUCT, key, op
+
+
+def _load_catalog(edge: Edge) -> None:
+    """Rows as HQ made them, taken in as if they came from the server."""
+    server = MemoryServerStore()
+    ops = [
+        op(HQ, "product", PRODUCT, {"sku": "OAT-1", "name": "Oat milk 1l", "price": 250,
+                                    "barcode": "4000000000017", "cost": 120, "tax_rate": 2000}),
+        op(HQ, "stock_movement", key(500), {"site": "S1", "product_id": PRODUCT, "qty": 2,
+                                            "reason": "receipt"}),
+    ]
+    apply_ops(SCHEMA, server, HQ, ops)
+    with edge.transaction():
+        edge.replica.on_rows(list(server.rows.values()), 2_000)
+
+
+@pytest.fixture
+def till(tmp_path: Path) -> Iterator[Pos]:
+    edge = Edge(tmp_path / "till.db")
+    edge.configure("ws://127.0.0.1:1/sync", "t1", "S1", "bl_x")
+    _load_catalog(edge)
+    yield Pos(edge)
+    edge.close()
+
+
+def test_a_sale_moves_stock_and_posts_a_balanced_journal(till: Pos) -> None:
+    receipt = till.sell([LineIn("OAT-1", 2, discount=50)], cash=600)
+    assert (receipt.net, receipt.tax, receipt.total, receipt.change) == (450, 90, 540, 60)
+    assert receipt.receipt_no == "S1-t1-000001"
+    assert till.edge.stock("S1", PRODUCT) == 0
+    tb = trial_balance(till.edge, "S1")
+    assert tb[CASH] == (540, 0) and tb[REVENUE] == (0, 450) and tb[SALES_TAX] == (0, 90)
+    assert tb[COGS] == (240, 0) and tb[INVENTORY] == (0, 240)
+    assert sum(d for d, _ in tb.values()) == sum(c for _, c in tb.values())
+    ops = till.edge.pending()
+    assert len({o.group for o in ops}) == 1 and len(ops) == 1 + 1 + 1 + 5
+
+
+def test_receipt_numbers_are_unique_per_device_without_a_central_counter(till: Pos) -> None:
+    numbers = [till.sell([LineIn("4000000000017", 1)], card=300).receipt_no for _ in range(3)]
+    assert numbers == ["S1-t1-000001", "S1-t1-000002", "S1-t1-000003"]
+
+
+def test_overselling_offline_is_accepted(till: Pos) -> None:
+    till.sell([LineIn("OAT-1", 3)], cash=1000)
+    assert till.edge.stock("S1", PRODUCT) == -1  # the goods left the shop
+
+
+def test_return_against_the_original_sale(till: Pos) -> None:
+    sale = till.sell([LineIn("OAT-1", 2)], cash=600)
+    back = till.return_sale(sale.receipt_no, {"OAT-1": 1})
+    assert (back.net, back.tax, back.total) == (-250, -50, -300)
+    assert till.edge.stock("S1", PRODUCT) == 1
+    with pytest.raises(PosError, match="only 1 of OAT-1 can still be returned"):
+        till.return_sale(sale.receipt_no, {"OAT-1": 2})
+    tb = trial_balance(till.edge)
+    assert sum(d for d, _ in tb.values()) == sum(c for _, c in tb.values())
+    assert tb[CASH] == (600, 300)
+
+
+@pytest.mark.parametrize(("lines", "pay", "message"), [
+    ([LineIn("NOPE", 1)], {"cash": 1000}, "unknown SKU or barcode 'NOPE'"),
+    ([LineIn("OAT-1", 0)], {"cash": 1000}, "must be positive"),
+    ([LineIn("OAT-1", -2)], {"cash": 1000}, "must be positive"),
+    ([LineIn("OAT-1", 1, discount=900)], {"cash": 1000}, "discount on OAT-1"),
+    ([LineIn("OAT-1", 1)], {"cash": 100}, "do not cover the total 300"),
+    ([LineIn("OAT-1", 1)], {"on_account": 300}, "needs a customer"),
+    ([], {"cash": 1}, "at least one line"),
+])
+def test_bad_sales_are_refused_and_leave_nothing(till: Pos, lines: list[LineIn],
+                                                 pay: dict[str, int], message: str) -> None:
+    with pytest.raises(PosError, match=message):
+        till.sell(lines, **pay)
+    assert till.edge.pending() == [] and till.edge.stock("S1", PRODUCT) == 2
+    assert till.edge.store.get_state("receipt_seq") is None
+
+
+def test_unknown_receipt_and_product_not_on_it(till: Pos) -> None:
+    with pytest.raises(PosError, match="no sale S1-t1-000009"):
+        till.return_sale("S1-t1-000009", {"OAT-1": 1})
+
+
+@pytest.mark.parametrize(("text", "cents"), [("12.50", 1250), ("3", 300), ("0.07", 7)])
+def test_money_parsing(text: str, cents: int) -> None:
+    assert parse_money(text) == cents
+
+
+@pytest.mark.parametrize("text", ["12.505", "abc", "NaN", "1e-5"])
+def test_money_with_too_many_decimals_or_garbage_is_refused(text: str) -> None:
+    with pytest.raises(PosError):
+        parse_money(text)

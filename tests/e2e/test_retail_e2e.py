@@ -1,0 +1,77 @@
+"""Retail through real sync: tills sell offline, HQ's reports add up."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from typing import Any
+
+import pytest
+
+from .procs import EdgeProc, ServerProc
+
+pytestmark = pytest.mark.e2e
+PRODUCT = str(uuid.UUID(int=11))
+CUSTOMER = str(uuid.UUID(int=12))
+
+
+def _api(server: ServerProc, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10) as r:
+        return json.load(r)
+
+
+def test_two_tills_oversell_offline_and_the_books_balance(
+    server: ServerProc, edges: dict[str, EdgeProc]
+) -> None:
+    hq, till1, till2, s2 = edges["hq-pc"], edges["s1-till1"], edges["s1-till2"], edges["s2-till1"]
+    hq.put("product", PRODUCT, sku="OAT-1", name="Oat milk 1l", price=250, cost=120,
+           tax_rate=2000, barcode="4000000000017")
+    hq.put("customer", CUSTOMER, name="Ada", phone="111")
+    hq.put("stock_movement", str(uuid.uuid4()), site="S1", product_id=PRODUCT, qty=2,
+           reason="receipt")
+    hq.sync()
+    for e in (till1, till2, s2):
+        e.sync()
+    # the store's uplink is down: both tills sell the last units, and more
+    out1 = till1.run("sell", "OAT-1:2", "--cash", "10.00").stdout
+    out2 = till2.run("sell", "4000000000017:1", "--card", "3.00").stdout
+    assert out1.startswith("receipt S1-s1-till1-000001: total 6.00") and "change 4.00" in out1
+    assert out2.startswith("receipt S1-s1-till2-000001: total 3.00")
+    till1.put("customer", CUSTOMER, phone="222")
+    s2.put("customer", CUSTOMER, phone="333")  # later: wins at every store
+    for e in (till1, till2, s2, hq, till1, till2):
+        e.sync()
+    for e in (till1, till2, hq):
+        assert e.run("stock", "OAT-1").stdout.strip().endswith("-1 on hand") or e is hq
+    assert _api(server, "/api/reports/stock?negative_only=true") == [
+        {"site": "S1", "product_id": PRODUCT, "on_hand": -1}]
+    for site in ("S1", ""):
+        tb = _api(server, f"/api/reports/trial-balance?site={site}")
+        assert tb["balanced"] and tb["debit"] == tb["credit"] > 0
+    sales = _api(server, "/api/reports/sales")
+    assert sales == [{"site": "S1", "receipts": 2, "net": 750, "tax": 150, "cost": 360,
+                      "margin": 390}]
+    phones = {e.device: e.query("SELECT phone FROM customer") for e in (hq, till1, till2, s2)}
+    assert set(map(tuple, phones.values())) == {(("333",),)}
+    # a return against the receipt, then the books still balance
+    till1.run("return", "S1-s1-till1-000001", "OAT-1:1")
+    bad = till1.run("return", "S1-s1-till1-000001", "OAT-1:5", check=False)
+    assert bad.returncode == 3 and "only 1 of OAT-1 can still be returned" in bad.stderr
+    till1.sync()
+    tb = _api(server, "/api/reports/trial-balance?site=S1")
+    assert tb["balanced"]
+    assert {a["code"]: a["balance"] for a in tb["accounts"]}["1000"] == 600 - 300
+    assert _api(server, "/api/reports/stock?site=S1") == [
+        {"site": "S1", "product_id": PRODUCT, "on_hand": 0}]
+
+
+def test_reports_refuse_a_bad_date(server: ServerProc) -> None:
+    try:
+        _api(server, "/api/reports/sales?date_from=yesterday")
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 400
+        assert "date_from must be a date" in exc.read().decode()
+    else:
+        raise AssertionError("a bad date was accepted")
+    assert "/api/reports/trial-balance" in _api(server, "/schema/openapi.json")["paths"]
