@@ -13,6 +13,7 @@ would move its cursor to 10 and never see 9.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -54,6 +55,7 @@ class Database:
         self.t = self.metadata.tables
         self.is_sqlite = url.startswith("sqlite")
         self._insert_sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._write_lock = threading.Lock()
         self.engine: Engine = create_engine(url, **self._engine_args())
         if self.is_sqlite:
             self._tune_sqlite(self.engine)
@@ -96,6 +98,18 @@ class Database:
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[SqlServerStore]:
         """One transaction; a write transaction is serialized with all other writers."""
+        if write and self.is_sqlite:
+            # Writers queue on a lock of this process: SQLite's own busy handler
+            # sleeps in steps of up to 100 ms, which leaves the file idle between
+            # writers. (Other processes still wait through busy_timeout.)
+            with self._write_lock, self._transaction(write) as store:
+                yield store
+            return
+        with self._transaction(write) as store:
+            yield store
+
+    @contextmanager
+    def _transaction(self, write: bool) -> Iterator[SqlServerStore]:
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")

@@ -78,14 +78,27 @@ class Outcome:
         object.__setattr__(self, "ack", self._make_ack())
 
     def _make_ack(self) -> Ack:
+        # An accepted create is fully determined by its op (the device rebuilds
+        # it with ``created_row``), so the ack need not carry it back.
+        plain_create = self.status is Status.ACCEPTED and self.before is None
         return Ack(
             op_id=self.op.op_id,
             status=self.status,
             reason=self.reason,
-            row=self.after,
+            row=None if plain_create else self.after,
             dropped=list(self.dropped),
             conflicts=[c.field for c in self.conflicts],
         )
+
+
+def created_row(schema: Schema, op: Op) -> Row:
+    """The row an accepted create makes (what the server stored for it)."""
+    return created_row_of(schema[op.entity], op)
+
+
+def created_row_of(entity: Entity, op: Op) -> Row:
+    values = {f.name: op.fields.get(f.name) for f in entity.fields}
+    return Row(entity.name, op.key, 1, values, False, {n: (op.hlc, 1) for n in op.fields})
 
 
 def short(key: str) -> str:
@@ -177,9 +190,7 @@ def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:
             f"{name} must start in state {machine.initial!r}, "
             f"not {op.fields.get(machine.field)!r}",
         )
-    values = {f.name: op.fields.get(f.name) for f in entity.fields}
-    meta = {n: (op.hlc, 1) for n in op.fields}
-    row = Row(entity.name, op.key, 1, values, False, meta)
+    row = created_row_of(entity, op)
     policy = Policy.LEDGER if entity.is_ledger else "create"
     return Outcome(op, actor, Status.ACCEPTED, "", policy, None, row, True)
 

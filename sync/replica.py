@@ -15,10 +15,12 @@ from __future__ import annotations
 import uuid
 from typing import Any, Protocol
 
+import msgspec
+
 from schema import Schema
 
 from .hlc import Clock, ClockDriftError, Stamp
-from .merge import Actor, decide
+from .merge import Actor, created_row, decide
 from .messages import Ack, Op, Row, Status
 
 
@@ -185,6 +187,9 @@ class Replica:
         op = self.store.drop_outbox(ack.op_id)
         if op is None:
             return None
+        if (ack.row is None and ack.status is Status.ACCEPTED and self.schema.get(op.entity)
+                and self.store.base(op.entity, op.key) is None):
+            ack = msgspec.structs.replace(ack, row=created_row(self.schema, op))
         if ack.row is not None:
             base = self.store.base(ack.row.entity, ack.row.key)
             if base is None or base.version < ack.row.version:
