@@ -29,9 +29,11 @@ async def _listen(dev: RawDevice, key: str, arrivals: dict[str, float],
 
 
 async def _drain(dev: RawDevice, stop: asyncio.Event) -> None:
+    """Receive (and drop, undecoded) what the other connected devices are sent."""
+    assert dev.ws is not None
     while not stop.is_set():
         try:
-            await asyncio.wait_for(dev.recv(), 0.5)
+            await asyncio.wait_for(dev.ws.recv(), 0.5)
         except TimeoutError:
             continue
         except Exception:
