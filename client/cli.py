@@ -16,6 +16,7 @@ from sync.replica import LocalRejected
 
 from .daemon import Refused, Unreachable, rich_progress, run_daemon, sync_once
 from .edge import Edge, NotConfigured
+from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 
 
@@ -58,6 +59,17 @@ def parser() -> argparse.ArgumentParser:
     stock = sub.add_parser("stock", help="on hand at this site for a SKU or barcode")
     stock.add_argument("code", help="SKU or barcode")
     sub.add_parser("trial-balance", help="journal totals per account held on this device")
+    count = sub.add_parser("count", help="record a stock count; the difference is posted")
+    count.add_argument("code", help="SKU or barcode")
+    count.add_argument("counted", type=int, help="units counted on the shelf")
+    ship = sub.add_parser("ship", help="ship goods to another site (a transfer)")
+    ship.add_argument("code", help="SKU or barcode")
+    ship.add_argument("qty", type=int, help="units shipped")
+    ship.add_argument("--to", required=True, help="receiving site code")
+    recv = sub.add_parser("receive", help="receive a transfer, possibly short")
+    recv.add_argument("transfer", help="transfer id")
+    recv.add_argument("qty", type=int, help="units actually received")
+    sub.add_parser("in-transit", help="transfers from or to this site still on the road")
     sub.add_parser("pending", help="list ops waiting to be pushed")
     sub.add_parser("rejections", help="list ops HQ refused, with the reason")
     return p
@@ -170,6 +182,19 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
         case "trial-balance":
             for account, (debit, credit) in trial_balance(edge).items():
                 print(f"{account}\t{_money(debit)}\t{_money(credit)}")
+        case "count":
+            diff = Inventory(edge).count(args.code, args.counted)
+            print(f"counted {args.counted}; adjustment {diff:+d}")
+        case "ship":
+            shipped = Inventory(edge).ship(args.code, args.qty, args.to)
+            print(f"transfer {shipped.transfer_id}: {shipped.qty} shipped to {args.to}")
+        case "receive":
+            short = Inventory(edge).receive(args.transfer, args.qty)
+            print(f"received {args.qty}" + (f"; {short} short, discrepancy recorded"
+                                             if short else ""))
+        case "in-transit":
+            for t in Inventory(edge).in_transit():
+                print(f"{t['id']}\t{t['from_site']} -> {t['to_site']}\t{t['qty']}")
         case "pending":
             for op in edge.pending():
                 print(f"{op.op_id}\t{op.entity}\t{op.key}\t{json.dumps(op.fields)}")

@@ -14,12 +14,15 @@ transfer        state machine shipped -> received; named scope (both ends)
 account         hq-owned chart of accounts (``schema.finance``)
 journal_line    ledger: the double-entry journal (``schema.finance``)
 sale, sale_line ledger: till receipts and their lines (``schema.sales``)
+stock_count     ledger: physical counts (``schema.inventory``)
+discrepancy     ledger: transfers received short; named scope (``schema.inventory``)
 ============== ==========================================================
 """
 
 from __future__ import annotations
 
 from .finance import ACCOUNT, JOURNAL_LINE
+from .inventory import DISCREPANCY, STOCK_COUNT
 from .model import (
     Entity,
     Field,
@@ -124,6 +127,7 @@ TRANSFER = Entity(
         Field("product_id", Kind.UUID, W),
         Field("qty", Kind.INT, W),
         Field("status", Kind.TEXT, S),
+        Field("qty_received", Kind.INT, W, required=False, doc="set by the receiving site"),
     ),
     scope=Scope.NAMED,
     scope_fields=("from_site", "to_site"),
@@ -139,5 +143,5 @@ TRANSFER = Entity(
 SCHEMA = Schema(
     version=1,
     entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER,
-              ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE),
+              ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE, STOCK_COUNT, DISCREPANCY),
 )

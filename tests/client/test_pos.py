@@ -105,3 +105,21 @@ def test_money_parsing(text: str, cents: int) -> None:
 def test_money_with_too_many_decimals_or_garbage_is_refused(text: str) -> None:
     with pytest.raises(PosError):
         parse_money(text)
+
+
+def test_a_count_posts_the_difference_as_an_adjustment(till: Pos) -> None:
+    from client.inventory import Inventory, StockError
+
+    stock = Inventory(till.edge)
+    assert stock.count("OAT-1", 1) == -1
+    assert till.edge.stock("S1", PRODUCT) == 1
+    tb = trial_balance(till.edge)
+    assert tb["5100"] == (120, 0) and tb[INVENTORY] == (0, 120)
+    assert stock.count("OAT-1", 1) == 0  # nothing to adjust: only the count is recorded
+    assert len(till.edge.query("stock_count")) == 2
+    with pytest.raises(StockError, match="cannot be negative"):
+        stock.count("OAT-1", -3)
+    with pytest.raises(StockError, match="must be positive"):
+        stock.ship("OAT-1", 0, "S2")
+    with pytest.raises(StockError, match="no transfer"):
+        stock.receive(key(999), 1)

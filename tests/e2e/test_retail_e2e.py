@@ -75,3 +75,44 @@ def test_reports_refuse_a_bad_date(server: ServerProc) -> None:
     else:
         raise AssertionError("a bad date was accepted")
     assert "/api/reports/trial-balance" in _api(server, "/schema/openapi.json")["paths"]
+
+
+def test_transfer_shipped_while_the_receiving_store_is_offline(
+    server: ServerProc, edges: dict[str, EdgeProc]
+) -> None:
+    hq, s1, s2 = edges["hq-pc"], edges["s1-till1"], edges["s2-till1"]
+    for code in ("S1", "S2"):
+        hq.put("site", str(uuid.uuid4()), code=code, name=f"Store {code}", kind="store")
+    hq.put("product", PRODUCT, sku="OAT-1", name="Oat milk 1l", price=250, cost=120)
+    hq.put("stock_movement", str(uuid.uuid4()), site="S1", product_id=PRODUCT, qty=10,
+           reason="receipt")
+    hq.sync()
+    s1.sync()
+    s2.sync()
+    # S2's uplink is down from here on; S1 ships 4 units to it
+    out = s1.run("ship", "OAT-1", "4", "--to", "S2").stdout
+    transfer = out.split()[1].rstrip(":")
+    bad = s1.run("ship", "OAT-1", "1", "--to", "S1", check=False)
+    assert bad.returncode == 3 and "to itself" in bad.stderr
+    s1.sync()
+    assert s1.run("stock", "OAT-1").stdout.strip().endswith(": 6 on hand")
+    assert transfer in s1.run("in-transit").stdout
+    # S2 comes back, sees the transfer in transit, receives 3 of the 4
+    s2.sync()
+    assert transfer in s2.run("in-transit").stdout
+    too_many = s2.run("receive", transfer, "5", check=False)
+    assert too_many.returncode == 3 and "between 0 and the 4 shipped" in too_many.stderr
+    assert "1 short, discrepancy recorded" in s2.run("receive", transfer, "3").stdout
+    s2.sync()
+    s1.sync()
+    assert s1.run("in-transit").stdout == "" and s2.run("in-transit").stdout == ""
+    assert s1.query("SELECT shipped, received FROM discrepancy") == [(4, 3)]
+    assert _api(server, "/api/reports/stock") == [
+        {"site": "S1", "product_id": PRODUCT, "on_hand": 6},
+        {"site": "S2", "product_id": PRODUCT, "on_hand": 3}]
+    tb = _api(server, "/api/reports/trial-balance")
+    balances = {a["code"]: a["balance"] for a in tb["accounts"]}
+    assert tb["balanced"] and balances["1210"] == 0  # nothing left in transit
+    assert balances["5100"] == 120  # the lost unit, at cost
+    for site in ("S1", "S2"):
+        assert _api(server, f"/api/reports/trial-balance?site={site}")["balanced"]

@@ -1,0 +1,143 @@
+"""Stock operations at the edge, fully offline: counts and two-step transfers.
+
+Each operation is one local transaction and one sync group with its stock
+movements and journal lines, like a sale. Goods in transit are the shipped
+quantity of transfers not yet received: both ends see the transfer (named
+scope), so both see what is on the road.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from schema.finance import IN_TRANSIT, INVENTORY, SHRINKAGE, Posting, post
+
+from .edge import Edge, now_ms
+from .pos import Pos, PosError
+
+
+class StockError(PosError):
+    """A count or transfer that cannot be made as asked; nothing was written."""
+
+
+@dataclass(frozen=True)
+class Shipped:
+    transfer_id: str
+    qty: int
+
+
+class Inventory:
+    """Counts, shipments and receipts of one device's site."""
+
+    def __init__(self, edge: Edge) -> None:
+        self.edge = edge
+        self.pos = Pos(edge)
+
+    @property
+    def site(self) -> str:
+        return self.edge.setting("site")
+
+    def _journal(self, entry: str, postings: list[Posting], user: str, group: str,
+                 site: str | None = None) -> None:
+        today = dt.date.today().isoformat()
+        for p in post(postings):
+            self.edge.replica.write("journal_line", str(uuid.uuid4()), {
+                "entry_id": entry, "site": site or self.site, "account": p.account,
+                "debit": p.debit, "credit": p.credit, "memo": p.memo, "date": today},
+                user, now_ms(), group=group)
+
+    def _move(self, product_id: str, qty: int, reason: str, user: str, group: str) -> None:
+        self.edge.replica.write("stock_movement", str(uuid.uuid4()), {
+            "site": self.site, "product_id": product_id, "qty": qty, "reason": reason},
+            user, now_ms(), group=group)
+
+    def count(self, code: str, counted: int, user: str = "stock clerk") -> int:
+        """Record a physical count; post the difference. Returns the difference."""
+        if counted < 0:
+            raise StockError(f"a count cannot be negative, got {counted}")
+        product = self.pos.product(code)
+        key = str(uuid.uuid4())
+        with self.edge.transaction():
+            expected = self.edge.stock(self.site, product["id"])
+            diff = counted - expected
+            self.edge.replica.write("stock_count", key, {
+                "site": self.site, "product_id": product["id"], "counted": counted,
+                "expected": expected, "counted_by": user, "date": dt.date.today().isoformat()},
+                user, now_ms(), group=key)
+            if diff:
+                self._move(product["id"], diff, "count", user, key)
+                value = abs(diff) * (product.get("cost") or 0)
+                memo = f"count {product['sku']} {expected} -> {counted}"
+                loss = diff < 0
+                self._journal(key, [
+                    Posting(SHRINKAGE, value if loss else 0, 0 if loss else value, memo),
+                    Posting(INVENTORY, 0 if loss else value, value if loss else 0, memo),
+                ], user, key)
+        return diff
+
+    def ship(self, code: str, qty: int, to_site: str, user: str = "stock clerk") -> Shipped:
+        """Send goods to another site: they leave this site's stock and are in transit."""
+        if qty <= 0:
+            raise StockError(f"quantity to ship must be positive, got {qty}")
+        if to_site == self.site:
+            raise StockError(f"a transfer from {self.site} to itself makes no sense")
+        if not self.edge.query("site", code=to_site):
+            raise StockError(f"unknown site {to_site!r}")
+        product = self.pos.product(code)
+        key = str(uuid.uuid4())
+        value = qty * (product.get("cost") or 0)
+        memo = f"transfer {product['sku']} x{qty} {self.site} -> {to_site}"
+        with self.edge.transaction():
+            self.edge.replica.write("transfer", key, {
+                "from_site": self.site, "to_site": to_site, "product_id": product["id"],
+                "qty": qty, "status": "shipped"}, user, now_ms(), group=key)
+            self._move(product["id"], -qty, "transfer_out", user, key)
+            self._journal(key, [Posting(IN_TRANSIT, value, 0, memo),
+                                Posting(INVENTORY, 0, value, memo)], user, key)
+        return Shipped(key, qty)
+
+    def receive(self, transfer_id: str, received: int, user: str = "stock clerk") -> int:
+        """Receive a transfer at this site, possibly short: the shortfall is
+        recorded as a discrepancy and written off. Returns the shortfall."""
+        transfer = self.edge.get("transfer", transfer_id)
+        if transfer is None:
+            raise StockError(f"no transfer {transfer_id[:8]} for this site")
+        if transfer["to_site"] != self.site:
+            raise StockError(f"transfer {transfer_id[:8]} goes to {transfer['to_site']}, "
+                             f"not to {self.site}")
+        if transfer["status"] != "shipped":
+            raise StockError(f"transfer {transfer_id[:8]} is {transfer['status']}; "
+                             "it cannot be received")
+        shipped = transfer["qty"]
+        if not 0 <= received <= shipped:
+            raise StockError(f"received quantity must be between 0 and the {shipped} shipped")
+        product = self.edge.get("product", transfer["product_id"])
+        cost = (product or {}).get("cost") or 0
+        short = int(shipped - received)
+        memo = f"transfer {transfer_id[:8]} received {received} of {shipped}"
+        with self.edge.transaction():
+            self.edge.replica.write("transfer", transfer_id, {
+                "status": "received", "qty_received": received}, user, now_ms(),
+                group=transfer_id + "-in")
+            if received:
+                self._move(transfer["product_id"], received, "transfer_in", user,
+                           transfer_id + "-in")
+            if short:
+                self.edge.replica.write("discrepancy", str(uuid.uuid4()), {
+                    "transfer_id": transfer_id, "from_site": transfer["from_site"],
+                    "to_site": self.site, "product_id": transfer["product_id"],
+                    "shipped": shipped, "received": received}, user, now_ms(),
+                    group=transfer_id + "-in")
+            self._journal(transfer_id, [
+                Posting(INVENTORY, received * cost, 0, memo),
+                Posting(SHRINKAGE, short * cost, 0, memo),
+                Posting(IN_TRANSIT, 0, shipped * cost, memo),
+            ], user, transfer_id + "-in")
+        return short
+
+    def in_transit(self) -> list[dict[str, object]]:
+        """Transfers from or to this site that are on the road."""
+        return [t for t in self.edge.query("transfer", status="shipped")
+                if self.site in (t["from_site"], t["to_site"])]
