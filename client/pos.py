@@ -46,6 +46,15 @@ class LineIn:
 
 
 @dataclass(frozen=True)
+class Quote:
+    priced: list[Any]
+    """(product row, line, net, tax) per line."""
+    net: int
+    tax: int
+    total: int
+
+
+@dataclass(frozen=True)
 class Receipt:
     sale_id: str
     receipt_no: str
@@ -83,9 +92,8 @@ class Pos:
         store.set_state("receipt_seq", str(seq))
         return f"{self.site}-{self.edge.setting('device')}-{seq:06d}"
 
-    def sell(self, lines: list[LineIn], *, cash: int = 0, card: int = 0, on_account: int = 0,
-             customer_id: str | None = None, cashier: str = "cashier") -> Receipt:
-        """Ring up a sale. Cash may exceed what is due (change is given)."""
+    def quote(self, lines: list[LineIn]) -> Quote:
+        """Price a basket without selling it: lines with net and tax, and the totals."""
         if not lines:
             raise PosError("a sale needs at least one line")
         priced = []
@@ -100,7 +108,13 @@ class Pos:
             priced.append((p, line, net, _tax(net, p.get("tax_rate") or 0)))
         net = sum(n for _, _, n, _ in priced)
         tax = sum(t for _, _, _, t in priced)
-        total = net + tax
+        return Quote(priced, net, tax, net + tax)
+
+    def sell(self, lines: list[LineIn], *, cash: int = 0, card: int = 0, on_account: int = 0,
+             customer_id: str | None = None, cashier: str = "cashier") -> Receipt:
+        """Ring up a sale. Cash may exceed what is due (change is given)."""
+        quote = self.quote(lines)
+        priced, net, tax, total = quote.priced, quote.net, quote.tax, quote.total
         if min(cash, card, on_account) < 0:
             raise PosError("payments cannot be negative")
         if on_account and not customer_id:

@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from client.edge import Edge  # noqa: E402
+from client.pos import LineIn, Pos, PosError  # noqa: E402
 from schema import SCHEMA  # noqa: E402
+from schema.finance import CHART  # noqa: E402
 from server.devices import issue_token  # noqa: E402
 from server.store import Database  # noqa: E402
 from sync.replica import LocalRejected  # noqa: E402
@@ -34,6 +36,9 @@ WORK = ROOT / "var" / "demo"
 PORT = int(os.environ.get("BRANCHLINE_DEMO_PORT", "8000"))
 DEVICES = [("hq-pc", "HQ"), ("s1-till1", "S1"), ("s1-till2", "S1"), ("s2-till1", "S2"),
            ("s3-till1", "S3"), ("w1-handheld", "W1")]
+SITES = [("HQ", "Head office", "hq"), ("S1", "Store Riverside", "store"),
+         ("S2", "Store Old Town", "store"), ("S3", "Store Airport", "store"),
+         ("W1", "Warehouse North", "warehouse"), ("TRANSIT", "Goods in transit", "transit")]
 BRANDS = ["Alpine", "Brookside", "Cedar", "Dalton", "Evergreen", "Fairway", "Golden Field",
           "Harbor", "Ironwood", "Juniper", "Kestrel", "Lakeside", "Meadow", "Northwind"]
 GOODS = [
@@ -56,9 +61,12 @@ def catalog(n: int, rnd: random.Random) -> list[dict[str, object]]:
         brand = BRANDS[(i // len(GOODS)) % len(BRANDS)]
         variant = i // (len(GOODS) * len(BRANDS))
         label = f"{brand} {name} {size}" + (f" #{variant + 1}" if variant else "")
+        sell = max(49, price + rnd.randint(-40, 60))
         out.append({"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"branchline-demo/{i}")),
-                    "sku": f"SKU-{i:05d}", "name": label,
-                    "price": max(49, price + rnd.randint(-40, 60))})
+                    "sku": f"SKU-{i:05d}", "name": label, "price": sell,
+                    "cost": int(sell * rnd.uniform(0.45, 0.7)), "tax_rate": 2000,
+                    "barcode": f"40{i:011d}", "category": name.split()[-1].lower(),
+                    "unit": "each"})
     return out
 
 
@@ -95,6 +103,14 @@ def main() -> int:
         for p in products:
             hq.replica.write("product", str(p["id"]), {k: v for k, v in p.items() if k != "id"},
                              "buyer", int(time.time() * 1000))
+        for code, name, kind in SITES:
+            hq.replica.write("site", str(uuid.uuid5(uuid.NAMESPACE_URL, code)),
+                             {"code": code, "name": name, "kind": kind}, "admin",
+                             int(time.time() * 1000))
+        for code, (name, kind) in CHART.items():
+            hq.replica.write("account", str(uuid.uuid5(uuid.NAMESPACE_URL, "acct" + code)),
+                             {"code": code, "name": name, "type": kind}, "finance",
+                             int(time.time() * 1000))
         for i, c in enumerate(customers):
             hq.replica.write("customer", c, {"name": f"Customer {i + 1}", "phone": f"555-{i:04d}"},
                              "crm", int(time.time() * 1000))
@@ -113,10 +129,12 @@ def main() -> int:
 
     for device, _ in DEVICES:
         start_daemon(device)
+    tills = {device: Pos(edges[device]) for device, _ in DEVICES}
     print(f"""
 Branchline demo is running.
   console      http://127.0.0.1:{PORT}/      (refreshes every 5 s)
   health       http://127.0.0.1:{PORT}/health
+  reports      http://127.0.0.1:{PORT}/api/reports/trial-balance   (OpenAPI: /schema)
   a store      {BIN / 'branchline-edge'} --db {WORK / 's1-till1.db'} status
   logs         {WORK}/
 Tills sell, the warehouse receives, and store uplinks drop now and then. Ctrl-C stops.
@@ -156,16 +174,20 @@ Tills sell, the warehouse receives, and store uplinks drop now and then. Ctrl-C 
                                 "site": "W1", "product_id": rnd.choice(products)["id"],
                                 "qty": rnd.randint(10, 50), "reason": "receipt"}, "receiver")
                         continue
-                    product = rnd.choice(products[:400])
-                    edge.write("stock_movement", str(uuid.uuid4()), {
-                        "site": site, "product_id": product["id"], "qty": -rnd.randint(1, 3),
-                        "reason": "sale"}, "cashier")
+                    if edge.store.get_state("bootstrapped") != "1":
+                        continue  # this till has not received the catalog yet
+                    basket = [LineIn(str(rnd.choice(products[:400])["sku"]), rnd.randint(1, 3))
+                              for _ in range(rnd.randint(1, 4))]
+                    if rnd.random() < 0.5:
+                        tills[device].sell(basket, cash=100_000)  # change is given
+                    else:
+                        tills[device].sell(basket, card=tills[device].quote(basket).total)
                     sales += 1
                     customer = rnd.choice(customers)
                     if rnd.random() < 0.05 and edge.get("customer", customer) is not None:
                         edge.write("customer", customer,
                                    {"phone": f"555-{rnd.randint(0, 9999):04d}"}, "cashier")
-                except LocalRejected as exc:
+                except (LocalRejected, PosError) as exc:
                     print(f"  {device}: refused locally: {exc}", flush=True)
             if sales // 1000 > reported:
                 reported = sales // 1000

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from .devices import list_devices
 from .fanout import Hub
+from .reports import sales_by_site, trial_balance
 from .store import Database
 
 _STYLE = """
@@ -32,6 +33,10 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
             else f"<td>{html.escape(str(v))}</td>" for v in r) + "</tr>"
         for r in rows)
     return f"<table><tr>{head}</tr>{body or '<tr><td>none</td></tr>'}</table>"
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:,.2f}"
 
 
 def render(db: Database, hub: Hub) -> str:
@@ -54,12 +59,22 @@ def render(db: Database, hub: Hub) -> str:
         counts = {e: conn.execute(select(func.count()).select_from(tbl)).scalar_one()
                   for e, tbl in db.entities.items()}
     devices = list_devices(db)
+    tb = trial_balance(db, None)
+    sales = sales_by_site(db)
     parts = [
         f"<h1>Branchline HQ</h1><p>change sequence at <b>{head:,}</b>; "
         f"{hub.connected} device(s) connected now; schema version {db.schema.version}</p>",
         "<h2>Stock by site</h2>",
         _table(["site", "products", "units on hand", "movements"],
                [[s, n, int(q or 0), m] for s, n, q, m in stock]),
+        "<h2>Sales by site</h2>",
+        _table(["site", "receipts", "net", "tax", "cost", "margin"],
+               [[r.site, r.receipts, _money(r.net), _money(r.tax), _money(r.cost),
+                 _money(r.margin)] for r in sales]),
+        f"<h2>Trial balance, company ({'balanced' if tb.balanced else 'NOT BALANCED'})</h2>",
+        _table(["account", "name", "debit", "credit", "balance"],
+               [[a.code, a.name, _money(a.debit), _money(a.credit), _money(a.balance)]
+                for a in tb.accounts]),
         "<h2>Stock exceptions (on hand below zero)</h2>",
         _table(["site", "product", "on hand"], [[s, p, int(q)] for s, p, q in negative]),
         "<h2>Conflict queue</h2>",

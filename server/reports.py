@@ -80,6 +80,25 @@ def trial_balance(db: Database, site: str | None) -> TrialBalance:
     return TrialBalance(site, accounts, debit, credit, debit == credit)
 
 
+def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None
+                  ) -> list[SiteSales]:
+    sale, line = db.entities["sale"], db.entities["sale_line"]
+    cost = (select(line.c.sale_id, func.sum(line.c.qty * line.c.cost).label("cost"))
+            .group_by(line.c.sale_id).subquery())
+    q = (select(sale.c.site, func.count(), func.sum(sale.c.net), func.sum(sale.c.tax),
+                func.coalesce(func.sum(cost.c.cost), 0))
+         .outerjoin(cost, cost.c.sale_id == sale.c.id).group_by(sale.c.site)
+         .order_by(sale.c.site))
+    if lo:
+        q = q.where(sale.c.date >= lo)
+    if hi:
+        q = q.where(sale.c.date <= hi)
+    with db.engine.connect() as conn:
+        rows = conn.execute(q).all()
+    return [SiteSales(s, int(n), int(net), int(tax), int(c), int(net) - int(c))
+            for s, n, net, tax, c in rows]
+
+
 class ReportsController(Controller):
     path = "/api/reports"
     tags = ("reports",)
@@ -93,23 +112,7 @@ class ReportsController(Controller):
     def sales(self, state: State, date_from: str | None = None,
               date_to: str | None = None) -> list[SiteSales]:
         """Receipts, net sales, tax, cost of goods and margin per site and period."""
-        db = _db(state)
-        sale, line = db.entities["sale"], db.entities["sale_line"]
-        lo, hi = _date(date_from, "date_from"), _date(date_to, "date_to")
-        cost = (select(line.c.sale_id, func.sum(line.c.qty * line.c.cost).label("cost"))
-                .group_by(line.c.sale_id).subquery())
-        q = (select(sale.c.site, func.count(), func.sum(sale.c.net), func.sum(sale.c.tax),
-                    func.coalesce(func.sum(cost.c.cost), 0))
-             .outerjoin(cost, cost.c.sale_id == sale.c.id).group_by(sale.c.site)
-             .order_by(sale.c.site))
-        if lo:
-            q = q.where(sale.c.date >= lo)
-        if hi:
-            q = q.where(sale.c.date <= hi)
-        with db.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        return [SiteSales(s, int(n), int(net), int(tax), int(c), int(net) - int(c))
-                for s, n, net, tax, c in rows]
+        return sales_by_site(_db(state), _date(date_from, "date_from"), _date(date_to, "date_to"))
 
     @get("/stock", sync_to_thread=True)
     def stock(self, state: State, site: str | None = None,
