@@ -139,11 +139,13 @@ class Server:
         """Register devices (device, site) -> tokens, through the server's own API
         (one process instead of one ``branchline device add`` per device)."""
         from schema import SCHEMA
+        from server.admin import hire
         from server.devices import issue_token
         from server.store import Database
 
         db = Database(self.db_url, SCHEMA)
         try:
+            hire(db, "bench", "hq_admin", "HQ")
             return {device: issue_token(db, device, site) for device, site in devices}
         finally:
             db.dispose()

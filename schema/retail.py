@@ -16,6 +16,7 @@ journal_line    ledger: the double-entry journal (``schema.finance``)
 sale, sale_line ledger: till receipts and their lines (``schema.sales``)
 stock_count     ledger: physical counts (``schema.inventory``)
 discrepancy     ledger: transfers received short; named scope (``schema.inventory``)
+employee        hq-owned: users, departments, roles (``schema.people``)
 ============== ==========================================================
 """
 
@@ -34,6 +35,7 @@ from .model import (
     Transition,
     Who,
 )
+from .people import EMPLOYEE
 from .sales import SALE, SALE_LINE
 
 L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
@@ -143,5 +145,5 @@ TRANSFER = Entity(
 SCHEMA = Schema(
     version=1,
     entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER,
-              ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE, STOCK_COUNT, DISCREPANCY),
+              ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE, STOCK_COUNT, DISCREPANCY, EMPLOYEE),
 )

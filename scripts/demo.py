@@ -27,6 +27,7 @@ from client.edge import Edge  # noqa: E402
 from client.pos import LineIn, Pos, PosError  # noqa: E402
 from schema import SCHEMA  # noqa: E402
 from schema.finance import CHART  # noqa: E402
+from server.admin import hire  # noqa: E402
 from server.devices import issue_token  # noqa: E402
 from server.store import Database  # noqa: E402
 from sync.replica import LocalRejected  # noqa: E402
@@ -36,6 +37,8 @@ WORK = ROOT / "var" / "demo"
 PORT = int(os.environ.get("BRANCHLINE_DEMO_PORT", "8000"))
 DEVICES = [("hq-pc", "HQ"), ("s1-till1", "S1"), ("s1-till2", "S1"), ("s2-till1", "S2"),
            ("s3-till1", "S3"), ("w1-handheld", "W1")]
+STAFF = [("buyer", "buyer", "HQ", "procurement"), ("finance", "finance", "HQ", "finance"),
+         ("admin", "hq_admin", "HQ", "it"), ("cashier", "cashier", "S1", "sales")]
 SITES = [("HQ", "Head office", "hq"), ("S1", "Store Riverside", "store"),
          ("S2", "Store Old Town", "store"), ("S3", "Store Airport", "store"),
          ("W1", "Warehouse North", "warehouse"), ("TRANSIT", "Goods in transit", "transit")]
@@ -77,6 +80,8 @@ def main() -> int:
     db_url = f"sqlite:///{WORK / 'hq.db'}"
     db = Database(db_url, SCHEMA)
     tokens = {d: issue_token(db, d, site) for d, site in DEVICES}
+    for login, role, site, department in STAFF:
+        hire(db, login, role, site, department=department)
     db.dispose()
     url = f"ws://127.0.0.1:{PORT}/sync"
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -97,6 +102,8 @@ def main() -> int:
 
     print("loading 5,000 products and opening stock at HQ ...", flush=True)
     hq = edges["hq-pc"]
+    subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "sync"], check=True,
+                   stdout=subprocess.DEVNULL)  # learn the employees first
     products = catalog(5000, rnd)
     customers = [str(uuid.uuid4()) for _ in range(50)]
     with hq.transaction():
@@ -119,7 +126,8 @@ def main() -> int:
                 hq.replica.write("stock_movement", str(uuid.uuid4()), {
                     "site": site, "product_id": p["id"], "qty": rnd.randint(5, 40),
                     "reason": "receipt"}, "warehouse", int(time.time() * 1000))
-    subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "sync"], check=True)
+    subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "sync"], check=True,
+                   stdout=subprocess.DEVNULL)
 
     def start_daemon(device: str) -> None:
         with open(WORK / f"{device}-daemon.log", "ab") as dlog:

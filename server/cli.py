@@ -40,6 +40,17 @@ def parser() -> argparse.ArgumentParser:
     rev.add_argument("--device", required=True, help="device id")
     lst = dsub.add_parser("list", help="list registered devices")
     _db_arg(lst)
+
+    user = sub.add_parser("user", help="employees: the users ops carry, with their roles")
+    usub = user.add_subparsers(dest="action", required=True, metavar="ACTION")
+    hire = usub.add_parser("add", help="add (or change) an employee with a department role")
+    _db_arg(hire)
+    hire.add_argument("--login", required=True, help="user name, as given to the edge's --user")
+    hire.add_argument("--role", required=True, help="cashier, store_manager, buyer, "
+                      "procurement_manager, finance, hr, warehouse_clerk, it_admin, hq_admin")
+    hire.add_argument("--site", required=True, help="site code where the employee works")
+    hire.add_argument("--name", default=None, help="full name (default: the login)")
+    hire.add_argument("--department", default="operations", help="department name")
     return p
 
 
@@ -59,12 +70,20 @@ def main(argv: list[str] | None = None) -> int:
                     ws_ping_timeout=20)
         return 0
 
+    from .admin import AdminError, hire
     from .devices import issue_token, list_devices, revoke
     from .store import Database
 
     db = Database(args.db, SCHEMA)
     try:
-        if args.action == "add":
+        if args.command == "user":
+            try:
+                hire(db, args.login, args.role, args.site, args.name, args.department)
+            except AdminError as exc:
+                print(f"refused: {exc}", file=sys.stderr)
+                return 3
+            print(f"user {args.login}: {args.role} at {args.site}")
+        elif args.action == "add":
             token = issue_token(db, args.device, args.site)
             print(f"device {args.device} at site {args.site}; token: {token}")
         elif args.action == "revoke":

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
+from sync.server import SERVER_DEVICE
+
 from .store import Database
 
 
@@ -32,6 +34,8 @@ def issue_token(db: Database, device: str, site: str) -> str:
     """Register ``device`` at ``site`` (or re-key it) and return its new token."""
     if not device or not site:
         raise ValueError("device and site are required")
+    if device == SERVER_DEVICE:
+        raise ValueError(f"{SERVER_DEVICE} is the server's own device id")
     token = "bl_" + secrets.token_urlsafe(32)  # never starts with "-"; easy to grep for
     devices = db.t["devices"]
     now = int(time.time() * 1000)

@@ -24,6 +24,8 @@ from typing import Any
 
 from schema import HQ_SITE, Entity, Policy, Schema, Who, is_uuid
 
+from .authorize import RoleOf
+from .authorize import check as authorize
 from .hlc import Stamp
 from .messages import Ack, Op, Row, Status
 
@@ -146,15 +148,24 @@ def _sites_allow(entity: Entity, values: dict[str, Any], actor: Actor) -> bool:
     return sites is None or actor.site in sites
 
 
-def decide(schema: Schema, current: Row | None, op: Op, actor: Actor) -> Outcome:
-    """Apply ``op`` from ``actor`` to ``current`` (None: no such row yet)."""
+def decide(schema: Schema, current: Row | None, op: Op, actor: Actor,
+           role_of: RoleOf | None = None) -> Outcome:
+    """Apply ``op`` from ``actor`` to ``current`` (None: no such row yet).
+
+    ``role_of`` tells a user's department role; when given, the op must also
+    pass the permission matrix (``schema.people``). The server and the edge
+    always give it; only the merge-policy tests leave it out.
+    """
     problem = check_op(schema, op, actor)
     if problem is not None:
         return _reject(op, actor, current, "validation", problem)
     entity = schema[op.entity]
-    if current is None:
-        return _create(entity, op, actor)
-    return _update(entity, current, op, actor)
+    outcome = _create(entity, op, actor) if current is None else _update(entity, current, op, actor)
+    if role_of is not None and outcome.status is not Status.REJECTED:
+        refused = authorize(entity, current, op, role_of)
+        if refused is not None:
+            return _reject(op, actor, current, "role", refused)
+    return outcome
 
 
 def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:

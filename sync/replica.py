@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import msgspec
 
 from schema import Schema
+from schema.people import employee_key
 
 from .hlc import Clock, ClockDriftError, Stamp
 from .merge import Actor, created_row, decide
@@ -146,13 +147,21 @@ class Replica:
             delete=delete,
             group=group,
         )
-        outcome = decide(self.schema, self.store.view(entity, key), op, self.actor)
+        outcome = decide(self.schema, self.store.view(entity, key), op, self.actor,
+                         self._role_of)
         if outcome.status is Status.REJECTED:
             raise LocalRejected(outcome.reason)
         self.store.add_outbox(op)
         self.store.put_view(entity, key, outcome.after)
         self.store.set_state("hlc", self.clock.last.encode())
         return op
+
+    def _role_of(self, user: str) -> str | None:
+        if self.schema.get("employee") is None:
+            return None
+        row = self.store.view("employee", employee_key(user))
+        role = row.fields.get("role") if row is not None and not row.deleted else None
+        return role if isinstance(role, str) else None
 
     def rebase(self, entity: str, key: str) -> Row | None:
         """Recompute the visible row from the base and the pending ops."""

@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from schema import Schema
+from schema.people import employee_key
 
 from .audit import AuditRecord, audit_of
+from .authorize import RoleOf
 from .merge import Actor, Outcome, decide
 from .messages import (
     MAX_BATCH_OPS,
@@ -115,6 +117,28 @@ def apply_op(schema: Schema, store: ServerStore, actor: Actor, op: Op) -> Ack:
     return apply_ops(schema, store, actor, [op])[0]
 
 
+SERVER_DEVICE = "hq-server"
+"""The server's own device id, for HQ operations made through its API. No
+token is ever issued to it; its ``system`` user acts as hq_admin."""
+
+
+def role_reader(schema: Schema, store: ServerStore, actor: Actor) -> RoleOf | None:
+    """A user's role, from the employee rows in ``store``."""
+    if schema.get("employee") is None:
+        return None
+
+    def role_of(user: str) -> str | None:
+        if user == "system" and actor.device == SERVER_DEVICE:
+            return "hq_admin"
+        row = store.load("employee", employee_key(user))
+        if row is None or row.deleted:
+            return None
+        role = row.fields.get("role")
+        return role if isinstance(role, str) else None
+
+    return role_of
+
+
 def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -> list[Ack]:
     """Decide and record a batch of ops, each op id at most once.
 
@@ -135,13 +159,14 @@ def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -
 
 
 def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -> list[Ack]:
+    role_of = role_reader(schema, store, actor)
     if len(ops) == 1:  # the common case, kept lean: it is the ingest hot path
         op = ops[0]
         previous = store.seen(op.op_id)
         if previous is not None:
             return [previous]
         current = store.load(op.entity, op.key) if schema.get(op.entity) else None
-        outcome = decide(schema, current, op, actor)
+        outcome = decide(schema, current, op, actor, role_of)
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
         store.record(outcome, audit_of(outcome), sites)
         return [outcome.ack]
@@ -156,7 +181,7 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         k = (op.entity, op.key)
         if k not in staged:
             staged[k] = store.load(op.entity, op.key) if schema.get(op.entity) else None
-        outcome = decide(schema, staged[k], op, actor)
+        outcome = decide(schema, staged[k], op, actor, role_of)
         if outcome.changed:
             staged[k] = outcome.after
         outcomes.append(outcome)

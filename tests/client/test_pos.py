@@ -13,12 +13,13 @@ from schema import SCHEMA
 from schema.finance import CASH, COGS, INVENTORY, REVENUE, SALES_TAX
 from sync.memory import MemoryServerStore
 from sync.server import apply_ops
-from tests.sync.kit import HQ, PRODUCT, key, op
+from tests.sync.kit import HQ, PRODUCT, hire_staff, key, op
 
 
 def _load_catalog(edge: Edge) -> None:
     """Rows as HQ made them, taken in as if they came from the server."""
     server = MemoryServerStore()
+    hire_staff(server)
     ops = [
         op(HQ, "product", PRODUCT, {"sku": "OAT-1", "name": "Oat milk 1l", "price": 250,
                                     "barcode": "4000000000017", "cost": 120, "tax_rate": 2000}),

@@ -34,9 +34,12 @@ def server(db_url: str, tmp_path: Path) -> Iterator[ServerProc]:
 def edges(server: ServerProc, tmp_path: Path) -> Iterator[dict[str, EdgeProc]]:
     """HQ's PC, two tills at store S1, one till at store S2, all registered."""
     made = {}
+    server.add_user("admin", "hq_admin", "HQ")
     for device, site in [("hq-pc", "HQ"), ("s1-till1", "S1"), ("s1-till2", "S1"),
                          ("s2-till1", "S2")]:
         made[device] = EdgeProc(tmp_path, device, site).init(server, server.add_device(device, site))
+    made["hq-pc"].user = "admin"
+    made["hq-pc"].sync()  # learn the employees before acting as one of them
     try:
         yield made
     finally:

@@ -89,6 +89,13 @@ class ServerProc:
                 self.proc.kill()
                 self.proc.wait(10)
 
+    def add_user(self, login: str, role: str, site: str) -> None:
+        subprocess.run(
+            [str(BIN / "branchline"), "user", "add", "--db", self.db_url, "--login", login,
+             "--role", role, "--site", site],
+            check=True, capture_output=True, text=True, cwd=self.workdir, timeout=60,
+        )
+
     def add_device(self, device: str, site: str) -> str:
         out = subprocess.run(
             [str(BIN / "branchline"), "device", "add", "--db", self.db_url,
@@ -107,6 +114,8 @@ class EdgeProc:
         self.db = workdir / f"{device}.db"
         self.workdir = workdir
         self.daemon: subprocess.Popen[bytes] | None = None
+        self.user = "clerk"
+        """The user this device's CLI acts as (``--user``)."""
 
     def run(self, *args: str, check: bool = True, timeout: float = 120,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -125,7 +134,8 @@ class EdgeProc:
         return self
 
     def put(self, entity: str, key: str, **fields: Any) -> None:
-        self.run("put", entity, key, *(f"{k}={json.dumps(v)}" for k, v in fields.items()))
+        self.run("put", entity, key, *(f"{k}={json.dumps(v)}" for k, v in fields.items()),
+                 "--user", self.user)
 
     def sync(self, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         return self.run("sync", timeout=timeout)

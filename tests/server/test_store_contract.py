@@ -21,7 +21,7 @@ from sync.memory import MemoryServerStore
 from sync.messages import Status
 from sync.server import ServerStore, apply_ops
 from tests.pg import fresh_database
-from tests.sync.kit import CUSTOMER, HQ, PO, PRODUCT, S1_TILL1, S2_TILL1, key, op
+from tests.sync.kit import CUSTOMER, HQ, PO, PRODUCT, S1_TILL1, S2_TILL1, hire_staff, key, op
 
 Tx = Callable[[], AbstractContextManager[ServerStore]]
 
@@ -56,6 +56,7 @@ def _seed(tx: Tx) -> None:
                                       "status": "draft"}),
     ]
     with tx() as store:
+        hire_staff(store)
         assert [a.status for a in apply_ops(SCHEMA, store, HQ, ops)] == ["accepted"] * 3
 
 
@@ -95,21 +96,23 @@ def test_updates_keep_versions_and_field_clocks(tx: Tx) -> None:
 def test_change_feed_is_scoped_and_cursor_skips_invisible_changes(tx: Tx) -> None:
     _seed(tx)
     with tx() as store:
+        start = store.head()
         apply_ops(SCHEMA, store, S1_TILL1, [op(S1_TILL1, "stock_movement", key(2), _sale("S1", 2))])
         apply_ops(SCHEMA, store, S2_TILL1, [op(S2_TILL1, "stock_movement", key(3), _sale("S2", 3))])
+    seeded = ["product", "customer"]
     with tx() as store:
         head = store.head()
-        s2, cursor = store.changes("S2", 0, 100)
-        hq, _ = store.changes(None, 0, 100)
-        s1_po = [c.row.entity for c in store.changes("S1", 0, 100)[0]]
-    assert head == 5 and cursor == 5
-    assert [c.row.entity for c in s2] == ["product", "customer", "stock_movement"]
+        s2, cursor = store.changes("S2", start - 3, 100)
+        hq, _ = store.changes(None, start - 3, 100)
+        s1 = [c.row.entity for c in store.changes("S1", start - 3, 100)[0]]
+    assert head == start + 2 and cursor == head
+    assert [c.row.entity for c in s2] == [*seeded, "stock_movement"]
     assert all(c.row.fields.get("site") in (None, "S2") for c in s2)
-    assert [c.seq for c in hq] == [1, 2, 3, 4, 5]
-    assert s1_po == ["product", "customer", "purchase_order", "stock_movement"]
+    assert [c.seq for c in hq] == list(range(start - 2, head + 1))
+    assert s1 == [*seeded, "purchase_order", "stock_movement"]
     with tx() as store:
-        page, cursor = store.changes(None, 1, 2)
-    assert [c.seq for c in page] == [2, 3] and cursor == 3
+        page, cursor = store.changes(None, start - 2, 2)
+    assert [c.seq for c in page] == [start - 1, start] and cursor == start
 
 
 def test_snapshot_pages_cover_every_visible_row_once(tx: Tx) -> None:
@@ -127,7 +130,9 @@ def test_snapshot_pages_cover_every_visible_row_once(tx: Tx) -> None:
         if len(page) < 3:
             break
         after = seen[-1]
-    assert len(seen) == len(set(seen)) == 3 + 7
+    staff = len([e for e, _ in seen if e == "employee"])
+    assert staff == 5
+    assert len(seen) == len(set(seen)) == 3 + 7 + staff
     assert ("stock_movement", key(99)) not in seen
     assert seen == sorted(seen)
 
@@ -138,15 +143,15 @@ def test_audit_chain_verifies_and_detects_tampering(tx: Tx, request: pytest.Fixt
         apply_ops(SCHEMA, store, S1_TILL1, [op(S1_TILL1, "product", PRODUCT, {"price": 1})])
     with tx() as store:
         chain = store.audit_chain() if hasattr(store, "audit_chain") else list(store.audit)  # type: ignore[attr-defined]
-    assert len(chain) == 4 and chain[-1][0].status == "rejected"
+    assert len(chain) == 5 + 4 and chain[-1][0].status == "rejected"
     assert verify_chain(chain) is None
-    forged = [(msgspec.structs.replace(chain[1][0], after={"name": "Eve"}), chain[1][1]), *chain[2:]]
-    assert verify_chain([chain[0], *forged]) == 1
+    forged = [(msgspec.structs.replace(chain[6][0], after={"name": "Eve"}), chain[6][1]), *chain[7:]]
+    assert verify_chain([*chain[:6], *forged]) == 6
     if "memory" not in request.node.name:  # rewrite a stored row behind the server's back
         with tx() as store:
-            store.conn.execute(text("UPDATE audit SET reason = 'nothing to see' WHERE id = 2"))  # type: ignore[attr-defined]
+            store.conn.execute(text("UPDATE audit SET reason = 'nothing to see' WHERE id = 7"))  # type: ignore[attr-defined]
         with tx() as store:
-            assert verify_chain(store.audit_chain()) == 1  # type: ignore[attr-defined]
+            assert verify_chain(store.audit_chain()) == 6  # type: ignore[attr-defined]
 
 
 def test_conflicts_are_queued(tx: Tx) -> None:

@@ -5,16 +5,20 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
+
 from schema import HQ_SITE, SCHEMA
+from schema.people import employee_key
 from sync.client import ClientSession
 from sync.hlc import Clock
 from sync.memory import MemoryLocalStore, MemoryServerStore
 from sync.merge import Actor
 from sync.messages import Ack, Op
 from sync.replica import Replica
-from sync.server import ServerSession, apply_op
+from sync.server import SERVER_DEVICE, ServerSession, ServerStore, apply_op
 
 HQ = Actor("hq-pc", HQ_SITE)
+SYSTEM = Actor(SERVER_DEVICE, HQ_SITE)
 S1_TILL1 = Actor("s1-till1", "S1")
 S1_TILL2 = Actor("s1-till2", "S1")
 S2_TILL1 = Actor("s2-till1", "S2")
@@ -67,6 +71,7 @@ def seeded_server() -> MemoryServerStore:
     and 10 units of the product at S1 and at S2."""
     _clocks.clear()
     store = MemoryServerStore()
+    hire_staff(store)
     seed = [
         op(HQ, "product", PRODUCT, {"sku": "SKU-1", "name": "Oat milk 1l", "price": 199}),
         op(HQ, "customer", CUSTOMER, {"name": "Ada", "phone": "111", "credit_limit": 5000}),
@@ -83,6 +88,23 @@ def seeded_server() -> MemoryServerStore:
         ack = apply_op(SCHEMA, store, HQ, o)
         assert ack.status == "accepted", ack.reason
     return store
+
+
+STAFF = [("u-hq-pc", "hq_admin", "HQ"), ("u", "hq_admin", "HQ")] + [
+    (f"u-{a.device}", "store_manager", a.site) for a in (S1_TILL1, S1_TILL2, S2_TILL1)]
+
+
+def hire(store: ServerStore, login: str, role: str, site: str) -> None:
+    """An employee record, made by the server's own system user."""
+    made = op(SYSTEM, "employee", employee_key(login), {
+        "login": login, "name": login, "department": "ops", "site": site, "role": role})
+    made = msgspec.structs.replace(made, user="system")
+    assert apply_op(SCHEMA, store, SYSTEM, made).status == "accepted"
+
+
+def hire_staff(store: ServerStore) -> None:
+    for login, role, site in STAFF:
+        hire(store, login, role, site)
 
 
 def push(store: MemoryServerStore, actor: Actor, *ops: Op) -> list[Ack]:

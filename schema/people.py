@@ -1,0 +1,59 @@
+"""People and what they may do: employees, their department roles, and the
+permission matrix. Authorization decisions are made from this one table
+(``sync.authorize``), on the server and, for early refusals, at the edge."""
+
+from __future__ import annotations
+
+import uuid
+
+from .model import Entity, Field, Kind, Policy
+
+H = Policy.HQ_OWNED
+
+ROLES = frozenset({
+    "cashier", "store_manager", "warehouse_clerk", "buyer", "procurement_manager",
+    "finance", "hr", "it_admin", "hq_admin",
+})
+
+EMPLOYEE = Entity(
+    "employee",
+    fields=(
+        Field("login", Kind.TEXT, H, doc="the user name ops carry"),
+        Field("name", Kind.TEXT, H),
+        Field("department", Kind.TEXT, H, doc="sales, procurement, finance, operations, it"),
+        Field("site", Kind.REF, H, doc="where the employee works"),
+        Field("role", Kind.TEXT, H, doc="one of ROLES"),
+    ),
+    owner_hq=True,
+    doc="An employee, linked to a user login, a department, a site and a role.",
+)
+
+_NS = uuid.UUID("6f1c7b2e-4d3a-4b8e-9a51-0c2d9e7f1a10")
+
+
+def employee_key(login: str) -> str:
+    """The key of a user's employee row, derived from the login (no lookup table)."""
+    return str(uuid.uuid5(_NS, login))
+
+
+PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
+    ("product", "create"): frozenset({"buyer", "hq_admin"}),
+    ("product", "set:price"): frozenset({"buyer", "hq_admin"}),
+    ("product", "set:cost"): frozenset({"buyer", "finance", "hq_admin"}),
+    ("purchase_order", "create"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    ("purchase_order", "move:approved"): frozenset({"procurement_manager", "hq_admin"}),
+    ("purchase_order", "move:cancelled"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    ("employee", "create"): frozenset({"hr", "hq_admin"}),
+    ("employee", "update"): frozenset({"hr", "hq_admin"}),
+    ("account", "create"): frozenset({"finance", "hq_admin"}),
+    ("account", "update"): frozenset({"finance", "hq_admin"}),
+    ("customer", "set:credit_limit"): frozenset({"finance", "store_manager", "hq_admin"}),
+}
+"""(entity, action) -> roles allowed. Actions: create, update, delete,
+set:FIELD, move:STATE. An action not listed is open to every role (the
+site and policy checks still apply)."""
+
+
+def allowed(entity: str, action: str) -> frozenset[str] | None:
+    """The roles allowed to take ``action`` on ``entity``; None: anybody."""
+    return PERMISSIONS.get((entity, action))
