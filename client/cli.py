@@ -18,6 +18,7 @@ from .daemon import Refused, Unreachable, rich_progress, run_daemon, sync_once
 from .edge import Edge, NotConfigured
 from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
+from .procurement import OrderLine, Procurement
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,6 +71,21 @@ def parser() -> argparse.ArgumentParser:
     recv.add_argument("transfer", help="transfer id")
     recv.add_argument("qty", type=int, help="units actually received")
     sub.add_parser("in-transit", help="transfers from or to this site still on the road")
+    po = sub.add_parser("po", help="purchase orders: create, approve, cancel, receive")
+    posub = po.add_subparsers(dest="po_action", required=True, metavar="ACTION")
+    create = posub.add_parser("create", help="a draft order (buyers, at HQ)")
+    create.add_argument("--site", required=True, help="site the goods are delivered to")
+    create.add_argument("--supplier", required=True, help="supplier name")
+    create.add_argument("lines", nargs="+", help="CODE:QTY:UNIT_COST, e.g. OAT-1:100:1.20")
+    for name, text in (("approve", "approve (twice, by two people, above the limit)"),
+                       ("cancel", "cancel the order")):
+        act = posub.add_parser(name, help=text)
+        act.add_argument("po", help="purchase order id")
+    rcv = posub.add_parser("receive", help="receive goods against an order at this site")
+    rcv.add_argument("po", help="purchase order id")
+    rcv.add_argument("lines", nargs="+", help="CODE:QTY received")
+    for action in (create, rcv, *[posub.choices[n] for n in ("approve", "cancel")]):
+        action.add_argument("--user", default="clerk", help="user making the change")
     sub.add_parser("pending", help="list ops waiting to be pushed")
     sub.add_parser("rejections", help="list ops HQ refused, with the reason")
     return p
@@ -195,6 +211,24 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
         case "in-transit":
             for t in Inventory(edge).in_transit():
                 print(f"{t['id']}\t{t['from_site']} -> {t['to_site']}\t{t['qty']}")
+        case "po":
+            proc = Procurement(edge, args.user)
+            if args.po_action == "create":
+                lines = []
+                for text in args.lines:
+                    code, qty, cost = [*text.split(":"), "", ""][:3]
+                    if not qty.isdigit() or not cost:
+                        raise PosError(f"bad line {text!r}: expected CODE:QTY:UNIT_COST")
+                    lines.append(OrderLine(code, int(qty), parse_money(cost)))
+                print(f"purchase order {proc.create(args.site, args.supplier, lines)} (draft)")
+            elif args.po_action == "approve":
+                print(f"purchase order {args.po}: {proc.approve(args.po)}")
+            elif args.po_action == "cancel":
+                proc.cancel(args.po)
+                print(f"purchase order {args.po}: cancelled")
+            else:
+                got = {ln.code: ln.qty for ln in map(_line, args.lines)}
+                print(f"purchase order {args.po}: {proc.receive(args.po, got)}")
         case "pending":
             for op in edge.pending():
                 print(f"{op.op_id}\t{op.entity}\t{op.key}\t{json.dumps(op.fields)}")

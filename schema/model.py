@@ -110,6 +110,10 @@ class Transition:
     source: str
     target: str
     who: Who = Who.ANY
+    at_most: tuple[str, int] | None = None
+    """(field, limit): only while the row's field is at most the limit."""
+    not_by: str | None = None
+    """A field naming a user who may not take this move (a second approver)."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ sale, sale_line ledger: till receipts and their lines (``schema.sales``)
 stock_count     ledger: physical counts (``schema.inventory``)
 discrepancy     ledger: transfers received short; named scope (``schema.inventory``)
 employee        hq-owned: users, departments, roles (``schema.people``)
+supplier, ...   procurement: suppliers, reorder rules, PO lines, goods receipts,
+                purchase suggestions (``schema.procurement``)
 ============== ==========================================================
 """
 
@@ -36,6 +38,7 @@ from .model import (
     Who,
 )
 from .people import EMPLOYEE
+from .procurement import GOODS_RECEIPT, PO_LINE, PURCHASE_SUGGESTION, REORDER_RULE, SUPPLIER
 from .sales import SALE, SALE_LINE
 
 L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
@@ -95,13 +98,21 @@ CUSTOMER = Entity(
     doc="A customer account shared by every store.",
 )
 
+SECOND_APPROVAL_ABOVE = 500_000
+"""Purchase orders over this total (minor units) need two approvers."""
+
 PO_MACHINE = StateMachine(
     field="status",
     initial="draft",
     transitions=(
-        Transition("draft", "approved", Who.HQ),
+        Transition("draft", "approved", Who.HQ, at_most=("total", SECOND_APPROVAL_ABOVE)),
+        Transition("draft", "first_approved", Who.HQ),
+        Transition("first_approved", "approved", Who.HQ, not_by="approved_by"),
+        Transition("approved", "partially_received"),
         Transition("approved", "received"),
+        Transition("partially_received", "received"),
         Transition("draft", "cancelled"),
+        Transition("first_approved", "cancelled", Who.HQ),
         Transition("approved", "cancelled", Who.HQ),
     ),
 )
@@ -113,6 +124,8 @@ PURCHASE_ORDER = Entity(
         Field("supplier", Kind.TEXT, W),
         Field("total", Kind.MONEY, W),
         Field("status", Kind.TEXT, S),
+        Field("supplier_id", Kind.UUID, W, required=False),
+        Field("approved_by", Kind.TEXT, W, required=False, doc="the first approver"),
     ),
     scope=Scope.OWNER,
     site_field="site",
@@ -145,5 +158,6 @@ TRANSFER = Entity(
 SCHEMA = Schema(
     version=1,
     entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER,
-              ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE, STOCK_COUNT, DISCREPANCY, EMPLOYEE),
+              ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE, STOCK_COUNT, DISCREPANCY, EMPLOYEE,
+              SUPPLIER, REORDER_RULE, PO_LINE, GOODS_RECEIPT, PURCHASE_SUGGESTION),
 )

@@ -262,6 +262,20 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
                         op, actor, current, Policy.STATE,
                         f"only HQ may move {name} from {old} to {value}",
                     )
+                merged = {**current.fields, **op.fields}
+                limit = move.at_most
+                if limit is not None and (merged.get(limit[0]) or 0) > limit[1]:
+                    return _reject(
+                        op, actor, current, Policy.STATE,
+                        f"{name} has {limit[0]} {merged.get(limit[0])}, over "
+                        f"{limit[1]}: it needs a second approval",
+                    )
+                if move.not_by is not None and current.fields.get(move.not_by) == op.user:
+                    return _reject(
+                        op, actor, current, Policy.STATE,
+                        f"{op.user} already approved {name}; the second approval must come "
+                        "from someone else",
+                    )
                 taken[fname] = value
             case Policy.LWW:
                 if op.hlc > hlc:

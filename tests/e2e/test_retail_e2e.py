@@ -116,3 +116,44 @@ def test_transfer_shipped_while_the_receiving_store_is_offline(
     assert balances["5100"] == 120  # the lost unit, at cost
     for site in ("S1", "S2"):
         assert _api(server, f"/api/reports/trial-balance?site={site}")["balanced"]
+
+
+def test_purchase_orders_approved_twice_received_partly_and_cancelled_while_receiving(
+    server: ServerProc, edges: dict[str, EdgeProc]
+) -> None:
+    hq, s1 = edges["hq-pc"], edges["s1-till1"]
+    for login, role in (("bob", "buyer"), ("pam", "procurement_manager"),
+                        ("paul", "procurement_manager")):
+        server.add_user(login, role, "HQ")
+    hq.put("product", PRODUCT, sku="OAT-1", name="Oat milk 1l", price=250, cost=120)
+    hq.sync()  # learns bob, pam and paul
+    big = hq.run("po", "create", "--site", "S1", "--supplier", "Oatly", "OAT-1:5000:1.20",
+                 "--user", "bob").stdout.split()[2]
+    small = hq.run("po", "create", "--site", "S1", "--supplier", "Oatly", "OAT-1:10:1.20",
+                   "--user", "bob").stdout.split()[2]
+    refused = hq.run("po", "approve", big, "--user", "bob", check=False)
+    assert refused.returncode == 3 and "bob (buyer) may not move to first_approved" in refused.stderr
+    assert hq.run("po", "approve", big, "--user", "pam").stdout.endswith("first_approved\n")
+    again = hq.run("po", "approve", big, "--user", "pam", check=False)
+    assert again.returncode == 3 and "must come from someone else" in again.stderr
+    assert hq.run("po", "approve", big, "--user", "paul").stdout.endswith(": approved\n")
+    assert hq.run("po", "approve", small, "--user", "pam").stdout.endswith(": approved\n")
+    hq.sync()
+    s1.sync()  # the approved orders appear at the receiving store
+    assert s1.run("po", "receive", big, "OAT-1:3000").stdout.endswith("partially_received\n")
+    over = s1.run("po", "receive", big, "OAT-1:2001", check=False)
+    assert over.returncode == 3 and "2000 still to receive" in over.stderr
+    s1.sync()
+    # HQ cancels the small order while the store, offline, receives against it
+    hq.run("po", "cancel", small, "--user", "pam")
+    hq.sync()
+    assert s1.run("po", "receive", small, "OAT-1:10").stdout.endswith(": received\n")
+    s1.sync()
+    rejected = s1.run("rejections").stdout
+    assert "purchase_order" in rejected and "is cancelled; it cannot move to received" in rejected
+    assert _api(server, "/api/reports/stock?site=S1") == [
+        {"site": "S1", "product_id": PRODUCT, "on_hand": 3000}]
+    assert s1.run("stock", "OAT-1").stdout.strip().endswith(": 3000 on hand")
+    tb = _api(server, "/api/reports/trial-balance?site=S1")
+    assert tb["balanced"]
+    assert {a["code"]: a["balance"] for a in tb["accounts"]} == {"1200": 360000, "2000": -360000}

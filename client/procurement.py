@@ -1,0 +1,133 @@
+"""Purchase orders from a device: created and approved at HQ (by users whose
+role allows it), received at the site they are for, partially if need be.
+
+A receipt is one sync group: the goods receipt lines, the stock movements,
+the journal (inventory against payable) and the order's new status. If HQ
+cancelled the order meanwhile, the server rejects the whole group, with the
+reason, and the receiving site's stock and books return to what they were.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from schema.finance import INVENTORY, PAYABLE, Posting, post
+
+from .edge import Edge, now_ms
+from .pos import Pos, PosError
+
+
+class ProcurementError(PosError):
+    """A purchase order operation that cannot be made as asked; nothing was written."""
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    code: str
+    qty: int
+    unit_cost: int
+
+
+class Procurement:
+    def __init__(self, edge: Edge, user: str) -> None:
+        self.edge = edge
+        self.user = user
+        self.pos = Pos(edge)
+
+    def create(self, site: str, supplier: str, lines: list[OrderLine]) -> str:
+        """A draft purchase order with its lines, for delivery at ``site``."""
+        if not lines:
+            raise ProcurementError("a purchase order needs at least one line")
+        priced = []
+        for line in lines:
+            if line.qty <= 0 or line.unit_cost < 0:
+                raise ProcurementError(f"line {line.code}: quantity must be positive and "
+                                       "cost not negative")
+            priced.append((self.pos.product(line.code), line))
+        po = str(uuid.uuid4())
+        total = sum(line.qty * line.unit_cost for _, line in priced)
+        with self.edge.transaction():
+            self.edge.replica.write("purchase_order", po, {
+                "site": site, "supplier": supplier, "total": total, "status": "draft"},
+                self.user, now_ms(), group=po)
+            for product, line in priced:
+                self.edge.replica.write("po_line", str(uuid.uuid4()), {
+                    "po_id": po, "site": site, "product_id": product["id"], "qty": line.qty,
+                    "unit_cost": line.unit_cost}, self.user, now_ms(), group=po)
+        return po
+
+    def _order(self, po: str) -> dict[str, object]:
+        found = self.edge.get("purchase_order", po)
+        if found is None:
+            raise ProcurementError(f"no purchase order {po[:8]} on this device")
+        return found
+
+    def approve(self, po: str) -> str:
+        """Approve; an order over the limit takes two approvers. Returns the new status."""
+        order = self._order(po)
+        if order["status"] == "first_approved":
+            target = "approved"
+            fields: dict[str, object] = {"status": target}
+        else:
+            from schema.retail import SECOND_APPROVAL_ABOVE
+
+            big = int(str(order["total"])) > SECOND_APPROVAL_ABOVE
+            target = "first_approved" if big else "approved"
+            fields = {"status": target, "approved_by": self.user}
+        self.edge.write("purchase_order", po, fields, self.user)
+        return target
+
+    def cancel(self, po: str) -> None:
+        self._order(po)
+        self.edge.write("purchase_order", po, {"status": "cancelled"}, self.user)
+
+    def receive(self, po: str, received: dict[str, int]) -> str:
+        """Receive goods against an order at this site; returns the order's new status."""
+        order = self._order(po)
+        site = self.edge.setting("site")
+        if order["site"] != site:
+            raise ProcurementError(f"purchase order {po[:8]} is for {order['site']}, not {site}")
+        if order["status"] not in ("approved", "partially_received"):
+            raise ProcurementError(f"purchase order {po[:8]} is {order['status']}; "
+                                   "goods cannot be received against it")
+        lines = {str(ln["product_id"]): ln for ln in self.edge.query("po_line", po_id=po)}
+        already: dict[str, int] = {}
+        for r in self.edge.query("goods_receipt", po_id=po):
+            already[str(r["product_id"])] = already.get(str(r["product_id"]), 0) + int(r["qty"])
+        take = []
+        for code, qty in received.items():
+            product = self.pos.product(code)
+            line = lines.get(product["id"])
+            if line is None:
+                raise ProcurementError(f"{code} is not on purchase order {po[:8]}")
+            left = int(line["qty"]) - already.get(product["id"], 0)
+            if not 0 < qty <= left:
+                raise ProcurementError(f"{code}: {left} still to receive on {po[:8]}, got {qty}")
+            take.append((product, line, qty))
+            already[product["id"]] = already.get(product["id"], 0) + qty
+        done = all(already.get(pid, 0) >= int(ln["qty"]) for pid, ln in lines.items())
+        status = "received" if done else "partially_received"
+        group = str(uuid.uuid4())
+        today = dt.date.today().isoformat()
+        value = sum(qty * int(line["unit_cost"]) for _, line, qty in take)
+        write = self.edge.replica.write
+        with self.edge.transaction():
+            for product, line, qty in take:
+                write("goods_receipt", str(uuid.uuid4()), {
+                    "po_id": po, "site": site, "product_id": product["id"], "qty": qty,
+                    "unit_cost": line["unit_cost"], "received_by": self.user, "date": today},
+                    self.user, now_ms(), group=group)
+                write("stock_movement", str(uuid.uuid4()), {
+                    "site": site, "product_id": product["id"], "qty": qty,
+                    "reason": "receipt"}, self.user, now_ms(), group=group)
+            memo = f"goods receipt PO {po[:8]}"
+            for p in post([Posting(INVENTORY, value, 0, memo), Posting(PAYABLE, 0, value, memo)]):
+                write("journal_line", str(uuid.uuid4()), {
+                    "entry_id": group, "site": site, "account": p.account, "debit": p.debit,
+                    "credit": p.credit, "memo": p.memo, "date": today}, self.user, now_ms(),
+                    group=group)
+            if status != order["status"]:
+                write("purchase_order", po, {"status": status}, self.user, now_ms(), group=group)
+        return status

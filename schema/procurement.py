@@ -1,0 +1,85 @@
+"""Procurement: suppliers, reorder levels, purchase order lines, goods
+receipts and the purchase suggestions raised when stock runs low."""
+
+from __future__ import annotations
+
+from .model import Entity, Field, Kind, Policy, Scope, StateMachine, Transition, Who
+
+L, W, H, S = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE
+
+SUPPLIER = Entity(
+    "supplier",
+    fields=(
+        Field("name", Kind.TEXT, H),
+        Field("email", Kind.TEXT, H, required=False),
+        Field("phone", Kind.TEXT, H, required=False),
+    ),
+    owner_hq=True,
+    deletable=False,
+    doc="A supplier, kept by procurement at HQ.",
+)
+
+REORDER_RULE = Entity(
+    "reorder_rule",
+    fields=(
+        Field("site", Kind.REF, H),
+        Field("product_id", Kind.UUID, H),
+        Field("level", Kind.INT, H, doc="raise a suggestion when on hand falls to this"),
+        Field("order_qty", Kind.INT, H, doc="quantity to suggest"),
+    ),
+    owner_hq=True,
+    scope=Scope.OWNER,
+    site_field="site",
+    doc="The reorder level of a product at a site.",
+)
+
+PO_LINE = Entity(
+    "po_line",
+    fields=(
+        Field("po_id", Kind.UUID, L),
+        Field("site", Kind.REF, L),
+        Field("product_id", Kind.UUID, L),
+        Field("qty", Kind.INT, L),
+        Field("unit_cost", Kind.MONEY, L),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    deletable=False,
+    doc="One product ordered on a purchase order.",
+)
+
+GOODS_RECEIPT = Entity(
+    "goods_receipt",
+    fields=(
+        Field("po_id", Kind.UUID, L),
+        Field("site", Kind.REF, L),
+        Field("product_id", Kind.UUID, L),
+        Field("qty", Kind.INT, L),
+        Field("unit_cost", Kind.MONEY, L),
+        Field("received_by", Kind.TEXT, L),
+        Field("date", Kind.DATE, L),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    deletable=False,
+    doc="Goods received against a purchase order (partial receipts allowed).",
+)
+
+PURCHASE_SUGGESTION = Entity(
+    "purchase_suggestion",
+    fields=(
+        Field("site", Kind.REF, W),
+        Field("product_id", Kind.UUID, W),
+        Field("qty", Kind.INT, W),
+        Field("on_hand", Kind.INT, W, doc="stock when the suggestion was raised"),
+        Field("status", Kind.TEXT, S),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    machine=StateMachine(
+        field="status", initial="open",
+        transitions=(Transition("open", "ordered", Who.HQ), Transition("open", "dismissed")),
+    ),
+    deletable=False,
+    doc="Raised automatically when stock falls to the reorder level; procurement acts.",
+)
