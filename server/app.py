@@ -15,7 +15,7 @@ from schema import SCHEMA, Schema
 
 from .console import render
 from .fanout import Hub
-from .reports import ReportsController
+from .reports import ProcurementController, ReportsController
 from .store import Database
 from .sync_ws import handle_socket
 
@@ -57,7 +57,8 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
         """The HQ console: stock by site, exceptions, conflicts, devices, audit."""
         return render(db, hub)
 
-    app = Litestar([sync_socket, health, console, ReportsController], lifespan=[lifespan],
+    app = Litestar([sync_socket, health, console, ReportsController, ProcurementController],
+                   lifespan=[lifespan],
                    openapi_config=OpenAPIConfig(title="Branchline HQ", version="0.1.0"))
     app.state.db = db
     app.state.hub = hub

@@ -43,6 +43,15 @@ class SiteSales(msgspec.Struct):
     margin: int
 
 
+class Suggestion(msgspec.Struct):
+    id: str
+    site: str
+    product_id: str
+    qty: int
+    on_hand: int
+    status: str
+
+
 class StockLevel(msgspec.Struct):
     site: str
     product_id: str
@@ -130,3 +139,20 @@ class ReportsController(Controller):
         with db.engine.connect() as conn:
             rows = conn.execute(q.order_by(sm.c.site, sm.c.product_id).limit(10_000)).all()
         return [StockLevel(s, p, int(n)) for s, p, n in rows]
+
+
+class ProcurementController(Controller):
+    path = "/api/procurement"
+    tags = ("procurement",)
+
+    @get("/suggestions", sync_to_thread=True)
+    def suggestions(self, state: State, status: str = "open") -> list[Suggestion]:
+        """Purchase suggestions raised from low stock (default: the open ones)."""
+        db = _db(state)
+        sug = db.entities["purchase_suggestion"]
+        with db.engine.connect() as conn:
+            rows = conn.execute(select(sug.c.id, sug.c.site, sug.c.product_id, sug.c.qty,
+                                       sug.c.on_hand, sug.c.status)
+                                .where(sug.c.status == status)
+                                .order_by(sug.c.site, sug.c.product_id)).all()
+        return [Suggestion(*r) for r in rows]

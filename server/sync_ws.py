@@ -46,6 +46,7 @@ from sync.messages import (
 )
 from sync.server import ServerSession, check_hello
 
+from .automation import after_push
 from .devices import DeviceInfo, authenticate
 from .fanout import Hub
 from .store import Database, SqlServerStore
@@ -63,6 +64,13 @@ CLOSE_CODES = {
 }
 T = TypeVar("T")
 Socket = WebSocket[Any, Any, Any]
+
+
+def push(session: ServerSession, msg: Push, store: SqlServerStore) -> list[ServerMessage]:
+    """Apply a push and the automation it triggers, in one transaction."""
+    answers = session.handle(store, msg)
+    after_push(store)
+    return answers
 
 
 class Closing(Exception):
@@ -145,8 +153,10 @@ class Connection:
                     ahead, self.ahead = self.ahead, None
                     if ahead is not None and ahead[0] == msg:
                         answers = await ahead[1]
+                    elif isinstance(msg, Push):
+                        answers = await self.in_db(True, functools.partial(push, session, msg))
                     else:
-                        answers = await self.in_db(isinstance(msg, Push),
+                        answers = await self.in_db(False,
                                                    functools.partial(session.handle, msg=msg))
                     await self.send(answers)
                     self.read_ahead(session, msg, answers)

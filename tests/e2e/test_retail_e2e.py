@@ -157,3 +157,26 @@ def test_purchase_orders_approved_twice_received_partly_and_cancelled_while_rece
     tb = _api(server, "/api/reports/trial-balance?site=S1")
     assert tb["balanced"]
     assert {a["code"]: a["balance"] for a in tb["accounts"]} == {"1200": 360000, "2000": -360000}
+
+
+def test_low_stock_raises_one_purchase_suggestion(
+    server: ServerProc, edges: dict[str, EdgeProc]
+) -> None:
+    hq, till = edges["hq-pc"], edges["s1-till1"]
+    hq.put("product", PRODUCT, sku="OAT-1", name="Oat milk 1l", price=250, cost=120)
+    hq.put("reorder_rule", str(uuid.uuid4()), site="S1", product_id=PRODUCT, level=5,
+           order_qty=24)
+    hq.put("stock_movement", str(uuid.uuid4()), site="S1", product_id=PRODUCT, qty=10,
+           reason="receipt")
+    hq.sync()
+    till.sync()
+    till.run("sell", "OAT-1:4", "--cash", "20")
+    till.sync()
+    assert _api(server, "/api/procurement/suggestions") == []  # 6 left: above the level
+    till.run("sell", "OAT-1:2", "--cash", "20")
+    till.run("sell", "OAT-1:1", "--cash", "20")
+    till.sync()
+    (sug,) = _api(server, "/api/procurement/suggestions")
+    assert (sug["site"], sug["qty"], sug["on_hand"]) == ("S1", 24, 3)
+    till.sync()  # the store sees its suggestion too
+    assert till.query("SELECT qty, status FROM purchase_suggestion") == [(24, "open")]
