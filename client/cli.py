@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,6 +72,16 @@ def parser() -> argparse.ArgumentParser:
     recv.add_argument("transfer", help="transfer id")
     recv.add_argument("qty", type=int, help="units actually received")
     sub.add_parser("in-transit", help="transfers from or to this site still on the road")
+    ticket = sub.add_parser("ticket", help="customer service: open a ticket, move it on")
+    tsub = ticket.add_subparsers(dest="ticket_action", required=True, metavar="ACTION")
+    topen = tsub.add_parser("open", help="open a return or complaint ticket")
+    topen.add_argument("--kind", choices=["return", "complaint"], required=True,
+                       help="return or complaint")
+    topen.add_argument("--receipt", default=None, help="receipt number of the sale, if any")
+    topen.add_argument("text", help="what the customer said")
+    tmove = tsub.add_parser("move", help="move a ticket to in_progress or closed")
+    tmove.add_argument("ticket", help="ticket id")
+    tmove.add_argument("status", choices=["in_progress", "closed"], help="new status")
     po = sub.add_parser("po", help="purchase orders: create, approve, cancel, receive")
     posub = po.add_subparsers(dest="po_action", required=True, metavar="ACTION")
     create = posub.add_parser("create", help="a draft order (buyers, at HQ)")
@@ -211,6 +222,22 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
         case "in-transit":
             for t in Inventory(edge).in_transit():
                 print(f"{t['id']}\t{t['from_site']} -> {t['to_site']}\t{t['qty']}")
+        case "ticket":
+            if args.ticket_action == "open":
+                sale_id = None
+                if args.receipt:
+                    found = edge.query("sale", receipt_no=args.receipt)
+                    if not found:
+                        raise PosError(f"no sale {args.receipt} at this store")
+                    sale_id = found[0]["id"]
+                key = str(uuid.uuid4())
+                edge.write("ticket", key, {"site": edge.setting("site"), "kind": args.kind,
+                                           "sale_id": sale_id, "text": args.text,
+                                           "status": "open"})
+                print(f"ticket {key} open")
+            else:
+                edge.write("ticket", args.ticket, {"status": args.status})
+                print(f"ticket {args.ticket}: {args.status}")
         case "po":
             proc = Procurement(edge, args.user)
             if args.po_action == "create":

@@ -4,7 +4,7 @@ that points at the sale it returns."""
 
 from __future__ import annotations
 
-from .model import Entity, Field, Kind, Policy, Scope
+from .model import Entity, Field, Kind, Policy, Scope, StateMachine, Transition
 
 L = Policy.LEDGER
 
@@ -51,4 +51,23 @@ SALE_LINE = Entity(
     site_field="site",
     deletable=False,
     doc="One product on a receipt.",
+)
+
+TICKET = Entity(
+    "ticket",
+    fields=(
+        Field("site", Kind.REF, Policy.LWW, doc="store where the customer came in"),
+        Field("kind", Kind.TEXT, Policy.LWW, doc="return or complaint"),
+        Field("sale_id", Kind.UUID, Policy.LWW, required=False),
+        Field("customer_id", Kind.UUID, Policy.LWW, required=False),
+        Field("text", Kind.TEXT, Policy.LWW),
+        Field("status", Kind.TEXT, Policy.STATE),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    machine=StateMachine(field="status", initial="open", transitions=(
+        Transition("open", "in_progress"), Transition("in_progress", "closed"),
+        Transition("open", "closed"))),
+    deletable=False,
+    doc="A customer service ticket (return or complaint), linked to the sale.",
 )

@@ -124,3 +124,20 @@ def test_a_count_posts_the_difference_as_an_adjustment(till: Pos) -> None:
         stock.ship("OAT-1", 0, "S2")
     with pytest.raises(StockError, match="no transfer"):
         stock.receive(key(999), 1)
+
+
+def test_customer_service_ticket_linked_to_a_sale(till: Pos, capsys: pytest.CaptureFixture[str]
+                                                 ) -> None:
+    from client.cli import main
+
+    receipt = till.sell([LineIn("OAT-1", 1)], cash=300)
+    db = ["--db", str(till.edge.path)]
+    assert main([*db, "ticket", "open", "--kind", "complaint", "--receipt",
+                 receipt.receipt_no, "Carton leaked"]) == 0
+    ticket = capsys.readouterr().out.split()[1]
+    row = till.edge.get("ticket", ticket)
+    assert row is not None and row["sale_id"] == receipt.sale_id and row["status"] == "open"
+    assert main([*db, "ticket", "move", ticket, "closed"]) == 0
+    assert main([*db, "ticket", "move", ticket, "in_progress"]) == 3
+    assert "is closed; it cannot move to in_progress" in capsys.readouterr().err
+    assert main([*db, "ticket", "open", "--kind", "return", "--receipt", "S1-x-1", "?"]) == 3
