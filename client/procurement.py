@@ -14,6 +14,8 @@ import uuid
 from dataclasses import dataclass
 
 from schema.finance import INVENTORY, PAYABLE, Posting, post
+from schema.procurement import approval
+from schema.retail import SECOND_APPROVAL_ABOVE
 
 from .edge import Edge, now_ms
 from .pos import Pos, PosError
@@ -66,18 +68,12 @@ class Procurement:
 
     def approve(self, po: str) -> str:
         """Approve; an order over the limit takes two approvers. Returns the new status."""
-        order = self._order(po)
-        if order["status"] == "first_approved":
-            target = "approved"
-            fields: dict[str, object] = {"status": target}
-        else:
-            from schema.retail import SECOND_APPROVAL_ABOVE
-
-            big = int(str(order["total"])) > SECOND_APPROVAL_ABOVE
-            target = "first_approved" if big else "approved"
-            fields = {"status": target, "approved_by": self.user}
+        try:
+            fields = approval(self._order(po), self.user, SECOND_APPROVAL_ABOVE)
+        except ValueError as exc:
+            raise ProcurementError(str(exc)) from None
         self.edge.write("purchase_order", po, fields, self.user)
-        return target
+        return str(fields["status"])
 
     def cancel(self, po: str) -> None:
         self._order(po)

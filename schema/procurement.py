@@ -83,3 +83,16 @@ PURCHASE_SUGGESTION = Entity(
     deletable=False,
     doc="Raised automatically when stock falls to the reorder level; procurement acts.",
 )
+
+
+def approval(order: dict[str, object], user: str, second_above: int) -> dict[str, object]:
+    """The change that approving ``order`` means for ``user``: the first approval
+    of a large order, the second one, or the only one of a small order."""
+    status = order.get("status")
+    if status == "first_approved":
+        return {"status": "approved"}
+    if status != "draft":
+        raise ValueError(f"the purchase order is {status}; there is nothing to approve")
+    total = order.get("total")
+    big = isinstance(total, int) and total > second_above
+    return {"status": "first_approved" if big else "approved", "approved_by": user}

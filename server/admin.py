@@ -8,13 +8,16 @@ import time
 import uuid
 from typing import Any
 
+import msgspec
+
 from schema import HQ_SITE
 from schema.people import ROLES, employee_key
 from sync.hlc import Clock
-from sync.merge import Actor
+from sync.merge import Actor, created_row
 from sync.messages import Ack, Op
 from sync.server import SERVER_DEVICE, apply_ops
 
+from .fanout import Hub
 from .store import Database
 
 SYSTEM = Actor(SERVER_DEVICE, HQ_SITE)
@@ -24,17 +27,24 @@ class AdminError(ValueError):
     """An HQ operation that cannot be made as asked."""
 
 
+_clock = Clock(SERVER_DEVICE)
+
+
 def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
-                user: str = "system") -> Ack:
-    """Apply one change as HQ's server, in one transaction; return its ack."""
-    clock = Clock(SERVER_DEVICE)
-    op = Op(str(uuid.uuid4()), entity, key, 0, fields, clock.now(int(time.time() * 1000)),
+                user: str = "system", hub: Hub | None = None) -> Ack:
+    """Apply one change as HQ's server, in one transaction; return its ack
+    (a rejection is an ack too, with its reason). Connected devices in scope
+    are told at once when ``hub`` is given (a web request), or at their next
+    sync otherwise (the command line)."""
+    op = Op(str(uuid.uuid4()), entity, key, 0, fields, _clock.now(int(time.time() * 1000)),
             user, SERVER_DEVICE, db.schema.version)
     with db.transaction() as store:
         store.prefetch([op])
         (ack,) = apply_ops(db.schema, store, SYSTEM, [op])
-    if ack.status == "rejected":
-        raise AdminError(ack.reason)
+    if hub is not None and store.published:
+        hub.publish_threadsafe(store.published)
+    if ack.row is None and ack.status == "accepted":  # acks of creates omit the row
+        ack = msgspec.structs.replace(ack, row=created_row(db.schema, op))
     return ack
 
 
@@ -44,6 +54,9 @@ def hire(db: Database, login: str, role: str, site: str, name: str | None = None
     if role not in ROLES:
         raise AdminError(f"unknown role {role!r}; roles: {', '.join(sorted(ROLES))}")
     key = employee_key(login)
-    apply_as_hq(db, "employee", key, {"login": login, "name": name or login,
-                                      "department": department, "site": site, "role": role})
+    ack = apply_as_hq(db, "employee", key, {"login": login, "name": name or login,
+                                            "department": department, "site": site,
+                                            "role": role})
+    if ack.status == "rejected":
+        raise AdminError(ack.reason)
     return key

@@ -90,6 +90,7 @@ class Outcome:
             row=None if plain_create else self.after,
             dropped=list(self.dropped),
             conflicts=[c.field for c in self.conflicts],
+            policy=str(self.policy) if self.status is Status.REJECTED else "",
         )
 
 

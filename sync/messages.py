@@ -102,6 +102,8 @@ class Ack(msgspec.Struct, omit_defaults=True):
     """lww fields not applied because a later write already won."""
     conflicts: list[str] = []
     """manual fields sent to the conflict queue; the server kept its value."""
+    policy: str = ""
+    """What decided a rejection: validation, scope, role, state, hq-owned, ledger, ..."""
 
 
 class Change(msgspec.Struct):
