@@ -79,12 +79,21 @@ class Pos:
     def site(self) -> str:
         return self.edge.setting("site")
 
-    def product(self, code: str) -> dict[str, Any]:
-        """Look a product up by SKU or barcode."""
+    def product(self, code: str, on: dt.date | None = None) -> dict[str, Any]:
+        """Look a product up by SKU or barcode, with the price in force ``on`` a day
+        (today): the latest price change already effective, else the list price."""
         found = self.edge.query("product", sku=code) or self.edge.query("product", barcode=code)
         if not found:
             raise PosError(f"unknown SKU or barcode {code!r}")
-        return found[0]
+        product = dict(found[0])
+        day = (on or dt.date.today()).isoformat()
+        change = self.edge.conn.execute(
+            "SELECT price FROM price_change WHERE product_id = ? AND effective <= ? "
+            "AND _deleted = 0 ORDER BY effective DESC, _version DESC LIMIT 1",
+            (product["id"], day)).fetchone()
+        if change is not None:
+            product["price"] = int(change[0])
+        return product
 
     def _next_receipt(self) -> str:
         store = self.edge.store

@@ -39,6 +39,7 @@ def employee_key(login: str) -> str:
 PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("product", "create"): frozenset({"buyer", "hq_admin"}),
     ("product", "set:price"): frozenset({"buyer", "hq_admin"}),
+    ("price_change", "create"): frozenset({"buyer", "hq_admin"}),
     ("product", "set:cost"): frozenset({"buyer", "finance", "hq_admin"}),
     ("purchase_order", "create"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
     ("purchase_order", "move:approved"): frozenset({"procurement_manager", "hq_admin"}),

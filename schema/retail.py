@@ -15,6 +15,7 @@ account         hq-owned chart of accounts (``schema.finance``)
 journal_line    ledger: the double-entry journal (``schema.finance``)
 sale, sale_line ledger: till receipts and their lines (``schema.sales``)
 ticket          state machine open -> in_progress -> closed (customer service)
+price_change    hq-owned ledger: a price from an effective date (``schema.sales``)
 stock_count     ledger: physical counts (``schema.inventory``)
 discrepancy     ledger: transfers received short; named scope (``schema.inventory``)
 employee        hq-owned: users, departments, roles (``schema.people``)
@@ -40,7 +41,7 @@ from .model import (
 )
 from .people import EMPLOYEE
 from .procurement import GOODS_RECEIPT, PO_LINE, PURCHASE_SUGGESTION, REORDER_RULE, SUPPLIER
-from .sales import SALE, SALE_LINE, TICKET
+from .sales import PRICE_CHANGE, SALE, SALE_LINE, TICKET
 
 L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
 
@@ -160,5 +161,6 @@ SCHEMA = Schema(
     version=1,
     entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER,
               ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE, STOCK_COUNT, DISCREPANCY, EMPLOYEE,
-              SUPPLIER, REORDER_RULE, PO_LINE, GOODS_RECEIPT, PURCHASE_SUGGESTION, TICKET),
+              SUPPLIER, REORDER_RULE, PO_LINE, GOODS_RECEIPT, PURCHASE_SUGGESTION, TICKET,
+              PRICE_CHANGE),
 )

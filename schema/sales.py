@@ -71,3 +71,15 @@ TICKET = Entity(
     deletable=False,
     doc="A customer service ticket (return or complaint), linked to the sale.",
 )
+
+PRICE_CHANGE = Entity(
+    "price_change",
+    fields=(
+        Field("product_id", Kind.UUID, Policy.LEDGER),
+        Field("price", Kind.MONEY, Policy.LEDGER),
+        Field("effective", Kind.DATE, Policy.LEDGER, doc="first day the price applies"),
+    ),
+    owner_hq=True,
+    deletable=False,
+    doc="A price set ahead of time; tills switch to it on its effective date, offline too.",
+)

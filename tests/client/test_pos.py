@@ -141,3 +141,21 @@ def test_customer_service_ticket_linked_to_a_sale(till: Pos, capsys: pytest.Capt
     assert main([*db, "ticket", "move", ticket, "in_progress"]) == 3
     assert "is closed; it cannot move to in_progress" in capsys.readouterr().err
     assert main([*db, "ticket", "open", "--kind", "return", "--receipt", "S1-x-1", "?"]) == 3
+
+
+def test_a_price_change_applies_from_its_effective_date(till: Pos) -> None:
+    import datetime as dt
+
+    server = MemoryServerStore()
+    hire_staff(server)
+    today = dt.date.today()
+    for n, (price, day) in enumerate([(199, today), (149, today + dt.timedelta(days=7))]):
+        apply_ops(SCHEMA, server, HQ, [op(HQ, "price_change", key(900 + n), {
+            "product_id": PRODUCT, "price": price, "effective": day.isoformat()})])
+    with till.edge.transaction():
+        till.edge.replica.on_rows([r for r in server.rows.values()
+                                   if r.entity == "price_change"], 3_000)
+    assert till.product("OAT-1")["price"] == 199
+    assert till.product("OAT-1", on=today + dt.timedelta(days=8))["price"] == 149
+    assert till.product("OAT-1", on=today - dt.timedelta(days=1))["price"] == 250
+    assert till.sell([LineIn("OAT-1", 1)], cash=500).net == 199
