@@ -95,7 +95,13 @@ def parser() -> argparse.ArgumentParser:
     rcv = posub.add_parser("receive", help="receive goods against an order at this site")
     rcv.add_argument("po", help="purchase order id")
     rcv.add_argument("lines", nargs="+", help="CODE:QTY received")
-    for action in (create, rcv, *[posub.choices[n] for n in ("approve", "cancel")]):
+    back = posub.add_parser("return", help="send goods back to a supplier")
+    back.add_argument("code", help="SKU or barcode")
+    back.add_argument("qty", type=int, help="units sent back")
+    back.add_argument("--supplier", required=True, help="supplier name")
+    back.add_argument("--reason", required=True, help="why (damaged, wrong item, ...)")
+    back.add_argument("--po", default=None, help="the purchase order they came on")
+    for action in (create, rcv, back, *[posub.choices[n] for n in ("approve", "cancel")]):
         action.add_argument("--user", default="clerk", help="user making the change")
     sub.add_parser("pending", help="list ops waiting to be pushed")
     sub.add_parser("rejections", help="list ops HQ refused, with the reason")
@@ -253,6 +259,10 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             elif args.po_action == "cancel":
                 proc.cancel(args.po)
                 print(f"purchase order {args.po}: cancelled")
+            elif args.po_action == "return":
+                key = proc.return_to_supplier(args.code, args.qty, args.supplier, args.reason,
+                                              args.po)
+                print(f"supplier return {key}")
             else:
                 got = {ln.code: ln.qty for ln in map(_line, args.lines)}
                 print(f"purchase order {args.po}: {proc.receive(args.po, got)}")

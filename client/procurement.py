@@ -127,3 +127,39 @@ class Procurement:
             if status != order["status"]:
                 write("purchase_order", po, {"status": status}, self.user, now_ms(), group=group)
         return status
+
+    def return_to_supplier(self, code: str, qty: int, supplier: str, reason: str,
+                           po: str | None = None) -> str:
+        """Send goods back to a supplier: stock leaves, the payable shrinks."""
+        if qty <= 0:
+            raise ProcurementError(f"quantity to return must be positive, got {qty}")
+        if not reason.strip():
+            raise ProcurementError("say why the goods go back")
+        product = self.pos.product(code)
+        site = self.edge.setting("site")
+        on_hand = self.edge.stock(site, product["id"])
+        if qty > on_hand:
+            raise ProcurementError(f"only {on_hand} of {code} on hand at {site}")
+        cost = int(product.get("cost") or 0)
+        if po is not None:
+            line = self.edge.query("po_line", po_id=po, product_id=product["id"])
+            if not line:
+                raise ProcurementError(f"{code} is not on purchase order {po[:8]}")
+            cost = int(line[0]["unit_cost"])
+        key = str(uuid.uuid4())
+        write = self.edge.replica.write
+        memo = f"return to {supplier}: {product['sku']} x{qty}"
+        with self.edge.transaction():
+            write("supplier_return", key, {
+                "site": site, "supplier": supplier, "po_id": po, "product_id": product["id"],
+                "qty": qty, "unit_cost": cost, "reason": reason}, self.user, now_ms(), group=key)
+            write("stock_movement", str(uuid.uuid4()), {
+                "site": site, "product_id": product["id"], "qty": -qty,
+                "reason": "supplier_return"}, self.user, now_ms(), group=key)
+            for p in post([Posting(PAYABLE, qty * cost, 0, memo),
+                           Posting(INVENTORY, 0, qty * cost, memo)]):
+                write("journal_line", str(uuid.uuid4()), {
+                    "entry_id": key, "site": site, "account": p.account, "debit": p.debit,
+                    "credit": p.credit, "memo": p.memo, "date": dt.date.today().isoformat()},
+                    self.user, now_ms(), group=key)
+        return key

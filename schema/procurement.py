@@ -96,3 +96,20 @@ def approval(order: dict[str, object], user: str, second_above: int) -> dict[str
     total = order.get("total")
     big = isinstance(total, int) and total > second_above
     return {"status": "first_approved" if big else "approved", "approved_by": user}
+
+SUPPLIER_RETURN = Entity(
+    "supplier_return",
+    fields=(
+        Field("site", Kind.REF, L),
+        Field("supplier", Kind.TEXT, L),
+        Field("po_id", Kind.UUID, L, required=False),
+        Field("product_id", Kind.UUID, L),
+        Field("qty", Kind.INT, L),
+        Field("unit_cost", Kind.MONEY, L),
+        Field("reason", Kind.TEXT, L),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    deletable=False,
+    doc="Goods sent back to a supplier; the payable is reduced.",
+)

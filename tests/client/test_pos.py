@@ -159,3 +159,17 @@ def test_a_price_change_applies_from_its_effective_date(till: Pos) -> None:
     assert till.product("OAT-1", on=today + dt.timedelta(days=8))["price"] == 149
     assert till.product("OAT-1", on=today - dt.timedelta(days=1))["price"] == 250
     assert till.sell([LineIn("OAT-1", 1)], cash=500).net == 199
+
+
+def test_return_to_supplier_reduces_stock_and_payable(till: Pos) -> None:
+    from client.procurement import Procurement, ProcurementError
+
+    proc = Procurement(till.edge, "wendy")
+    with pytest.raises(ProcurementError, match="only 2 of OAT-1 on hand"):
+        proc.return_to_supplier("OAT-1", 3, "Oatly", "damaged")
+    with pytest.raises(ProcurementError, match="say why"):
+        proc.return_to_supplier("OAT-1", 1, "Oatly", " ")
+    proc.return_to_supplier("OAT-1", 2, "Oatly", "damaged")
+    assert till.edge.stock("S1", PRODUCT) == 0
+    tb = trial_balance(till.edge)
+    assert tb["2000"] == (240, 0) and tb[INVENTORY] == (0, 240)
