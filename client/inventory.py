@@ -48,10 +48,11 @@ class Inventory:
                 "debit": p.debit, "credit": p.credit, "memo": p.memo, "date": today},
                 user, now_ms(), group=group)
 
-    def _move(self, product_id: str, qty: int, reason: str, user: str, group: str) -> None:
+    def _move(self, product_id: str, qty: int, reason: str, user: str, group: str,
+              unit_cost: int | None = None) -> None:
         self.edge.replica.write("stock_movement", str(uuid.uuid4()), {
-            "site": self.site, "product_id": product_id, "qty": qty, "reason": reason},
-            user, now_ms(), group=group)
+            "site": self.site, "product_id": product_id, "qty": qty, "reason": reason,
+            "unit_cost": unit_cost}, user, now_ms(), group=group)
 
     def count(self, code: str, counted: int, user: str = "stock clerk") -> int:
         """Record a physical count; post the difference. Returns the difference."""
@@ -123,7 +124,7 @@ class Inventory:
                 group=transfer_id + "-in")
             if received:
                 self._move(transfer["product_id"], received, "transfer_in", user,
-                           transfer_id + "-in")
+                           transfer_id + "-in", unit_cost=cost)
             if short:
                 self.edge.replica.write("discrepancy", str(uuid.uuid4()), {
                     "transfer_id": transfer_id, "from_site": transfer["from_site"],

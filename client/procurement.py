@@ -117,7 +117,8 @@ class Procurement:
                     self.user, now_ms(), group=group)
                 write("stock_movement", str(uuid.uuid4()), {
                     "site": site, "product_id": product["id"], "qty": qty,
-                    "reason": "receipt"}, self.user, now_ms(), group=group)
+                    "reason": "receipt", "unit_cost": line["unit_cost"]}, self.user, now_ms(),
+                    group=group)
             memo = f"goods receipt PO {po[:8]}"
             for p in post([Posting(INVENTORY, value, 0, memo), Posting(PAYABLE, 0, value, memo)]):
                 write("journal_line", str(uuid.uuid4()), {

@@ -119,3 +119,21 @@ def sale_posting(*, net: int, tax: int, cost: int, cash: int, card: int, on_acco
         Posting(RETURNS, -net, 0, memo), Posting(SALES_TAX, -tax, 0, memo),
         Posting(INVENTORY, -cost, 0, memo), Posting(COGS, 0, -cost, memo),
     ])
+
+
+def moving_average(movements: list[tuple[int, int | None]]) -> tuple[int, int, int]:
+    """Perpetual moving-average valuation of one (site, product).
+
+    ``movements`` are (qty, unit cost or None) in the order HQ recorded them.
+    A receipt with a cost re-averages: (on hand x average + qty x cost) /
+    (on hand + qty); an issue leaves the average as it is. Returns (on hand,
+    average unit cost, stock value), rounded to the minor unit.
+    """
+    on_hand, average = 0, 0.0
+    for qty, cost in movements:
+        if qty > 0 and cost is not None:
+            base = max(on_hand, 0)
+            average = (base * average + qty * cost) / (base + qty)
+        on_hand += qty
+    avg = int(average + 0.5)
+    return on_hand, avg, int(on_hand * average + 0.5) if on_hand > 0 else on_hand * avg

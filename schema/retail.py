@@ -88,6 +88,8 @@ STOCK_MOVEMENT = Entity(
         Field("product_id", Kind.UUID, L),
         Field("qty", Kind.INT, L, doc="signed: receipts positive, sales negative"),
         Field("reason", Kind.TEXT, L, doc="receipt, sale, return, transfer_out, ..."),
+        Field("unit_cost", Kind.MONEY, L, required=False,
+              doc="cost of goods coming in; values the stock (moving average)"),
     ),
     scope=Scope.OWNER,
     site_field="site",

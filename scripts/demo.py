@@ -125,7 +125,8 @@ def main() -> int:
             for p in products[: 400 if site != "W1" else 2000]:
                 hq.replica.write("stock_movement", str(uuid.uuid4()), {
                     "site": site, "product_id": p["id"], "qty": rnd.randint(5, 40),
-                    "reason": "receipt"}, "warehouse", int(time.time() * 1000))
+                    "reason": "receipt", "unit_cost": p["cost"]}, "warehouse",
+                    int(time.time() * 1000))
     subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "sync"], check=True,
                    stdout=subprocess.DEVNULL)
 

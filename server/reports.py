@@ -5,6 +5,7 @@ ledgers (journal lines, sale lines, stock movements), never from a counter."""
 from __future__ import annotations
 
 import datetime
+import itertools
 
 import msgspec
 from litestar import Controller, get
@@ -12,7 +13,7 @@ from litestar.datastructures import State
 from litestar.exceptions import ValidationException
 from sqlalchemy import func, select
 
-from schema.finance import CHART
+from schema.finance import CHART, moving_average
 
 from .store import Database
 
@@ -50,6 +51,14 @@ class Suggestion(msgspec.Struct):
     qty: int
     on_hand: int
     status: str
+
+
+class Valuation(msgspec.Struct):
+    site: str
+    product_id: str
+    on_hand: int
+    average_cost: int
+    value: int
 
 
 class StockLevel(msgspec.Struct):
@@ -122,6 +131,24 @@ class ReportsController(Controller):
               date_to: str | None = None) -> list[SiteSales]:
         """Receipts, net sales, tax, cost of goods and margin per site and period."""
         return sales_by_site(_db(state), _date(date_from, "date_from"), _date(date_to, "date_to"))
+
+    @get("/valuation", sync_to_thread=True)
+    def valuation(self, state: State, site: str | None = None) -> list[Valuation]:
+        """Stock value per (site, product) at moving-average cost, in the order
+        HQ recorded the movements."""
+        db = _db(state)
+        sm = db.entities["stock_movement"]
+        q = select(sm.c.site, sm.c.product_id, sm.c.qty, sm.c.unit_cost).order_by(
+            sm.c.site, sm.c.product_id, sm.c._seq)
+        if site:
+            q = q.where(sm.c.site == site)
+        out: list[Valuation] = []
+        with db.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        for (s, p), group in itertools.groupby(rows, key=lambda r: (r.site, r.product_id)):
+            on_hand, avg, value = moving_average([(int(r.qty), r.unit_cost) for r in group])
+            out.append(Valuation(s, p, on_hand, avg, value))
+        return out
 
     @get("/stock", sync_to_thread=True)
     def stock(self, state: State, site: str | None = None,

@@ -157,6 +157,9 @@ def test_purchase_orders_approved_twice_received_partly_and_cancelled_while_rece
     tb = _api(server, "/api/reports/trial-balance?site=S1")
     assert tb["balanced"]
     assert {a["code"]: a["balance"] for a in tb["accounts"]} == {"1200": 360000, "2000": -360000}
+    assert _api(server, "/api/reports/valuation?site=S1") == [
+        {"site": "S1", "product_id": PRODUCT, "on_hand": 3000, "average_cost": 120,
+         "value": 360000}]  # the stock ledger agrees with the inventory account
 
 
 def test_low_stock_raises_one_purchase_suggestion(

@@ -1,0 +1,34 @@
+"""Posting rules and valuation: pure arithmetic that the books depend on."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from schema.finance import Posting, Unbalanced, moving_average, post, sale_posting
+
+
+def test_moving_average_re_averages_on_receipts_only() -> None:
+    assert moving_average([(10, 100), (-4, None), (6, 200)]) == (12, 150, 1800)
+    assert moving_average([]) == (0, 0, 0)
+    assert moving_average([(5, 100), (-7, None)]) == (-2, 100, -200)  # oversold
+
+
+def test_unbalanced_or_unknown_postings_are_refused() -> None:
+    with pytest.raises(Unbalanced, match="does not balance"):
+        post([Posting("1000", 5, 0, "x"), Posting("4000", 0, 4, "x")])
+    with pytest.raises(Unbalanced, match="unknown account 9999"):
+        post([Posting("9999", 5, 0, "x"), Posting("4000", 0, 5, "x")])
+
+
+@given(net=st.integers(-10**6, 10**6), tax=st.integers(0, 10**5), cost=st.integers(0, 10**6),
+       card_share=st.floats(0, 1))
+def test_every_sale_or_return_posting_balances(net: int, tax: int, cost: int,
+                                                card_share: float) -> None:
+    sign = 1 if net >= 0 else -1
+    total = net + sign * tax
+    card = int(total * card_share)
+    lines = sale_posting(net=net, tax=sign * tax, cost=sign * cost, cash=total - card,
+                         card=card, on_account=0, memo="m")
+    assert sum(p.debit for p in lines) == sum(p.credit for p in lines)
