@@ -15,6 +15,7 @@ from schema import SCHEMA, Schema
 
 from .console import render
 from .fanout import Hub
+from .hq_api import HqController
 from .reports import ProcurementController, ReportsController
 from .store import Database
 from .sync_ws import handle_socket
@@ -31,7 +32,9 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        if not db.is_sqlite:
+        if db.is_sqlite:
+            hub.start_polling(db.head)
+        else:
             hub.start_postgres(_libpq_dsn(db_url))
         try:
             yield
@@ -57,7 +60,8 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
         """The HQ console: stock by site, exceptions, conflicts, devices, audit."""
         return render(db, hub)
 
-    app = Litestar([sync_socket, health, console, ReportsController, ProcurementController],
+    app = Litestar([sync_socket, health, console, ReportsController, ProcurementController,
+                    HqController],
                    lifespan=[lifespan],
                    openapi_config=OpenAPIConfig(title="Branchline HQ", version="0.1.0"))
     app.state.db = db

@@ -51,6 +51,8 @@ def parser() -> argparse.ArgumentParser:
     hire.add_argument("--site", required=True, help="site code where the employee works")
     hire.add_argument("--name", default=None, help="full name (default: the login)")
     hire.add_argument("--department", default="operations", help="department name")
+    hire.add_argument("--api-token", action="store_true",
+                      help="also print an API token for the REST API")
     return p
 
 
@@ -71,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from .admin import AdminError, hire
+    from .api_auth import issue_api_token
     from .devices import issue_token, list_devices, revoke
     from .store import Database
 
@@ -83,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"refused: {exc}", file=sys.stderr)
                 return 3
             print(f"user {args.login}: {args.role} at {args.site}")
+            if args.api_token:
+                print(f"API token: {issue_api_token(db, args.login)}")
         elif args.action == "add":
             token = issue_token(db, args.device, args.site)
             print(f"device {args.device} at site {args.site}; token: {token}")

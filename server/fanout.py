@@ -4,6 +4,9 @@ In one process, a commit calls ``Hub.notify``. With PostgreSQL, every write
 transaction that changed rows also runs ``pg_notify`` (delivered at commit),
 and each server process LISTENs, so sessions connected to another process
 wake up too: several servers share one database with no extra broker.
+On SQLite, which has no NOTIFY, the server polls the head of the change
+sequence once a second for commits made outside it (``branchline user add``,
+a script).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import asyncio
 import bisect
 import contextlib
 import logging
+from collections.abc import Callable
 
+import anyio.to_thread
 import psycopg
 
 from sync.messages import Change
@@ -97,6 +102,26 @@ class Hub:
 
     def start_postgres(self, dsn: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self.listen_postgres(dsn))
+
+    async def watch_head(self, read_head: Callable[[], int], interval: float) -> None:
+        """Wake sessions when the database head passes what this process
+        committed: another process wrote. A commit of ours not yet published
+        may look external too; sessions then read the database once, harmlessly."""
+        known: int | None = None
+        while True:
+            try:
+                head = await anyio.to_thread.run_sync(read_head)
+            except Exception as exc:  # a locked or busy database: try again later
+                log.warning("reading the change head failed (%s)", exc)
+                head = known or 0
+            ours = self.changes[-1].seq if self.changes else 0
+            if known is not None and head > max(known, ours):
+                self.notify_external()
+            known = max(known or 0, head)
+            await asyncio.sleep(interval)
+
+    def start_polling(self, read_head: Callable[[], int], interval: float = 1.0) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.watch_head(read_head, interval))
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -27,9 +27,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
-    or_,
     select,
     text,
+    union_all,
 )
 
 from schema import Schema
@@ -37,12 +37,21 @@ from sync.audit import GENESIS, AuditRecord, chain_hash
 from sync.merge import Outcome
 from sync.messages import Ack, Change, Op, Row, decode_ack, encode
 
-from .tables import build
+from .migrate import upgrade
+from .tables import EVERY_SITE, build
 
 ADVISORY_LOCK = 7262_2024
 _row_decoder = msgspec.msgpack.Decoder(Row)
 _json = msgspec.json.Encoder(order="sorted")
 CHUNK = 500
+BOOKKEEPING = ("_version", "_deleted", "_row", "_seq")
+CHANGE_COLUMNS = ("seq", "entity", "key", "row")
+SCOPE_COLUMNS = ("site", "seq")
+OPS_COLUMNS = ("op_id", "ack")
+AUDIT_COLUMNS = ("id", "op_id", "entity", "key", "user", "device", "site", "hlc", "status",
+                 "policy", "reason", "before", "after", "hash")
+CONFLICT_COLUMNS = ("op_id", "entity", "key", "field", "server_value", "proposed_value",
+                    "device", "hlc", "resolved")
 
 
 class Database:
@@ -55,22 +64,22 @@ class Database:
         self.t = self.metadata.tables
         self.is_sqlite = url.startswith("sqlite")
         self._insert_sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self.columns = {e.name: ("id", *(f.name for f in e.fields), *BOOKKEEPING)
+                        for e in schema.entities}
+        """Insert column order of each entity table."""
         self._write_lock = threading.Lock()
         self.engine: Engine = create_engine(url, **self._engine_args())
         if self.is_sqlite:
             self._tune_sqlite(self.engine)
-        self.metadata.create_all(self.engine)
-        with self.engine.begin() as conn:
-            found = conn.execute(select(self.t["server_meta"].c.value)
-                                 .where(self.t["server_meta"].c.name == "schema_version")).scalar()
-            if found is None:
-                conn.execute(self.t["server_meta"].insert(),
-                             {"name": "schema_version", "value": str(schema.version)})
-            elif int(found) > schema.version:
-                raise RuntimeError(
-                    f"database has schema version {found}, newer than this server's "
-                    f"{schema.version}: upgrade the server"
-                )
+        # under the write lock, so servers starting together create and upgrade once
+        try:
+            with self.transaction() as store:
+                self.metadata.create_all(store.conn)
+                self.applied = upgrade(store.conn, self.metadata, schema)
+                """What opening did to bring the database up to date (``server.migrate``)."""
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def _engine_args(self) -> dict[str, Any]:
         if self.is_sqlite:
@@ -85,7 +94,10 @@ class Database:
             dbapi.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            # FULL: an ack is only sent after the commit reached the disk
+            # FULL, not NORMAL: in WAL mode NORMAL does not sync the log at commit,
+            # so a power cut could undo transactions whose acks the devices already
+            # have (and whose ops they deleted from their outboxes): a lost sale.
+            # FULL costs one fsync per transaction, shared by a whole batch.
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
@@ -122,9 +134,9 @@ class Database:
                 if store.changed and not self.is_sqlite:
                     conn.execute(text("SELECT pg_notify('branchline_changes', '')"))
 
-    def insert_sql(self, table: Table, columns: list[str]) -> str:
+    def insert_sql(self, table: Table, columns: tuple[str, ...]) -> str:
         """A plain INSERT in the driver's parameter style (cached)."""
-        key = (table.name, tuple(columns))
+        key = (table.name, columns)
         sql = self._insert_sql.get(key)
         if sql is None:
             quote = self.engine.dialect.identifier_preparer.quote
@@ -133,6 +145,11 @@ class Database:
                    f"VALUES ({', '.join([mark] * len(columns))})")
             self._insert_sql[key] = sql
         return sql
+
+    def head(self) -> int:
+        """The last change sequence number committed."""
+        with self.transaction(write=False) as store:
+            return store.head()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -151,11 +168,15 @@ class SqlServerStore:
         self._dirty: dict[tuple[str, str], Row] = {}
         self._seqs: dict[tuple[str, str], int] = {}
         self._blobs: dict[tuple[str, str], bytes] = {}
-        self._changes: list[dict[str, Any]] = []
-        self._scope: list[dict[str, Any]] = []
-        self._ops: list[dict[str, Any]] = []
-        self._audit: list[dict[str, Any]] = []
-        self._conflicts: list[dict[str, Any]] = []
+        self._changes: list[tuple[Any, ...]] = []
+        self._scope: list[tuple[Any, ...]] = []
+        self._ops: dict[str, bytes] = {}
+        """op id -> ack, to insert. An op id recorded twice in one transaction
+        (a client repeating an op inside one group) keeps its last ack, as the
+        memory store does."""
+        self._ops_written: set[str] = set()
+        self._audit: list[tuple[Any, ...]] = []
+        self._conflicts: list[tuple[Any, ...]] = []
         self._head: int | None = None
         self._audit_tail: tuple[int, str] | None = None
         self.changed = False
@@ -181,24 +202,19 @@ class SqlServerStore:
         for entity, keys in by_entity.items():
             table = self.db.entities[entity]
             for chunk in _chunks(sorted(set(keys))):
-                got = {r.id: r for r in self.conn.execute(
-                    select(table).where(table.c.id.in_(chunk))
-                )}
+                got = dict(self.conn.execute(
+                    select(table.c.id, table.c._row).where(table.c.id.in_(chunk))
+                ).all())
                 for key in chunk:
-                    row = got.get(key)
-                    self._remember(entity, key, row)
+                    self._remember(entity, key, got.get(key))
 
-    def _remember(self, entity: str, key: str, db_row: Any) -> Row | None:
-        if db_row is None:
+    def _remember(self, entity: str, key: str, blob: bytes | None) -> Row | None:
+        if blob is None:
             self._rows[(entity, key)] = None
             return None
-        row = self._to_row(entity, db_row)
+        row: Row = _row_decoder.decode(blob)
         self._rows[(entity, key)] = row
         self._stored.add((entity, key))
-        return row
-
-    def _to_row(self, entity: str, r: Any) -> Row:
-        row: Row = _row_decoder.decode(r._mapping["_row"])
         return row
 
     def seen(self, op_id: str) -> Ack | None:
@@ -212,8 +228,10 @@ class SqlServerStore:
     def load(self, entity: str, key: str) -> Row | None:
         k = (entity, key)
         if k not in self._rows:
-            table = self.db.entities[entity]
-            found = self.conn.execute(select(table).where(table.c.id == key)).first()
+            table = self.db.entities.get(entity)
+            if table is None:
+                return None
+            found = self.conn.execute(select(table.c._row).where(table.c.id == key)).scalar()
             return self._remember(entity, key, found)
         return self._rows[k]
 
@@ -236,32 +254,28 @@ class SqlServerStore:
             self._seqs[k] = seq
             blob = encode(row)
             self._blobs[k] = blob
-            self._changes.append({"seq": seq, "entity": row.entity, "key": row.key,
-                                  "row": blob})
-            for site in sorted(sites) if sites is not None else ["*"]:
-                self._scope.append({"site": site, "seq": seq})
+            self._changes.append((seq, row.entity, row.key, blob))
+            for site in sorted(sites) if sites is not None else [EVERY_SITE]:
+                self._scope.append((site, seq))
             self.published.append((Change(seq, row), sites))
             self.changed = True
         self._acks[outcome.op.op_id] = outcome.ack
-        self._ops.append({"op_id": outcome.op.op_id, "ack": encode(outcome.ack)})
+        self._ops[outcome.op.op_id] = encode(outcome.ack)
         last_id, last_hash = self._audit_last()
         digest = chain_hash(last_hash, audit)
         self._audit_tail = (last_id + 1, digest)
-        self._audit.append({
-            "id": last_id + 1, "op_id": audit.op_id, "entity": audit.entity, "key": audit.key,
-            "user": audit.user, "device": audit.device, "site": audit.site, "hlc": audit.hlc,
-            "status": audit.status, "policy": audit.policy, "reason": audit.reason,
-            "before": _json.encode(audit.before).decode() if audit.before is not None else None,
-            "after": _json.encode(audit.after).decode() if audit.after is not None else None,
-            "hash": digest,
-        })
+        self._audit.append((
+            last_id + 1, audit.op_id, audit.entity, audit.key, audit.user, audit.device,
+            audit.site, audit.hlc, audit.status, audit.policy, audit.reason,
+            _json.encode(audit.before).decode() if audit.before is not None else None,
+            _json.encode(audit.after).decode() if audit.after is not None else None,
+            digest,
+        ))
         for c in outcome.conflicts:
-            self._conflicts.append({
-                "op_id": c.op_id, "entity": c.entity, "key": c.key, "field": c.field,
-                "server_value": _json.encode(c.server_value).decode(),
-                "proposed_value": _json.encode(c.proposed_value).decode(),
-                "device": c.device, "hlc": c.hlc, "resolved": False,
-            })
+            self._conflicts.append((
+                c.op_id, c.entity, c.key, c.field, _json.encode(c.server_value).decode(),
+                _json.encode(c.proposed_value).decode(), c.device, c.hlc, False,
+            ))
 
     def _audit_last(self) -> tuple[int, str]:
         if self._audit_tail is None:
@@ -274,49 +288,67 @@ class SqlServerStore:
     def flush(self) -> None:
         """Write everything buffered; called once at the end of the transaction."""
         t = self.db.t
-        inserts: dict[str, list[dict[str, Any]]] = {}
+        inserts: dict[str, list[tuple[Any, ...]]] = {}
         updates: dict[str, list[dict[str, Any]]] = {}
         for k, row in self._dirty.items():
-            values = {**row.fields, "_version": row.version, "_deleted": row.deleted,
-                      "_row": self._blobs[k], "_seq": self._seqs[k]}
+            # every declared column, also those a row stored by an older schema lacks
+            get = row.fields.get
+            names = self.db.columns[row.entity]
+            values = (row.key, *(get(n) for n in names[1 : -len(BOOKKEEPING)]),
+                      row.version, row.deleted, self._blobs[k], self._seqs[k])
             if k in self._stored:
-                updates.setdefault(row.entity, []).append({"b_id": row.key, **values})
+                updates.setdefault(row.entity, []).append(
+                    {"b_id": row.key, **dict(zip(names[1:], values[1:], strict=True))})
             else:
-                inserts.setdefault(row.entity, []).append({"id": row.key, **values})
+                inserts.setdefault(row.entity, []).append(values)
                 self._stored.add(k)
         for entity, batch in inserts.items():
-            self._insert(self.db.entities[entity], batch)
-        for entity, batch in updates.items():
+            self._insert(self.db.entities[entity], self.db.columns[entity], batch)
+        for entity, changed in updates.items():
             table = self.db.entities[entity]
             # executemany: the SET columns are the keys of the parameter sets
-            self.conn.execute(table.update().where(table.c.id == bindparam("b_id")), batch)
-        for name, rows in (("changes", self._changes), ("change_scope", self._scope),
-                           ("ops", self._ops), ("audit", self._audit),
-                           ("conflicts", self._conflicts)):
+            self.conn.execute(table.update().where(table.c.id == bindparam("b_id")), changed)
+        ops = [(i, a) for i, a in self._ops.items() if i not in self._ops_written]
+        again = [{"b_id": i, "ack": a} for i, a in self._ops.items() if i in self._ops_written]
+        if again:
+            self.conn.execute(t["ops"].update().where(t["ops"].c.op_id == bindparam("b_id")),
+                              again)
+        self._ops_written.update(self._ops)
+        for name, columns, rows in (("changes", CHANGE_COLUMNS, self._changes),
+                                    ("change_scope", SCOPE_COLUMNS, self._scope),
+                                    ("ops", OPS_COLUMNS, ops),
+                                    ("audit", AUDIT_COLUMNS, self._audit),
+                                    ("conflicts", CONFLICT_COLUMNS, self._conflicts)):
             if rows:
-                self._insert(t[name], rows)
+                self._insert(t[name], columns, rows)
         self._dirty.clear()
-        self._changes, self._scope, self._ops, self._audit, self._conflicts = [], [], [], [], []
+        self._changes, self._scope, self._ops, self._audit, self._conflicts = [], [], {}, [], []
 
-    def _insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
+    def _insert(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+                ) -> None:
         """executemany through the driver: SQLAlchemy's per-row parameter
         processing costs more than SQLite's own insert on this hot path."""
-        columns = list(rows[0])
-        sql = self.db.insert_sql(table, columns)
-        self.conn.exec_driver_sql(sql, [tuple(r[c] for c in columns) for r in rows])
+        self.conn.exec_driver_sql(self.db.insert_sql(table, columns), rows)
 
     # -- change feed and snapshot ------------------------------------------------
     def changes(self, site: str | None, cursor: int, limit: int) -> tuple[list[Change], int]:
         self.flush()
+        limit = max(1, limit)  # as the memory store: a page holds at least one change
         changes, scope = self.db.t["changes"], self.db.t["change_scope"]
+        q = select(changes.c.seq, changes.c.row)
         if site is None:
-            q = (select(changes.c.seq, changes.c.row).where(changes.c.seq > cursor)
-                 .order_by(changes.c.seq).limit(limit))
+            q = q.where(changes.c.seq > cursor)
         else:
-            q = (select(changes.c.seq, changes.c.row)
-                 .join(scope, scope.c.seq == changes.c.seq)
-                 .where(scope.c.site.in_(["*", site]), scope.c.seq > cursor)
-                 .order_by(scope.c.seq).limit(limit))
+            # Two ranges of the (site, seq) index, each read in order and cut at
+            # ``limit``: a device far behind costs O(limit) per page, not a sort
+            # of everything it has not seen yet.
+            ranges = [
+                select(scope.c.seq).where(scope.c.site == s, scope.c.seq > cursor)
+                .order_by(scope.c.seq).limit(limit).subquery()
+                for s in (EVERY_SITE, site)
+            ]
+            q = q.where(changes.c.seq.in_(union_all(*(select(r.c.seq) for r in ranges))))
+        q = q.order_by(changes.c.seq).limit(limit)
         found = [Change(seq, _row_decoder.decode(blob)) for seq, blob in self.conn.execute(q)]
         if len(found) >= limit:
             return found, found[-1].seq
@@ -329,26 +361,31 @@ class SqlServerStore:
         for entity in sorted(e.name for e in self.schema.entities):
             if entity < after[0] or len(out) >= limit:
                 continue
-            table = self.db.entities[entity]
-            q = select(table.c._row)
-            if entity == after[0]:
-                q = q.where(table.c.id > after[1])
-            scoped = self._scope_filter(table, entity, site)
-            if scoped is not None:
-                q = q.where(scoped)
-            q = q.order_by(table.c.id).limit(limit - len(out))
+            q = self._snapshot_page(entity, site, after[1] if entity == after[0] else None,
+                                    limit - len(out))
             out.extend(_row_decoder.decode(blob) for blob in self.conn.execute(q).scalars())
         return out
 
-    def _scope_filter(self, table: Table, entity: str, site: str | None) -> Any:
-        if site is None:
-            return None
+    def _snapshot_page(self, entity: str, site: str | None, after: str | None,
+                       limit: int) -> Any:
+        """Rows of one entity visible to ``site`` with keys after ``after``, in
+        key order, each scope field read through its (field, id) index."""
+        table = self.db.entities[entity]
         e = self.schema[entity]
-        if e.site_field is not None:
-            return table.c[e.site_field] == site
-        if e.scope_fields:
-            return or_(*(table.c[f] == site for f in e.scope_fields))
-        return None
+        fields = [e.site_field] if e.site_field is not None else list(e.scope_fields)
+
+        def keyset(q: Any) -> Any:
+            q = q.where(table.c.id > after) if after is not None else q
+            return q.order_by(table.c.id).limit(limit)
+
+        if site is None or not fields:  # HQ, or an entity every site receives
+            return keyset(select(table.c._row))
+        if len(fields) == 1:
+            return keyset(select(table.c._row).where(table.c[fields[0]] == site))
+        ranges = [keyset(select(table.c.id).where(table.c[f] == site)).subquery()
+                  for f in fields]
+        ids = union_all(*(select(r.c.id) for r in ranges))
+        return select(table.c._row).where(table.c.id.in_(ids)).order_by(table.c.id).limit(limit)
 
     # -- inspection (console, tests) -----------------------------------------------
     def audit_chain(self) -> list[tuple[AuditRecord, str]]:

@@ -22,7 +22,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -49,6 +49,7 @@ from sync.server import ServerSession, check_hello
 from .automation import after_push
 from .devices import DeviceInfo, authenticate
 from .fanout import Hub
+from .frames import fit
 from .store import Database, SqlServerStore
 
 log = logging.getLogger("branchline.sync")
@@ -104,9 +105,15 @@ class Connection:
 
         return await anyio.to_thread.run_sync(run)
 
-    async def send(self, messages: list[ServerMessage]) -> None:
+    async def send(self, messages: list[ServerMessage]) -> list[ServerMessage]:
+        """Send each message in a frame within the size cap; return what was sent
+        (a snapshot page may have been cut short, see ``server.frames``)."""
+        sent = []
         for msg in messages:
-            await self.socket.send_bytes(encode(msg))
+            frame, msg = fit(msg)
+            await self.socket.send_bytes(frame)
+            sent.append(msg)
+        return sent
 
     async def receive(self) -> bytes:
         frame = await self.socket.receive_data("binary")
@@ -145,7 +152,7 @@ class Connection:
         assert self.session is not None
         session = self.session
         wake = self.hub.subscribe()
-        pusher = asyncio.create_task(self.fan_out(session, wake))
+        pusher = asyncio.create_task(self.guarded(self.fan_out(session, wake)))
         try:
             while True:
                 msg = self.decode(await self.receive())
@@ -158,7 +165,7 @@ class Connection:
                     else:
                         answers = await self.in_db(False,
                                                    functools.partial(session.handle, msg=msg))
-                    await self.send(answers)
+                    answers = await self.send(answers)
                     self.read_ahead(session, msg, answers)
                 for answer in answers:
                     if isinstance(answer, Error) and answer.fatal:
@@ -183,6 +190,18 @@ class Connection:
         future = asyncio.ensure_future(
             self.in_db(False, functools.partial(session.handle, msg=nxt)))
         self.ahead = (nxt, future)
+
+    async def guarded(self, work: Awaitable[None]) -> None:
+        """Run the live fan-out; should it fail, end this connection (the device
+        reconnects and pulls) rather than leave the device connected but deaf."""
+        try:
+            await work
+        except Exception:
+            log.exception("live fan-out to device %s failed; closing", self.device)
+            with contextlib.suppress(Exception):
+                await self.socket.send_bytes(
+                    encode(Error(ErrorCode.INTERNAL, "internal error", True)))
+                await self.socket.close(1011, "internal error")
 
     async def fan_out(self, session: ServerSession, wake: asyncio.Event) -> None:
         """Send new changes in scope as soon as any commit signals them: from the

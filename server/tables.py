@@ -6,6 +6,12 @@ whole row with its per-field clocks, as msgpack, served as-is to devices). The
 infrastructure tables hold the change sequence, its scope index, the acks of
 applied ops (dedupe across restarts), the hash-chained audit log, the
 conflict queue and the device registry.
+
+Scope columns: a change visible to every site has one ``change_scope`` row
+with ``site = EVERY_SITE`` (the empty string); a change visible to some sites
+has one row per site. Every site and scope field is a ``Kind.REF``, which is
+never empty, so no real site can be mistaken for "every site" (``build``
+refuses a schema where that does not hold).
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ _TYPES: dict[Kind, type[TypeEngine[Any]]] = {
     Kind.BOOL: Boolean,
 }
 
+EVERY_SITE = ""
+"""``change_scope.site`` of a change every site receives."""
+
 
 def _key() -> TypeEngine[str]:
     # byte order ("C" collation) on PostgreSQL too, so keyset paging is stable
@@ -56,7 +65,10 @@ def entity_table(metadata: MetaData, entity: Entity) -> Table:
     ]
     table = Table(entity.name, metadata, *columns)
     for name in sorted(entity.fixed_fields):
-        Index(f"ix_{entity.name}_{name}", table.c[name])
+        if entity.field(name).kind is not Kind.REF:
+            raise ValueError(f"{entity.name}.{name} places rows at a site; it must be a ref")
+        # (site, id): a site's snapshot pages are read in key order, never sorted
+        Index(f"ix_{entity.name}_{name}_id", table.c[name], table.c.id)
     return table
 
 
@@ -118,6 +130,13 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("device", String, primary_key=True),
         Column("site", String, nullable=False),
         Column("token_hash", String(64), nullable=False, unique=True),
+        Column("created_ms", BigInteger, nullable=False),
+        Column("revoked_ms", BigInteger, nullable=True),
+    )
+    Table(
+        "api_tokens", metadata,
+        Column("token_hash", String(64), primary_key=True),
+        Column("login", String, nullable=False),
         Column("created_ms", BigInteger, nullable=False),
         Column("revoked_ms", BigInteger, nullable=True),
     )

@@ -3,6 +3,7 @@ close code and a reason, nothing of it is stored, and other devices keep working
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -27,11 +28,13 @@ from sync.messages import (
     Pull,
     Push,
     ServerMessage,
+    SnapshotPage,
+    SnapshotRequest,
     Welcome,
     decode_server,
     encode,
 )
-from tests.e2e.procs import BIN, ServerProc
+from tests.e2e.procs import BIN, ServerProc, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +73,18 @@ def _session(server: ServerProc, device: str, site: str, token: str) -> ClientCo
     ws.send(encode(Pull(0)))
     while True:
         msg = _recv(ws)
-        if isinstance(msg, Changes) and not msg.more:
-            return ws
+        if isinstance(msg, Changes) and not msg.live:
+            if not msg.more:
+                return ws
+            ws.send(encode(Pull(msg.cursor)))
+
+
+def _acks(ws: ClientConnection, timeout: float = 5) -> Acks:
+    """The next Acks, passing over live changes (a device hears its own too)."""
+    while True:
+        msg = _recv(ws, timeout)
+        if isinstance(msg, Acks):
+            return msg
 
 
 def _closed_with(ws: ClientConnection, code: int) -> str:
@@ -210,3 +223,87 @@ def test_unknown_message_type_in_a_valid_frame(server: ServerProc, tokens: dict[
 def test_server_log_shows_why_connections_closed(server: ServerProc) -> None:
     log = Path(server.workdir / f"server-{server.port}.log").read_text()
     assert "closing s1: device s1 belongs to site S1, not S2" in log
+
+
+def _stored(server: ServerProc, entity: str, key: str) -> tuple[int, str] | None:
+    path = server.db_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        row = conn.execute(f"SELECT _version, name FROM {entity} WHERE id = ?", (key,)).fetchone()
+    conn.close()
+    return None if row is None else (int(row[0]), str(row[1]))
+
+
+def test_a_push_is_acked_once_stored_and_a_resend_changes_nothing(
+    server: ServerProc, tokens: dict[str, str]
+) -> None:
+    ws = _session(server, "s1", "S1", tokens["s1"])
+    key = str(uuid.uuid4())
+    create = _op("s1", "customer", {"name": "Grace"}, key=key)
+    rename = Op(str(uuid.uuid4()), "customer", key, 1, {"name": "Grace H."},
+                Clock("s1").now(int(time.time() * 1000) + 1000), "tester", "s1", SCHEMA.version)
+    ws.send(encode(Push(3, [create, rename])))
+    acks = _acks(ws)
+    assert [a.status for a in acks.acks] == ["accepted"] * 2
+    assert _stored(server, "customer", key) == (2, "Grace H.")
+    ws.send(encode(Push(4, [create, rename])))  # the device did not hear the acks: resend
+    assert _acks(ws).acks == acks.acks
+    assert _stored(server, "customer", key) == (2, "Grace H.")
+
+
+def _sale(device: str, site: str, n: int) -> Op:
+    return _op(device, "sale", {
+        "site": site, "device": device, "receipt_no": f"{site}-{device}-{n:06d}", "kind": "sale",
+        "customer_id": str(uuid.UUID(int=n)), "net": 1234, "discount": 0, "tax": 247,
+        "total": 1481, "cash": 1481, "card": 0, "on_account": 0, "cashier": "alice",
+        "date": "2026-11-23"})
+
+
+def test_a_snapshot_larger_than_a_frame_arrives_in_pages_that_fit(
+    server: ServerProc, tokens: dict[str, str]
+) -> None:
+    token = server.add_device("s7-till1", "S7")
+    till = _session(server, "s7-till1", "S7", token)
+    sales = [_sale("s7-till1", "S7", n) for n in range(5_000)]
+    for batch in (sales[:2_500], sales[2_500:]):
+        till.send(encode(Push(1, batch)))
+        assert {a.status for a in _acks(till, 30).acks} == {"accepted"}
+    new = _connect(server)
+    new_token = server.add_device("s7-till2", "S7")
+    welcome = _hello(new, "s7-till2", "S7", new_token)
+    assert isinstance(welcome, Welcome) and welcome.snapshot_required
+    got: list[tuple[str, str]] = []
+    request = SnapshotRequest(limit=10_000)  # what a device asks for: ~9 MB of sales
+    pages = 0
+    while True:
+        new.send(encode(request))
+        frame = new.recv(30)
+        assert isinstance(frame, bytes) and len(frame) <= MAX_MESSAGE_BYTES
+        page = decode_server(frame)
+        assert isinstance(page, SnapshotPage)
+        got += [(r.entity, r.key) for r in page.rows]
+        pages += 1
+        if page.done:
+            break
+        request = SnapshotRequest(got[-1][0], got[-1][1], page.at, 10_000)
+    assert pages >= 2 and got == sorted(set(got))
+    assert {k for e, k in got if e == "sale"} == {s.key for s in sales}
+
+
+def test_a_commit_by_another_process_reaches_connected_devices(
+    server: ServerProc, tokens: dict[str, str]
+) -> None:
+    hq = _session(server, "hq", "HQ", tokens["hq"])
+    server.add_user("late-hire", "cashier", "S1")  # the command line, not the server
+    seen: set[str] = set()
+
+    def heard() -> bool:
+        try:
+            msg = _recv(hq, 0.2)
+        except TimeoutError:
+            return False
+        if isinstance(msg, Changes):
+            assert msg.live
+            seen.update(str(c.row.fields.get("login")) for c in msg.changes)
+        return "late-hire" in seen
+
+    wait_for(heard, 10, "the new employee to reach the connected HQ device", step=0)

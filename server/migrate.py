@@ -1,0 +1,118 @@
+"""Upgrades of a database made by an older server: registered steps, each
+applied once and recorded in ``server_meta`` as ``migration:<name>``.
+
+``metadata.create_all`` makes whatever is missing (a new database, a new
+table with its indexes); the steps here change what already exists. They run
+at server start inside the write transaction that created the tables, so two
+servers starting together upgrade once. Every step must be harmless on a
+brand-new database, where it finds nothing to change.
+
+The columns of new fields are added to their tables at every start (a new
+field always has a default of None on the wire, so old rows need no rewrite),
+whether or not the schema version was raised with them; a raised version is
+then recorded in ``server_meta.schema_version``. A database of a newer schema
+than the server's is refused: the server must be upgraded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import Connection, MetaData, inspect, select, text, update
+
+from schema import Schema, Scope
+
+from .tables import EVERY_SITE
+
+Step = Callable[[Connection, MetaData, Schema], None]
+STEPS: list[tuple[str, Step]] = []
+
+
+def step(name: str) -> Callable[[Step], Step]:
+    """Register an upgrade step; steps run in the order they are declared."""
+
+    def register(fn: Step) -> Step:
+        if any(n == name for n, _ in STEPS):
+            raise ValueError(f"upgrade step {name!r} registered twice")
+        STEPS.append((name, fn))
+        return fn
+
+    return register
+
+
+def _quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+@step("every-site-marker")
+def _every_site_marker(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """Changes every site receives were marked ``'*'``, which a site field could
+    also hold: a transfer to a site named "*" reached every store. The marker
+    is now the empty string, which no site field can hold. A ``'*'`` row of an
+    entity with a narrower scope really named a site "*" and stays."""
+    scope, changes = metadata.tables["change_scope"], metadata.tables["changes"]
+    everywhere = [e.name for e in schema.entities if e.scope is Scope.ALL]
+    conn.execute(
+        update(scope)
+        .where(scope.c.site == "*",
+               scope.c.seq.in_(select(changes.c.seq).where(changes.c.entity.in_(everywhere))))
+        .values(site=EVERY_SITE)
+    )
+
+
+@step("scope-index-with-key")
+def _scope_index_with_key(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """Scope columns were indexed alone, so a site's snapshot page sorted every
+    row of the site; (field, id) indexes serve the page in key order."""
+    for entity in schema.entities:
+        for name in sorted(entity.fixed_fields):
+            conn.execute(text(f"DROP INDEX IF EXISTS {_quote(conn, f'ix_{entity.name}_{name}')}"))
+        for index in metadata.tables[entity.name].indexes:
+            index.create(conn, checkfirst=True)
+
+
+def add_columns(conn: Connection, metadata: MetaData) -> list[str]:
+    """Add the declared columns a table lacks (the fields of a newer schema)."""
+    added = []
+    inspector = inspect(conn)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"cannot add required column {table.name}.{column.name}; "
+                                   "write an upgrade step for it")
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {_quote(conn, table.name)} "
+                              f"ADD COLUMN {_quote(conn, column.name)} {kind}"))
+            added.append(f"{table.name}.{column.name}")
+    return added
+
+
+def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:
+    """Bring the database up to this server; returns what was done. Call it
+    inside a write transaction, after ``metadata.create_all``."""
+    meta = metadata.tables["server_meta"]
+    recorded = dict(conn.execute(select(meta.c.name, meta.c.value)).all())
+    stored = recorded.get("schema_version")
+    if stored is not None and int(stored) > schema.version:
+        raise RuntimeError(f"database has schema version {stored}, newer than this server's "
+                           f"{schema.version}: upgrade the server")
+    done = []
+    for name, fn in STEPS:
+        if f"migration:{name}" in recorded:
+            continue
+        fn(conn, metadata, schema)
+        conn.execute(meta.insert(), {"name": f"migration:{name}",
+                                     "value": str(int(time.time() * 1000))})
+        done.append(name)
+    done += [f"added {c}" for c in add_columns(conn, metadata)]
+    if stored is None:
+        conn.execute(meta.insert(), {"name": "schema_version", "value": str(schema.version)})
+    elif int(stored) < schema.version:
+        conn.execute(update(meta).where(meta.c.name == "schema_version")
+                     .values(value=str(schema.version)))
+        done.append(f"schema version {stored} -> {schema.version}")
+    return done

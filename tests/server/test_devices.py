@@ -1,0 +1,66 @@
+"""Device tokens: issued once, stored only as a hash, bound to one device and
+site, refused once revoked; and the ``branchline device`` commands over them.
+(Every command's help text is checked in ``tests/client/test_edge.py``.)"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from schema import SCHEMA
+from server.cli import main
+from server.devices import DeviceInfo, authenticate, issue_token, list_devices, revoke
+from server.store import Database
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[Database]:
+    d = Database(f"sqlite:///{tmp_path / 'hq.db'}", SCHEMA)
+    yield d
+    d.dispose()
+
+
+def test_a_token_names_its_device_and_only_its_hash_is_stored(db: Database) -> None:
+    token = issue_token(db, "s1-till1", "S1")
+    who = authenticate(db, token)
+    assert isinstance(who, DeviceInfo) and (who.device, who.site) == ("s1-till1", "S1")
+    with db.engine.connect() as conn:
+        stored = conn.execute(select(db.t["devices"].c.token_hash)).scalar_one()
+    assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
+    assert authenticate(db, token + "x") == "unknown device token"
+    assert authenticate(db, "") == "unknown device token"
+
+
+def test_revoked_and_rekeyed_tokens_are_refused(db: Database) -> None:
+    first = issue_token(db, "s1-till1", "S1")
+    second = issue_token(db, "s1-till1", "S1")  # re-keyed: the first token is dead
+    assert authenticate(db, first) == "unknown device token"
+    assert revoke(db, "s1-till1") and not revoke(db, "nobody")
+    assert authenticate(db, second) == "the token of device s1-till1 was revoked"
+    assert [d.revoked_ms is not None for d in list_devices(db)] == [True]
+
+
+def test_the_server_device_and_empty_ids_get_no_token(db: Database) -> None:
+    for device, site in (("hq-server", "HQ"), ("", "S1"), ("s1-till1", "")):
+        with pytest.raises(ValueError):
+            issue_token(db, device, site)
+
+
+def test_device_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    assert main(["device", "add", "--db", url, "--device", "s1-till1", "--site", "S1"]) == 0
+    token = capsys.readouterr().out.split()[-1]
+    assert main(["device", "list", "--db", url]) == 0
+    assert capsys.readouterr().out.split() == ["s1-till1", "S1", "active"]
+    assert main(["device", "revoke", "--db", url, "--device", "s1-till1"]) == 0
+    assert main(["device", "revoke", "--db", url, "--device", "nobody"]) == 1
+    capsys.readouterr()
+    assert main(["device", "list", "--db", url]) == 0
+    assert "revoked" in capsys.readouterr().out
+    db = Database(url, SCHEMA)
+    assert "revoked" in str(authenticate(db, token))
+    db.dispose()

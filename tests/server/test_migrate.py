@@ -1,0 +1,111 @@
+"""A database made by an older server is upgraded when a new server opens it
+(``server.migrate``); ``data/hq-2026-11-23.sql`` is such a database."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import inspect, select
+
+from schema import SCHEMA, Field, Kind, Policy, Schema
+from server.devices import list_devices
+from server.migrate import STEPS
+from server.store import Database
+from sync.audit import verify_chain
+from sync.server import apply_ops
+from tests.sync.kit import CUSTOMER, HQ, PRODUCT, S1_TILL1, key, op
+
+OLD = Path(__file__).parent / "data" / "hq-2026-11-23.sql"
+LEAKED = key(41)
+"""A transfer from S1 to a site named "*": the old marker of "every site"."""
+
+
+@pytest.fixture
+def old_db(tmp_path: Path) -> str:
+    path = tmp_path / "hq.db"
+    with sqlite3.connect(path) as conn:
+        conn.executescript(OLD.read_text())
+    conn.close()
+    return f"sqlite:///{path}"
+
+
+def test_an_old_database_is_upgraded_once(old_db: str) -> None:
+    db = Database(old_db, SCHEMA)
+    assert db.applied[: len(STEPS)] == [name for name, _ in STEPS]
+    scope = db.t["change_scope"]
+    with db.transaction(write=False) as store:
+        marks = dict(store.conn.execute(
+            select(scope.c.seq, scope.c.site).where(scope.c.site.in_(["", "*"]))).all())
+        s2 = {c.row.key for c in store.changes("S2", 0, 100)[0]}
+        s1 = {c.row.key for c in store.changes("S1", 0, 100)[0]}
+        snapshot = {r.key for r in store.snapshot("S2", ("", ""), 100)}
+        chain = store.audit_chain()
+    assert "*" in marks.values() and "" in marks.values()
+    assert LEAKED in s1 and LEAKED not in s2 and LEAKED not in snapshot
+    assert {PRODUCT, CUSTOMER, key(2), key(40), key(201)} <= s2
+    assert key(1) not in s2 and key(1) in s1
+    assert verify_chain(chain) is None
+    indexes = {i["name"] for i in inspect(db.engine).get_indexes("transfer")}
+    assert indexes == {"ix_transfer_from_site_id", "ix_transfer_to_site_id"}
+    db.dispose()
+    again = Database(old_db, SCHEMA)
+    assert again.applied == []
+    again.dispose()
+
+
+def test_an_upgraded_database_keeps_dedupe_devices_and_audit(old_db: str) -> None:
+    db = Database(old_db, SCHEMA)
+    resent = op(HQ, "customer", key(201), {"name": "Bob"},
+                op_id="00000000-0000-4000-8000-000000000001")
+    with db.transaction() as store:
+        (ack,) = apply_ops(SCHEMA, store, HQ, [resent])
+        head = store.head()
+        apply_ops(SCHEMA, store, S1_TILL1, [op(S1_TILL1, "stock_movement", key(3), {
+            "site": "S1", "product_id": PRODUCT, "qty": 1, "reason": "count"})])
+    assert ack.status == "accepted" and ack.row is None  # the ack given before the upgrade
+    with db.transaction(write=False) as store:
+        assert store.head() == head + 1
+        assert verify_chain(store.audit_chain()) is None
+    assert [d.device for d in list_devices(db)] == ["s1-till1"]
+    db.dispose()
+
+
+def _with_loyalty(schema: Schema) -> Schema:
+    customer = schema["customer"]
+    grown = dataclasses.replace(
+        customer, fields=(*customer.fields, Field("loyalty", Kind.INT, Policy.LWW,
+                                                  required=False)))
+    return Schema(version=schema.version + 1,
+                  entities=tuple(grown if e is customer else e for e in schema.entities))
+
+
+def test_a_newer_schema_adds_its_columns_and_an_older_server_is_refused(old_db: str) -> None:
+    newer = _with_loyalty(SCHEMA)
+    db = Database(old_db, newer)
+    assert "added customer.loyalty" in db.applied
+    assert f"schema version {SCHEMA.version} -> {newer.version}" in db.applied
+
+    def push(*ops: object) -> list[str]:
+        with db.transaction() as store:
+            return [a.status for a in apply_ops(newer, store, HQ, list(ops))]  # type: ignore[arg-type]
+
+    late = 10**12
+    assert push(op(HQ, "customer", key(202), {"name": "Cy"}, schema_version=newer.version,
+                   ms=late)) == ["accepted"]
+    # one transaction updating a row stored before the new field and one stored after:
+    # every column is written for both
+    assert push(op(HQ, "customer", CUSTOMER, {"phone": "5"}, base=1,
+                   schema_version=newer.version, ms=late + 1),
+                op(HQ, "customer", key(202), {"loyalty": 7}, base=1,
+                   schema_version=newer.version, ms=late + 1)) == ["accepted"] * 2
+    customer = db.entities["customer"]
+    with db.engine.connect() as conn:
+        assert conn.execute(select(customer.c.id, customer.c.phone, customer.c.loyalty).where(
+            customer.c.id.in_([CUSTOMER, key(202)])).order_by(customer.c.id)).all() == [
+            (CUSTOMER, "5", None), (key(202), None, 7)]
+    db.dispose()
+    with pytest.raises(RuntimeError, match="newer than this server's"):
+        Database(old_db, SCHEMA)
