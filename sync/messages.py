@@ -257,7 +257,7 @@ class ProtocolError(Exception):
         return Error(code=self.code, message=str(self), fatal=True)
 
 
-def encode(msg: Message | Op | Row | Ack) -> bytes:
+def encode(msg: Message | Op | Row | Ack | Change) -> bytes:
     """Encode a message (or a stored Op/Row/Ack) to msgpack."""
     return _encoder.encode(msg)
 

@@ -20,6 +20,7 @@ from .authorize import RoleOf
 from .merge import Actor, Outcome, decide
 from .messages import (
     MAX_BATCH_OPS,
+    MAX_MESSAGE_BYTES,
     PROTOCOL_VERSION,
     Ack,
     Acks,
@@ -38,6 +39,7 @@ from .messages import (
     SnapshotRequest,
     Status,
     Welcome,
+    encode,
 )
 
 
@@ -170,9 +172,13 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
         store.record(outcome, audit_of(outcome), sites)
         return [outcome.ack]
+    given = ops
+    firsts: set[str] = set()
+    ops = [o for o in ops if o.op_id not in firsts and not firsts.add(o.op_id)]  # type: ignore[func-returns-value]
     seen = [store.seen(op.op_id) for op in ops]
     if all(ack is not None for ack in seen):
-        return [ack for ack in seen if ack is not None]
+        answered = {op.op_id: ack for op, ack in zip(ops, seen, strict=True) if ack}
+        return [answered[op.op_id] for op in given]
     staged: dict[tuple[str, str], Row | None] = {}
     outcomes: list[Outcome] = []
     for op, previous in zip(ops, seen, strict=True):
@@ -194,12 +200,15 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
             )
             for o in outcomes
         ]
-    answers = {}
+    answers: dict[str, Ack] = {}
     for outcome in outcomes:
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
         store.record(outcome, audit_of(outcome), sites)
         answers[outcome.op.op_id] = outcome.ack
-    return [previous or answers[op.op_id] for op, previous in zip(ops, seen, strict=True)]
+    for op, previous in zip(ops, seen, strict=True):
+        if previous is not None:
+            answers[op.op_id] = previous
+    return [answers[op.op_id] for op in given]  # a repeated op id gets its first answer
 
 
 class ServerSession:
@@ -238,6 +247,7 @@ class ServerSession:
                 acks = apply_ops(self.schema, store, self.actor, ops)
                 return [Acks(batch=batch, acks=acks)]
             case Pull(cursor=cursor, limit=limit):
+                limit = max(1, min(limit, 5000))
                 self.cursor = self.sent = cursor
                 self.following = True
                 return [self.poll(store, limit, live=False) or Changes([], cursor, since=cursor)]
@@ -256,7 +266,14 @@ class ServerSession:
         if live and not self.following:
             return None
         changes, cursor = store.changes(self.scope_site, self.cursor, limit)
-        return self._advance(changes, cursor, more=len(changes) >= limit, live=live)
+        more = len(changes) >= limit
+        budget = MAX_MESSAGE_BYTES - 64 * 1024
+        for n, change in enumerate(changes):
+            budget -= len(encode(change))
+            if budget < 0 and n > 0:  # the frame would be too large: stop here
+                changes, cursor, more = changes[:n], changes[n - 1].seq, True
+                break
+        return self._advance(changes, cursor, more=more, live=live)
 
     def live_run(self, run: Sequence[Change], sites: Sequence[frozenset[str] | None]
                  ) -> tuple[Changes | None, bool]:

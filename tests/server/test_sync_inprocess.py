@@ -34,7 +34,7 @@ from sync.server import ServerSession
 
 @pytest.fixture
 def client(tmp_path: Path) -> Iterator[TestClient[Any]]:
-    from server.app import create_app  # (not at collection: see the filterwarnings mark)
+    from server.app import create_app
 
     app = create_app(f"sqlite:///{tmp_path / 'hq.db'}")
     with TestClient(app) as c:
@@ -52,8 +52,6 @@ def _join(client: TestClient[Any], stack: ExitStack, device: str, site: str
     return ws
 
 
-# server/hq_api.py still calls litestar's deprecated ``Dependency``
-@pytest.mark.filterwarnings("ignore::litestar.exceptions.LitestarDeprecationWarning")
 def test_a_failing_live_fan_out_closes_only_its_connection(
     client: TestClient[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
