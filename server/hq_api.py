@@ -15,8 +15,9 @@ from typing import Any
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.datastructures import State
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath, JSONBody
 
 from schema.procurement import approval
 from schema.retail import SECOND_APPROVAL_ABOVE
@@ -76,8 +77,8 @@ class HqController(Controller):
     dependencies = {"user": Provide(current_user, sync_to_thread=True)}  # noqa: RUF012
 
     @post("/products", sync_to_thread=True)
-    def create_product(self, state: State, data: ProductIn,
-                       user: str) -> Response[Result]:
+    def create_product(self, state: State, data: JSONBody[ProductIn],
+                       user: NamedDependency[str]) -> Response[Result]:
         """Add a product to the catalog (buyers)."""
         key = str(uuid.uuid4())
         db: Database = state.db
@@ -85,8 +86,8 @@ class HqController(Controller):
         return _answer(key, apply_as_hq(db, "product", key, _fields(data), user, hub), True)
 
     @post("/products/{product_id:str}/price", sync_to_thread=True)
-    def set_price(self, state: State, product_id: str, data: PriceIn,
-                  user: str) -> Response[Result]:
+    def set_price(self, state: State, product_id: FromPath[str], data: JSONBody[PriceIn],
+                  user: NamedDependency[str]) -> Response[Result]:
         """Change a product's price (buyers); every store receives it."""
         db: Database = state.db
         with db.transaction(write=False) as store:
@@ -96,16 +97,16 @@ class HqController(Controller):
                                                {"price": data.price}, user, state.hub))
 
     @post("/suppliers", sync_to_thread=True)
-    def create_supplier(self, state: State, data: SupplierIn,
-                        user: str) -> Response[Result]:
+    def create_supplier(self, state: State, data: JSONBody[SupplierIn],
+                        user: NamedDependency[str]) -> Response[Result]:
         """Add a supplier (procurement)."""
         key = str(uuid.uuid4())
         return _answer(key, apply_as_hq(state.db, "supplier", key, _fields(data), user,
                                         state.hub), True)
 
     @post("/purchase-orders/{po_id:str}/approve", sync_to_thread=True)
-    def approve(self, state: State, po_id: str,
-                user: str) -> Response[Result]:
+    def approve(self, state: State, po_id: FromPath[str],
+                user: NamedDependency[str]) -> Response[Result]:
         """Approve a purchase order (procurement managers); above the limit, the
         first call records a first approval and a second user completes it."""
         db: Database = state.db
@@ -120,13 +121,13 @@ class HqController(Controller):
         return _answer(po_id, apply_as_hq(db, "purchase_order", po_id, change, user, state.hub))
 
     @post("/purchase-orders/{po_id:str}/cancel", sync_to_thread=True)
-    def cancel(self, state: State, po_id: str,
-               user: str) -> Response[Result]:
+    def cancel(self, state: State, po_id: FromPath[str],
+               user: NamedDependency[str]) -> Response[Result]:
         """Cancel a purchase order."""
         return _answer(po_id, apply_as_hq(state.db, "purchase_order", po_id,
                                           {"status": "cancelled"}, user, state.hub))
 
     @get("/whoami", sync_to_thread=True)
-    def whoami(self, user: str) -> dict[str, str]:
+    def whoami(self, user: NamedDependency[str]) -> dict[str, str]:
         """The login behind the API token."""
         return {"login": user}

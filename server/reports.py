@@ -11,6 +11,7 @@ import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
+from litestar.params import FromQuery
 from sqlalchemy import func, select
 
 from schema.finance import CHART, moving_average
@@ -122,18 +123,18 @@ class ReportsController(Controller):
     tags = ("reports",)
 
     @get("/trial-balance", sync_to_thread=True)
-    def trial_balance(self, state: State, site: str | None = None) -> TrialBalance:
+    def trial_balance(self, state: State, site: FromQuery[str | None] = None) -> TrialBalance:
         """Debits and credits per account, for one site or (no site) the company."""
         return trial_balance(_db(state), site)
 
     @get("/sales", sync_to_thread=True)
-    def sales(self, state: State, date_from: str | None = None,
-              date_to: str | None = None) -> list[SiteSales]:
+    def sales(self, state: State, date_from: FromQuery[str | None] = None,
+              date_to: FromQuery[str | None] = None) -> list[SiteSales]:
         """Receipts, net sales, tax, cost of goods and margin per site and period."""
         return sales_by_site(_db(state), _date(date_from, "date_from"), _date(date_to, "date_to"))
 
     @get("/valuation", sync_to_thread=True)
-    def valuation(self, state: State, site: str | None = None) -> list[Valuation]:
+    def valuation(self, state: State, site: FromQuery[str | None] = None) -> list[Valuation]:
         """Stock value per (site, product) at moving-average cost, in the order
         HQ recorded the movements."""
         db = _db(state)
@@ -151,8 +152,8 @@ class ReportsController(Controller):
         return out
 
     @get("/stock", sync_to_thread=True)
-    def stock(self, state: State, site: str | None = None,
-              negative_only: bool = False) -> list[StockLevel]:
+    def stock(self, state: State, site: FromQuery[str | None] = None,
+              negative_only: FromQuery[bool] = False) -> list[StockLevel]:
         """Stock on hand per (site, product), the sum of its movements; with
         ``negative_only``, the stock exceptions HQ must resolve."""
         db = _db(state)
@@ -173,7 +174,7 @@ class ProcurementController(Controller):
     tags = ("procurement",)
 
     @get("/suggestions", sync_to_thread=True)
-    def suggestions(self, state: State, status: str = "open") -> list[Suggestion]:
+    def suggestions(self, state: State, status: FromQuery[str] = "open") -> list[Suggestion]:
         """Purchase suggestions raised from low stock (default: the open ones)."""
         db = _db(state)
         sug = db.entities["purchase_suggestion"]
