@@ -8,24 +8,31 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from sync.replica import LocalRejected
 
-from .daemon import Refused, Unreachable, rich_progress, run_daemon, sync_once
-from .edge import Edge, NotConfigured
+from .daemon import probe, run_daemon, sync_once
+from .edge import Edge
+from .errors import EdgeError, Refused, Unreachable
 from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
+from .progress import rich_progress
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="branchline-edge",
-                                description="A Branchline edge device (till, back office, "
-                                            "warehouse handheld). Works offline.")
+    p = argparse.ArgumentParser(
+        prog="branchline-edge",
+        description="A Branchline edge device (till, back office, warehouse handheld). "
+                    "Works offline.",
+        epilog="exit codes: 0 done, 1 no such row (get), 2 not set up or bad input, "
+               "3 refused on this device, 4 refused by HQ, 5 HQ unreachable")
     p.add_argument("--db", default=os.environ.get("BRANCHLINE_EDGE_DB", "edge.db"),
                    help="the device's SQLite file (env BRANCHLINE_EDGE_DB; default edge.db)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -34,16 +41,30 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--device", required=True, help="device id the token was issued to")
     init.add_argument("--site", required=True, help="site code of this device, e.g. S1")
     init.add_argument("--token", required=True, help="device token from `branchline device add`")
-    sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit")
+    sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit "
+                                       "(exit code 5 if the server cannot be reached)")
     sync.add_argument("--timeout", type=float, default=300, help="give up after this many s")
-    sub.add_parser("daemon", help="stay connected and sync continuously (Ctrl-C stops)")
-    sub.add_parser("status", help="last sync, pending ops, cursor, server reachable")
+    daemon = sub.add_parser("daemon", help="stay connected and sync continuously "
+                                           "(SIGINT or SIGTERM stops it cleanly)")
+    for command in (sync, daemon):
+        command.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                             help="draw progress bars while bootstrapping or pushing a large "
+                                  "backlog (default: only when stderr is a terminal)")
+    status = sub.add_parser("status", help="last sync, pending ops, cursor, rejections, "
+                                           "server reachable")
+    status.add_argument("--timeout", type=float, default=2,
+                        help="seconds to wait for the server when checking it is reachable")
     put = sub.add_parser("put", help="write fields of a row (works offline)")
     put.add_argument("entity", help="entity name, e.g. customer")
     put.add_argument("key", help="row key (a UUID)")
     put.add_argument("fields", nargs="*", help="field=value pairs; values are JSON if they parse")
     put.add_argument("--user", default="clerk", help="user making the change")
-    get = sub.add_parser("get", help="show one row as this device sees it")
+    delete = sub.add_parser("delete", help="delete a row (works offline)")
+    delete.add_argument("entity", help="entity name, e.g. customer")
+    delete.add_argument("key", help="row key (a UUID)")
+    delete.add_argument("--user", default="clerk", help="user making the change")
+    get = sub.add_parser("get", help="show one row as this device sees it (exit code 1 if "
+                                     "there is none)")
     get.add_argument("entity", help="entity name")
     get.add_argument("key", help="row key")
     sell = sub.add_parser("sell", help="ring up a sale (works offline)")
@@ -145,11 +166,22 @@ def _when(ms: int | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
-    edge = Edge(args.db)
+    logging.basicConfig(level=logging.INFO if args.command == "daemon" else logging.WARNING,
+                        format="%(asctime)s %(message)s", stream=sys.stderr)
+    if args.command == "init" and urlsplit(args.server).scheme not in ("ws", "wss"):
+        print(f"--server must be a ws:// or wss:// URL, got {args.server!r}", file=sys.stderr)
+        return 2
+    try:
+        edge = Edge(args.db)
+    except EdgeError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except sqlite3.Error as exc:
+        print(f"cannot open {args.db}: {exc}", file=sys.stderr)
+        return 2
     try:
         return _run(edge, args)
-    except NotConfigured as exc:
+    except EdgeError as exc:
         print(exc, file=sys.stderr)
         return 2
     except (LocalRejected, PosError) as exc:
@@ -161,6 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     except Unreachable as exc:
         print(f"server unreachable: {exc}; the device keeps working offline", file=sys.stderr)
         return 5
+    except sqlite3.Error as exc:
+        print(f"local database {args.db}: {exc}", file=sys.stderr)
+        return 2
     finally:
         edge.close()
 
@@ -171,27 +206,35 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             edge.configure(args.server, args.device, args.site, args.token)
             print(f"{edge.path}: device {args.device} at site {args.site}, server {args.server}")
         case "sync":
-            progress, done = rich_progress()
-            try:
+            with rich_progress(args.progress) as progress:
                 result = asyncio.run(sync_once(edge, timeout=args.timeout, progress=progress))
-            finally:
-                done()
-            print(f"pushed {result.pushed} ops, received {result.received_rows} snapshot rows, "
+            print(f"pushed {result.pushed} ops ({result.rejected} rejected), received "
+                  f"{result.received_rows} rows ({result.snapshot_rows} by snapshot), "
                   f"{result.pending} pending, cursor {result.cursor}, {result.seconds:.2f} s")
         case "daemon":
-            asyncio.run(_daemon(edge))
+            asyncio.run(_daemon(edge, args.progress))
+            print("daemon stopped", file=sys.stderr)
         case "status":
             s = edge.status()
-            reachable = _reachable(edge)
-            print(f"device {s.device} at site {s.site}\nserver {s.server}: "
-                  f"{'reachable' if reachable else 'UNREACHABLE'}\n"
-                  f"last sync {_when(s.last_sync_ms)}\npending ops {s.pending}\n"
-                  f"cursor {s.cursor}\nrejections {s.rejections}")
+            why = asyncio.run(probe(s.server, args.timeout))
+            print(f"device {s.device} at site {s.site}\n"
+                  f"server {s.server}: reachable {'yes' if why is None else 'no'}"
+                  f"{'' if why is None else f' ({why})'}\n"
+                  f"last sync {_when(s.last_sync_ms)}\n"
+                  f"snapshot taken {'yes' if s.bootstrapped else 'no'}\n"
+                  f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}")
         case "put":
             op = edge.write(args.entity, args.key, _fields(args.fields), args.user)
             print(f"queued op {op.op_id}")
+        case "delete":
+            op = edge.delete(args.entity, args.key, args.user)
+            print(f"queued op {op.op_id}")
         case "get":
-            print(json.dumps(edge.get(args.entity, args.key), indent=2, sort_keys=True))
+            row = edge.get(args.entity, args.key, include_deleted=True)
+            if row is None:
+                print(f"no {args.entity} {args.key} on this device", file=sys.stderr)
+                return 1
+            print(json.dumps(row, indent=2, sort_keys=True))
         case "sell":
             pos = Pos(edge)
             receipt = pos.sell(
@@ -270,38 +313,18 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             for op in edge.pending():
                 print(f"{op.op_id}\t{op.entity}\t{op.key}\t{json.dumps(op.fields)}")
         case "rejections":
-            for op_id, entity, key, reason in edge.rejections():
-                print(f"{op_id}\t{entity}\t{key}\t{reason}")
+            for r in edge.rejections():
+                print(f"{r.op_id}\t{r.entity}\t{r.key}\t{_when(r.at_ms)}\t{r.reason}")
     return 0
 
 
-def _reachable(edge: Edge) -> bool:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(edge.setting("server"))
-
-    async def probe() -> bool:
-        try:
-            _, writer = await asyncio.wait_for(
-                asyncio.open_connection(parts.hostname, parts.port or 80), 2)
-        except (OSError, TimeoutError):
-            return False
-        writer.close()
-        return True
-
-    return asyncio.run(probe())
-
-
-async def _daemon(edge: Edge) -> None:
+async def _daemon(edge: Edge, progress: bool | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    progress, done = rich_progress()
-    try:
-        await run_daemon(edge, stop=stop, progress=progress)
-    finally:
-        done()
+    with rich_progress(progress) as bars:
+        await run_daemon(edge, None, stop, progress=bars)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,15 @@
-"""The sync daemon: moves frames between the websocket and ``sync.client.ClientSession``.
+"""The sync daemon: moves frames between a websocket and ``sync.client.ClientSession``.
 
-``sync_once`` connects, bootstraps or catches up, pushes the outbox until every
-op is acknowledged, and returns. ``run_daemon`` stays connected, sends new
-local writes (made by any process sharing the database) within ~50 ms, applies
-live changes, and reconnects with exponential backoff and full jitter.
+All protocol decisions live in ``sync/``; this module connects, sends what the
+session says, applies each server message inside ONE local transaction, and
+notices ops queued by other processes sharing the database file (a till's CLI
+while the daemon runs) within ``LOCAL_POLL_S``.
+
+``sync_once`` connects, bootstraps or catches up, pushes the outbox until
+every op is acknowledged, and returns. ``run_daemon`` stays connected until
+told to stop and reconnects with exponential backoff and full jitter (reset by
+every Welcome). A refusal that retrying cannot cure (unknown or revoked token,
+wrong site, unsupported schema) raises ``Refused`` instead of hammering HQ.
 """
 
 from __future__ import annotations
@@ -12,187 +18,277 @@ import asyncio
 import contextlib
 import logging
 import random
-import sys
+import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import (
+    ConnectionClosed,
+    InvalidHandshake,
+    InvalidStatus,
+    InvalidURI,
+    WebSocketException,
+)
 
 from sync.client import ClientSession, Phase
 from sync.messages import (
     MAX_MESSAGE_BYTES,
+    Acks,
+    Changes,
     ClientMessage,
+    Error,
+    ErrorCode,
     ProtocolError,
     SnapshotPage,
+    Status,
+    Welcome,
     decode_server,
     encode,
 )
 
 from .edge import Edge, now_ms
+from .errors import NotConfigured, Refused, Unreachable
+from .progress import Progress
 
 log = logging.getLogger("branchline.daemon")
-FATAL_CLOSE = {4401, 4403, 4426}
+
+FATAL_CLOSE = {4401: ErrorCode.AUTH, 4403: ErrorCode.SCOPE, 4426: ErrorCode.SCHEMA}
+"""Close codes after which reconnecting cannot help: HQ must act first."""
+FATAL_ERRORS = frozenset(FATAL_CLOSE.values())
 LOCAL_POLL_S = 0.05
+"""How often the outbox is checked for ops queued by other processes."""
+CONNECT_TIMEOUT_S = 5.0
+IN_SYNC_MARK_S = 10.0
+"""While connected and caught up, ``_state.last_sync_ms`` is refreshed this often
+even when nothing happens (live changes would have arrived)."""
 
 
-class Unreachable(Exception):
-    """The server could not be reached (or the connection dropped)."""
-
-
-class Refused(Exception):
-    """The server refused this device for good: bad or revoked token, wrong site,
-    unsupported version. Retrying will not help; HQ must act."""
-
-
-@dataclass
+@dataclass(frozen=True)
 class SyncResult:
     pushed: int
+    """Ops acknowledged by HQ during this sync (accepted, merged or rejected)."""
+    rejected: int
+    """Of those, ops HQ rejected (see ``Edge.rejections``)."""
+    snapshot_rows: int
+    """Rows received while bootstrapping."""
     received_rows: int
+    """Rows received in all: snapshot pages and changes."""
     pending: int
+    """Ops still in the outbox at the end."""
     cursor: int
     seconds: float
 
 
-Progress = Callable[[str, int, int], None]
-"""progress(what, done, total): called while bootstrapping or draining."""
+def backoff(attempt: int, base: float, cap: float,
+            rand: Callable[[], float] = random.random) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt))."""
+    return rand() * min(cap, base * 2.0 ** min(attempt, 32))
 
 
-async def _session(edge: Edge, url: str, *, until_idle: bool, stop: asyncio.Event | None,
-                   progress: Progress | None, on_ready: Callable[[], None] | None) -> SyncResult:
+class _Link:
+    """One connection: its socket, its session, and what went over it."""
+
+    def __init__(self, edge: Edge, ws: ClientConnection, progress: Progress | None,
+                 on_welcome: Callable[[], None] | None) -> None:
+        self.edge = edge
+        self.ws = ws
+        self.session = ClientSession(edge.replica, edge.setting("token"))
+        self.progress = progress
+        self.on_welcome = on_welcome
+        self.acked = self.rejected = self.snapshot_rows = self.received_rows = 0
+
+    async def send(self, messages: Sequence[ClientMessage]) -> None:
+        for msg in messages:
+            await self.ws.send(encode(msg))
+
+    async def run(self, until_idle: bool, stop: asyncio.Event | None) -> None:
+        """Talk until idle (``until_idle``), until ``stop`` is set, or until the
+        connection fails."""
+        loop = asyncio.get_running_loop()
+        store = self.edge.store
+        await self.send(self.session.start())
+        seq = store.outbox_seq()
+        next_poll = loop.time() + LOCAL_POLL_S
+        next_mark = loop.time() + IN_SYNC_MARK_S
+        recv = asyncio.ensure_future(self.ws.recv())
+        halt = asyncio.ensure_future(stop.wait()) if stop is not None else None
+        try:
+            while True:
+                waiting = {recv} if halt is None else {recv, halt}
+                done, _ = await asyncio.wait(waiting, timeout=max(0.0, next_poll - loop.time()),
+                                             return_when=asyncio.FIRST_COMPLETED)
+                if halt is not None and halt in done:
+                    return
+                if recv in done:
+                    frame = recv.result()
+                    recv = asyncio.ensure_future(self.ws.recv())
+                    await self.handle(frame)
+                if loop.time() >= next_poll:
+                    next_poll = loop.time() + LOCAL_POLL_S
+                    if (latest := store.outbox_seq()) != seq:  # another process queued ops
+                        seq = latest
+                        await self.send(self.session.pushes())
+                if loop.time() >= next_mark:
+                    next_mark = loop.time() + IN_SYNC_MARK_S
+                    if self.session.phase is Phase.READY:
+                        with self.edge.transaction():
+                            store.set_state("last_sync_ms", str(now_ms()))
+                if until_idle and self.session.idle:
+                    return
+        finally:
+            for task in (recv, halt):
+                if task is not None and not task.done():
+                    task.cancel()
+            if recv.done() and not recv.cancelled():
+                recv.exception()  # retrieved: the caller handles a failure through recv.result()
+
+    async def handle(self, frame: str | bytes) -> None:
+        """Apply one server message in one local transaction, then answer it."""
+        if not isinstance(frame, bytes):
+            raise Unreachable("the server sent a text frame; the protocol is binary msgpack")
+        msg = decode_server(frame)
+        now = now_ms()
+        with self.edge.transaction() as store:
+            replies = self.session.receive(msg, now)
+            if self.session.phase is Phase.READY:
+                store.set_state("last_sync_ms", str(now))
+        self.observe(msg)
+        await self.send(replies)
+
+    def observe(self, msg: object) -> None:
+        match msg:
+            case Welcome(head=head):
+                log.info("connected to HQ (head %d, our cursor %d)", head,
+                         self.edge.replica.cursor)
+                if self.on_welcome is not None:
+                    self.on_welcome()
+            case SnapshotPage(rows=rows):
+                self.snapshot_rows += len(rows)
+                self.received_rows += len(rows)
+                if self.progress is not None:
+                    self.progress("bootstrap", self.snapshot_rows, 0)
+            case Changes(changes=changes):
+                self.received_rows += len(changes)
+            case Acks(acks=acks):
+                self.acked += len(acks)
+                self.rejected += sum(a.status is Status.REJECTED for a in acks)
+                if self.progress is not None:
+                    left = self.edge.store.pending_count()
+                    self.progress("push", self.acked, self.acked + left)
+            case Error(code=code, message=message, fatal=fatal):
+                if code in FATAL_ERRORS:
+                    raise Refused(f"HQ refused this device ({code}): {message}", code)
+                if fatal:
+                    raise Unreachable(f"HQ ended the connection ({code}): {message}")
+                log.warning("HQ reported an error (%s): %s", code, message)
+
+    def closed(self, exc: ConnectionClosed) -> Refused | Unreachable:
+        """What a closed connection means for this device."""
+        rcvd = exc.rcvd
+        if rcvd is not None and rcvd.code in FATAL_CLOSE:
+            kind = FATAL_CLOSE[rcvd.code]
+            why = self.session.error.message if self.session.error else rcvd.reason
+            return Refused(f"HQ refused this device (close {rcvd.code}, {kind}): {why}", kind)
+        return Unreachable(f"connection to HQ lost: {exc}")
+
+    def result(self, seconds: float) -> SyncResult:
+        store = self.edge.store
+        return SyncResult(pushed=self.acked, rejected=self.rejected,
+                          snapshot_rows=self.snapshot_rows, received_rows=self.received_rows,
+                          pending=store.pending_count(), cursor=self.edge.replica.cursor,
+                          seconds=seconds)
+
+
+async def _open(url: str, timeout: float = CONNECT_TIMEOUT_S) -> ClientConnection:
+    try:
+        return await connect(url, max_size=MAX_MESSAGE_BYTES, open_timeout=timeout,
+                             compression=None, ping_interval=20, ping_timeout=20,
+                             close_timeout=2)
+    except InvalidURI as exc:
+        raise NotConfigured(f"server URL {url!r} is not a ws:// or wss:// URL: {exc}; "
+                            "run `branchline-edge init` again") from None
+    except InvalidStatus as exc:
+        raise Unreachable(f"{url} answered HTTP {exc.response.status_code} instead of "
+                          "opening a websocket (is it the /sync URL of a Branchline server?)"
+                          ) from exc
+    except (OSError, TimeoutError, InvalidHandshake) as exc:
+        raise Unreachable(f"cannot reach {url}: {exc or type(exc).__name__}") from exc
+
+
+async def _sync(edge: Edge, url: str, *, until_idle: bool, stop: asyncio.Event | None,
+                progress: Progress | None,
+                on_welcome: Callable[[], None] | None = None) -> SyncResult:
     start = time.monotonic()
-    token = edge.setting("token")
-    pending_at_start = edge.store.pending_count()
+    edge.replica  # noqa: B018 -- fail early (NotConfigured) before touching the network
+    ws = await _open(url)
+    link = _Link(edge, ws, progress, on_welcome)
     try:
-        ws = await connect(url, max_size=MAX_MESSAGE_BYTES + 1024, open_timeout=5,
-                           compression=None, ping_interval=20, ping_timeout=20)
-    except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
-        raise Unreachable(f"cannot reach {url}: {exc}") from exc
-    session = ClientSession(edge.replica, token)
-    rows = 0
-    try:
-        await _send(ws, session.start())
-        last_pos = edge.store.last_outbox_pos()
-        ready_told = False
-        while True:
-            if stop is not None and stop.is_set():
-                break
-            try:
-                frame = await asyncio.wait_for(ws.recv(), LOCAL_POLL_S)
-            except TimeoutError:
-                pos = edge.store.last_outbox_pos()
-                if pos != last_pos:  # another process wrote: push it now
-                    last_pos = pos
-                    await _send(ws, session.pushes())
-                if until_idle and session.idle:
-                    break
-                continue
-            if not isinstance(frame, bytes):
-                raise Unreachable("server sent a text frame")
-            msg = decode_server(frame)
-            with edge.transaction():
-                replies = session.receive(msg, now_ms())
-            if isinstance(msg, SnapshotPage):
-                rows += len(msg.rows)
-                if progress:
-                    progress("bootstrap", rows, 0)
-            await _send(ws, replies)
-            if session.phase is Phase.CLOSED:
-                assert session.error is not None
-                raise Refused(session.error.message)
-            if session.phase is Phase.READY:
-                if not ready_told:
-                    ready_told = True
-                    with edge.transaction():
-                        edge.store.set_state("last_sync_ms", str(now_ms()))
-                    if on_ready:
-                        on_ready()
-                if progress and pending_at_start:
-                    left = edge.store.pending_count()
-                    progress("push", pending_at_start - left, pending_at_start)
-                if until_idle and session.idle:
-                    break
-    except websockets.ConnectionClosed as exc:
-        code = exc.rcvd.code if exc.rcvd else None
-        if code in FATAL_CLOSE:
-            reason = session.error.message if session.error else exc.rcvd.reason if exc.rcvd else ""
-            raise Refused(f"server refused device (close {code}): {reason}") from exc
-        raise Unreachable(f"connection lost: {exc}") from exc
+        await link.run(until_idle, stop)
+    except ConnectionClosed as exc:
+        raise link.closed(exc) from exc
     except ProtocolError as exc:
-        raise Unreachable(f"bad frame from server: {exc}") from exc
+        raise Unreachable(f"HQ sent a frame this device cannot read: {exc}") from exc
     finally:
         await ws.close()
-    with edge.transaction():
-        edge.store.set_state("last_sync_ms", str(now_ms()))
-    return SyncResult(
-        pushed=pending_at_start - edge.store.pending_count(), received_rows=rows,
-        pending=edge.store.pending_count(), cursor=edge.replica.cursor,
-        seconds=time.monotonic() - start,
-    )
+    return link.result(time.monotonic() - start)
 
 
-async def _send(ws: ClientConnection, messages: Sequence[ClientMessage]) -> None:
-    for msg in messages:
-        await ws.send(encode(msg))
-
-
-async def sync_once(edge: Edge, url: str | None = None, timeout: float = 300,
+async def sync_once(edge: Edge, url: str | None = None, timeout: float = 300.0,
                     progress: Progress | None = None) -> SyncResult:
-    """Connect, catch up, push everything, wait for every ack, disconnect."""
+    """Connect, bootstrap or catch up, push the outbox until every op is
+    acknowledged, disconnect. Raises ``Unreachable`` (no server, connection
+    lost, not done within ``timeout`` s) or ``Refused``."""
+    url = url or edge.setting("server")
     try:
-        return await asyncio.wait_for(
-            _session(edge, url or edge.setting("server"), until_idle=True, stop=None,
-                     progress=progress, on_ready=None), timeout)
+        async with asyncio.timeout(timeout):
+            return await _sync(edge, url, until_idle=True, stop=None, progress=progress)
     except TimeoutError:
-        raise Unreachable(f"sync did not finish within {timeout:.0f} s") from None
+        raise Unreachable(f"sync with {url} did not finish within {timeout:g} s") from None
 
 
-async def run_daemon(edge: Edge, url: str | None = None, stop: asyncio.Event | None = None,
+async def run_daemon(edge: Edge, url: str | None = None, stop_event: asyncio.Event | None = None,
                      *, base_delay: float = 0.5, max_delay: float = 30.0,
                      progress: Progress | None = None) -> None:
-    """Stay connected until ``stop`` is set; reconnect with backoff and full jitter."""
-    stop = stop or asyncio.Event()
+    """Stay connected and in sync until ``stop_event`` is set; reconnect with
+    backoff when the link fails. Raises ``Refused`` when HQ refuses the device."""
+    stop = stop_event if stop_event is not None else asyncio.Event()
+    url = url or edge.setting("server")
     attempt = 0
 
-    def ready() -> None:
+    def welcomed() -> None:
         nonlocal attempt
         attempt = 0
-        log.info("connected and caught up")
 
     while not stop.is_set():
         try:
-            await _session(edge, url or edge.setting("server"), until_idle=False, stop=stop,
-                           progress=progress, on_ready=ready)
-        except Refused:
+            await _sync(edge, url, until_idle=False, stop=stop, progress=progress,
+                        on_welcome=welcomed)
+        except Refused as exc:
+            log.error("%s; the daemon stops", exc)
             raise
         except Unreachable as exc:
             log.warning("%s", exc)
+        except sqlite3.OperationalError as exc:  # e.g. the file stayed locked too long
+            log.warning("local database: %s", exc)
         if stop.is_set():
             return
-        delay = random.uniform(0, min(max_delay, base_delay * 2**attempt))
+        delay = backoff(attempt, base_delay, max_delay)
         attempt += 1
         log.info("reconnecting in %.1f s", delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
 
 
-def rich_progress() -> tuple[Progress, Callable[[], None]]:
-    """A progress callback drawing rich bars on stderr (only when it is a terminal)."""
-    if not sys.stderr.isatty():
-        return (lambda what, done, total: None), (lambda: None)
-    from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn
-    from rich.progress import Progress as Bar
-
-    bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-              transient=True)
-    tasks: dict[str, TaskID] = {}
-    bar.start()
-
-    def update(what: str, done: int, total: int) -> None:
-        if what not in tasks:
-            label = "bootstrapping rows" if what == "bootstrap" else "pushing ops"
-            tasks[what] = bar.add_task(label, total=total or None)
-        bar.update(tasks[what], completed=done, total=total or None)
-
-    return update, bar.stop
+async def probe(url: str, timeout: float = 2.0) -> str | None:
+    """None if a websocket to ``url`` opens within ``timeout`` s, else why not."""
+    try:
+        async with asyncio.timeout(timeout):
+            ws = await _open(url, timeout)
+            await ws.close()
+    except (Unreachable, NotConfigured) as exc:
+        return str(exc)
+    except (TimeoutError, OSError, WebSocketException) as exc:
+        return f"cannot reach {url}: {exc or type(exc).__name__}"
+    return None

@@ -1,4 +1,10 @@
-"""``Edge``: the Python API of one device's local database. Works fully offline."""
+"""``Edge``: the Python API of one device's local database. Works fully offline.
+
+Every write goes through ``sync.replica.Replica.write`` inside one local
+transaction, so the visible row, the stock cache and the outbox entry commit
+together; a write the server would refuse raises ``LocalRejected`` and leaves
+nothing behind. Reads come from the entity view tables.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +13,48 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from schema import SCHEMA, Schema
+from schema import SCHEMA, Entity, Kind, Schema
 from sync.messages import Op
 from sync.replica import Replica
 
+from .errors import NotConfigured, UnknownName
 from .store import SqliteLocalStore, connect
 from .tables import rebuild_stock, stock_mismatches
 
-
-class NotConfigured(Exception):
-    """The edge database has not been initialised with a device and a site."""
+SETTINGS = ("server", "device", "site", "token")
+"""What ``configure`` records in ``_state``."""
 
 
 @dataclass(frozen=True)
-class Status:
+class EdgeStatus:
+    """Where this device stands, from its own database (no network)."""
+
     device: str
     site: str
     server: str
     pending: int
+    """Ops in the outbox, not yet acknowledged by HQ."""
     cursor: int
+    """Last change sequence number of HQ applied here."""
     rejections: int
+    bootstrapped: bool
     last_sync_ms: int | None
+    """Wall time of the last moment this device was caught up with HQ."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An op HQ refused; kept for the store manager to see."""
+
+    op_id: str
+    entity: str
+    key: str
+    reason: str
+    at_ms: int
+    op: Op
 
 
 def now_ms() -> int:
@@ -43,17 +68,30 @@ class Edge:
         self.path = Path(path)
         self.schema = schema
         self.conn = connect(self.path)
-        self.store = SqliteLocalStore(self.conn, schema)
+        try:
+            self.store = SqliteLocalStore(self.conn, schema)
+        except BaseException:
+            self.conn.close()
+            raise
         self._replica: Replica | None = None
+        self._bools = {e.name: [f.name for f in e.fields if f.kind is Kind.BOOL]
+                       for e in schema.entities}
 
     def close(self) -> None:
         self.conn.close()
 
-    # -- configuration -----------------------------------------------------------
+    def __enter__(self) -> Edge:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- configuration ---------------------------------------------------------------
     def configure(self, server: str, device: str, site: str, token: str) -> None:
+        """Record the server URL, this device's id and site, and its token."""
         with self.store.transaction():
-            for name, value in (("server", server), ("device", device), ("site", site),
-                                ("token", token)):
+            for name, value in zip(SETTINGS, (server, device, site, token), strict=True):
                 self.store.set_state(name, value)
         self._replica = None
 
@@ -72,66 +110,92 @@ class Edge:
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteLocalStore]:
+        """One local transaction; writes inside it commit together or not at all."""
         with self.store.transaction() as store:
             yield store
 
-    # -- writes --------------------------------------------------------------------
+    # -- writes ----------------------------------------------------------------------
     def write(self, entity: str, key: str, fields: dict[str, Any], user: str = "clerk",
               *, delete: bool = False, group: str = "") -> Op:
-        """One local change, with its outbox entry, in one transaction.
-        Raises ``sync.replica.LocalRejected`` (nothing written) if it cannot stand."""
+        """One local change, with its outbox entry, in one transaction. Raises
+        ``sync.replica.LocalRejected`` (nothing written) if it cannot stand."""
         with self.transaction():
             return self.replica.write(entity, key, fields, user, now_ms(), delete=delete,
                                       group=group)
 
-    # -- reads ---------------------------------------------------------------------
-    def get(self, entity: str, key: str) -> dict[str, Any] | None:
-        if self.schema.get(entity) is None:
-            raise KeyError(f"unknown entity {entity!r}")
+    def delete(self, entity: str, key: str, user: str = "clerk", *, group: str = "") -> Op:
+        """Delete a row (it stays as a tombstone until HQ confirms)."""
+        return self.write(entity, key, {}, user, delete=True, group=group)
+
+    # -- reads -----------------------------------------------------------------------
+    def _entity(self, name: str) -> Entity:
+        entity = self.schema.get(name)
+        if entity is None:
+            raise UnknownName(f"unknown entity {name!r}")
+        return entity
+
+    def _rows(self, entity: str, cur: Any) -> list[dict[str, Any]]:
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        for name in self._bools[entity]:
+            for row in rows:
+                if row[name] is not None:
+                    row[name] = bool(row[name])
+        return rows
+
+    def get(self, entity: str, key: str, *, include_deleted: bool = False
+            ) -> dict[str, Any] | None:
+        """The row as this device sees it (None if there is none, or it is deleted)."""
+        self._entity(entity)
         cur = self.conn.execute(f'SELECT * FROM "{entity}" WHERE id = ?', (key,))
-        found = cur.fetchone()
-        if found is None:
+        found = self._rows(entity, cur)
+        if not found or (found[0]["_deleted"] and not include_deleted):
             return None
-        return dict(zip([d[0] for d in cur.description], found, strict=True))
+        return found[0]
 
     def query(self, entity: str, **where: Any) -> list[dict[str, Any]]:
-        e = self.schema.get(entity)
-        if e is None:
-            raise KeyError(f"unknown entity {entity!r}")
+        """Visible rows whose fields equal the given values (None matches NULL)."""
+        e = self._entity(entity)
         unknown = set(where) - e.field_names - {"id"}
         if unknown:
-            raise KeyError(f"{entity} has no field {sorted(unknown)[0]!r}")
-        clause = " AND ".join(f'"{k}" = ?' for k in where) or "1"
-        cur = self.conn.execute(f'SELECT * FROM "{entity}" WHERE _deleted = 0 AND {clause}',
-                                tuple(where.values()))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+            raise UnknownName(f"{entity} has no field {sorted(unknown)[0]!r}")
+        clause = "".join(f' AND "{k}" IS NULL' if v is None else f' AND "{k}" = ?'
+                         for k, v in where.items())
+        cur = self.conn.execute(f'SELECT * FROM "{entity}" WHERE _deleted = 0{clause}',
+                                [v for v in where.values() if v is not None])
+        return self._rows(entity, cur)
 
     def stock(self, site: str, product_id: str) -> int:
+        """On hand at (site, product): the sum of its visible movements (cached)."""
         found = self.conn.execute("SELECT qty FROM stock_on_hand WHERE site = ? AND "
                                   "product_id = ?", (site, product_id)).fetchone()
         return int(found[0]) if found else 0
 
     def rebuild_stock(self) -> None:
+        """Recompute the stock cache from the movement ledger."""
         with self.transaction():
             rebuild_stock(self.store.db)
 
     def stock_mismatches(self) -> list[tuple[str, str, int, int]]:
+        """(site, product, cached, ledger) wherever the cache is wrong; [] when right."""
         return stock_mismatches(self.store.db)
 
     def pending(self) -> list[Op]:
-        return [op for _, op in self.store.outbox(0, 1_000_000)]
+        """Ops waiting for HQ, oldest first."""
+        return [op for _, op in self.store.outbox(0, 2**62)]
 
-    def rejections(self) -> list[tuple[str, str, str, str]]:
-        return [(str(a), str(b), str(c), str(d)) for a, b, c, d in self.conn.execute(
-            "SELECT op_id, entity, key, reason FROM _rejections ORDER BY at_ms")]
+    def rejections(self) -> list[Rejection]:
+        """Ops HQ refused, oldest first, with the reason."""
+        return [Rejection(op.op_id, op.entity, op.key, reason, at, op)
+                for op, reason, at in self.store.rejections()]
 
-    def status(self) -> Status:
+    def status(self) -> EdgeStatus:
         last = self.store.get_state("last_sync_ms")
-        return Status(
+        return EdgeStatus(
             device=self.setting("device"), site=self.setting("site"),
             server=self.setting("server"), pending=self.store.pending_count(),
             cursor=int(self.store.get_state("cursor") or 0),
-            rejections=int(self.conn.execute("SELECT count(*) FROM _rejections").fetchone()[0]),
+            rejections=self.store.rejection_count(),
+            bootstrapped=self.store.get_state("bootstrapped") == "1",
             last_sync_ms=int(last) if last else None,
         )

@@ -1,9 +1,14 @@
 """The edge's local database: ``sync.replica.LocalStore`` on SQLite (sqlite-utils).
 
+It behaves exactly like the reference ``sync.memory.MemoryLocalStore`` (the
+shared suite in ``tests/client/test_local_store_contract.py`` proves it), and
+keeps the entity view tables and the stock cache in step with every visible
+row it stores.
+
 The connection runs in autocommit mode and every caller wraps its work in
-``transaction()`` (``BEGIN IMMEDIATE``), so a local write, its outbox entry and
-its stock cache change commit together or not at all. WAL and a busy timeout
-let the CLI and the daemon share one file.
+``transaction()`` (``BEGIN IMMEDIATE``; nested blocks are savepoints), so a
+local write, its outbox entry and its stock cache change commit together or
+not at all. WAL and a busy timeout let the CLI and the daemon share one file.
 """
 
 from __future__ import annotations
@@ -20,42 +25,97 @@ import sqlite_utils
 from schema import Schema
 from sync.messages import Op, Row, decode_op, decode_row, encode
 
-from .tables import create_all
+from .migrate import needs_upgrade, upgrade
+
+BUSY_TIMEOUT_MS = 30_000
+"""How long a writer waits for another process's transaction before giving up."""
+_CHUNK = 10_000
+"""Most keys in one ``IN (...)`` list."""
 
 
 def connect(path: str | Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(str(path), isolation_level=None, timeout=30,
+    """A connection to an edge database file: autocommit, WAL, durable commits."""
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                            check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        _use_wal(conn)
+        conn.execute("PRAGMA synchronous=FULL")  # a committed sale survives a power cut
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
-class SqliteLocalStore:
-    """LocalStore over one SQLite connection."""
+def _use_wal(conn: sqlite3.Connection, attempts: int = 200) -> None:
+    # Switching a new file to WAL takes a lock SQLite does not wait for (no busy
+    # handler), so processes opening the same new file together retry here.
+    for attempt in range(attempts):
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] in ("wal", "memory"):
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.025)
 
-    def __init__(self, conn: sqlite3.Connection, schema: Schema) -> None:
-        self.conn = conn
+
+class SqliteLocalStore:
+    """``LocalStore`` over one SQLite connection, plus the bulk and status reads
+    the daemon and the CLI need."""
+
+    def __init__(self, db: sqlite_utils.Database | sqlite3.Connection, schema: Schema) -> None:
+        if isinstance(db, sqlite3.Connection):
+            db = sqlite_utils.Database(db, execute_plugins=False)
+        if db.conn.in_transaction:
+            raise ValueError("open the store on a connection with no transaction open")
+        db.conn.isolation_level = None  # transactions are begun by transaction() only
+        self.db = db
+        self.conn = db.conn
         self.schema = schema
-        self.db = sqlite_utils.Database(conn)
-        create_all(self.db, schema)
-        self._upsert_sql = {e.name: self._upsert(e.name) for e in schema.entities}
         self._depth = 0
+        self.upgraded: list[str] = []
+        """What opening this store did to bring the file up to date."""
+        if needs_upgrade(db, schema):
+            with self.transaction():
+                if needs_upgrade(db, schema):  # another process may have done it meanwhile
+                    self.upgraded = upgrade(db, schema)
+        self._fields = {e.name: tuple(f.name for f in e.fields) for e in schema.entities}
+        self._upsert_sql = {name: self._upsert(name) for name in self._fields}
+
+    @classmethod
+    def open(cls, path: str | Path, schema: Schema) -> SqliteLocalStore:
+        return cls(connect(path), schema)
+
+    def close(self) -> None:
+        self.conn.close()
 
     def _upsert(self, entity: str) -> str:
-        cols = ["id", *(f.name for f in self.schema[entity].fields), "_version", "_deleted"]
+        cols = ["id", *self._fields[entity], "_version", "_deleted"]
+        names = ", ".join(f'"{c}"' for c in cols)
         sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
-        return (f'INSERT INTO "{entity}" ({", ".join(repr(c) for c in cols)}) '
-                f'VALUES ({", ".join("?" * len(cols))}) ON CONFLICT (id) DO UPDATE SET {sets}')
+        return (f'INSERT INTO "{entity}" ({names}) VALUES ({", ".join("?" * len(cols))}) '
+                f"ON CONFLICT (id) DO UPDATE SET {sets}")
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteLocalStore]:
-        """One write transaction (nested calls join the outer one)."""
+        """One write transaction; a nested block is a savepoint inside it (an
+        exception undoes the nested block's writes only, if caught outside)."""
         if self._depth:
+            name = f"bl_{self._depth}"
+            self.conn.execute(f"SAVEPOINT {name}")
             self._depth += 1
             try:
                 yield self
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute(f"ROLLBACK TO {name}")
+                    self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self.conn.execute(f"RELEASE {name}")
             finally:
                 self._depth -= 1
             return
@@ -63,86 +123,111 @@ class SqliteLocalStore:
         self._depth = 1
         try:
             yield self
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
             self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
         finally:
             self._depth = 0
 
-    # -- rows ----------------------------------------------------------------
+    # -- rows ----------------------------------------------------------------------
     def base(self, entity: str, key: str) -> Row | None:
         found = self.conn.execute("SELECT row FROM _base WHERE entity = ? AND key = ?",
                                   (entity, key)).fetchone()
         return decode_row(found[0]) if found else None
 
     def put_base(self, row: Row) -> None:
+        # The visible row does not change with the base: where it was the old base
+        # (or nothing), pin it as an override; the put_view that follows in the
+        # replica's rebase removes the pin again when the view equals the new base.
+        e, k = row.entity, row.key
+        self.conn.execute("INSERT OR IGNORE INTO _view_override (entity, key, row) "
+                          "SELECT entity, key, row FROM _base WHERE entity = ? AND key = ?",
+                          (e, k))
+        self.conn.execute("INSERT OR IGNORE INTO _view_override (entity, key, row) "
+                          "VALUES (?, ?, NULL)", (e, k))
         self.conn.execute("INSERT OR REPLACE INTO _base (entity, key, version, row) "
-                          "VALUES (?, ?, ?, ?)", (row.entity, row.key, row.version, encode(row)))
+                          "VALUES (?, ?, ?, ?)", (e, k, row.version, encode(row)))
 
     def view(self, entity: str, key: str) -> Row | None:
-        found = self.conn.execute("SELECT row FROM _pending_view WHERE entity = ? AND key = ?",
+        found = self.conn.execute("SELECT row FROM _view_override WHERE entity = ? AND key = ?",
                                   (entity, key)).fetchone()
-        if found:
-            return decode_row(found[0])
-        if self.conn.execute("SELECT 1 FROM _outbox WHERE entity = ? AND key = ? LIMIT 1",
-                             (entity, key)).fetchone():
-            return None  # pending ops whose row does not exist (e.g. a refused create)
+        if found is not None:
+            return None if found[0] is None else decode_row(found[0])
         return self.base(entity, key)
 
     def put_view(self, entity: str, key: str, row: Row | None) -> None:
-        pending = self.conn.execute("SELECT 1 FROM _outbox WHERE entity = ? AND key = ? LIMIT 1",
-                                    (entity, key)).fetchone()
-        if pending and row is not None:
-            self.conn.execute("INSERT OR REPLACE INTO _pending_view (entity, key, row) "
-                              "VALUES (?, ?, ?)", (entity, key, encode(row)))
-        else:
-            self.conn.execute("DELETE FROM _pending_view WHERE entity = ? AND key = ?",
+        if row == self.base(entity, key):
+            self.conn.execute("DELETE FROM _view_override WHERE entity = ? AND key = ?",
                               (entity, key))
-        if self.schema.get(entity) is None:
-            return
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO _view_override (entity, key, row) "
+                              "VALUES (?, ?, ?)",
+                              (entity, key, None if row is None else encode(row)))
+        if entity not in self._fields:
+            return  # an entity of a newer schema: kept whole, no view table
         if row is None:
             self.conn.execute(f'DELETE FROM "{entity}" WHERE id = ?', (key,))
         else:
-            self.conn.execute(self._upsert_sql[entity], self._values(row))
+            self.conn.execute(self._upsert_sql[entity], self._values(entity, key, row))
 
-    def _values(self, row: Row) -> tuple[Any, ...]:
-        return (row.key, *(row.fields.get(f.name) for f in self.schema[row.entity].fields),
-                row.version, int(row.deleted))
+    def _values(self, entity: str, key: str, row: Row) -> tuple[Any, ...]:
+        return (key, *map(row.fields.get, self._fields[entity]), row.version, int(row.deleted))
 
     def apply_rows(self, rows: list[Row], check_versions: bool = True) -> list[Row]:
-        """Bulk path for snapshot pages: store rows that have no pending ops in a
-        few statements; return the others for the per-row rebase."""
+        """Bulk path (snapshot pages, batches of changes): the rows with no pending
+        ops that are newer than the base become base and view in a few statements;
+        the others are returned for the per-row rebase. ``check_versions=False``
+        trusts the caller that no row is older than what is stored (a snapshot)."""
         if not rows:
             return []
-        pending = {(e, k) for e, k in self.conn.execute("SELECT DISTINCT entity, key FROM _outbox")}
-        later = [r for r in rows if (r.entity, r.key) in pending]
-        fast = [r for r in rows if (r.entity, r.key) not in pending]
-        versions: dict[tuple[str, str], int] = {}
-        keys_by_entity: dict[str, list[str]] = {}
-        for r in fast:
-            keys_by_entity.setdefault(r.entity, []).append(r.key)
-        for entity, keys in keys_by_entity.items() if check_versions else ():
-            for start in range(0, len(keys), 10_000):
-                chunk = keys[start : start + 10_000]
-                marks = ",".join("?" * len(chunk))
-                versions.update(((entity, k), v) for k, v in self.conn.execute(
-                    f"SELECT key, version FROM _base WHERE entity = ? AND key IN ({marks})",
-                    [entity, *chunk]))
-        fast = [r for r in fast if versions.get((r.entity, r.key), -1) < r.version]
+        pending = self._pending_keys()
+        later: list[Row] = []
+        newest: dict[tuple[str, str], Row] = {}
+        for r in rows:
+            k = (r.entity, r.key)
+            if k in pending:
+                later.append(r)
+            elif (seen := newest.get(k)) is None or seen.version < r.version:
+                newest[k] = r
+        fast = list(newest.values())
+        if check_versions:
+            stored = self._versions(fast)
+            fast = [r for r in fast if stored.get((r.entity, r.key), -1) < r.version]
+        if not fast:
+            return later
         self.conn.executemany(
             "INSERT OR REPLACE INTO _base (entity, key, version, row) VALUES (?, ?, ?, ?)",
             [(r.entity, r.key, r.version, encode(r)) for r in fast])
+        if self.conn.execute("SELECT 1 FROM _view_override LIMIT 1").fetchone():
+            self.conn.executemany("DELETE FROM _view_override WHERE entity = ? AND key = ?",
+                                  [(r.entity, r.key) for r in fast])
         by_entity: dict[str, list[tuple[Any, ...]]] = {}
         for r in fast:
-            if self.schema.get(r.entity) is not None:
-                by_entity.setdefault(r.entity, []).append(self._values(r))
+            if r.entity in self._fields:
+                by_entity.setdefault(r.entity, []).append(self._values(r.entity, r.key, r))
         for entity, values in by_entity.items():
             self.conn.executemany(self._upsert_sql[entity], values)
         return later
 
-    # -- outbox ----------------------------------------------------------------
+    def _pending_keys(self) -> set[tuple[str, str]]:
+        return {(e, k) for e, k in self.conn.execute("SELECT DISTINCT entity, key FROM _outbox")}
+
+    def _versions(self, rows: list[Row]) -> dict[tuple[str, str], int]:
+        keys: dict[str, list[str]] = {}
+        for r in rows:
+            keys.setdefault(r.entity, []).append(r.key)
+        found: dict[tuple[str, str], int] = {}
+        for entity, names in keys.items():
+            for start in range(0, len(names), _CHUNK):
+                chunk = names[start : start + _CHUNK]
+                found.update(((entity, k), v) for k, v in self.conn.execute(
+                    f"SELECT key, version FROM _base WHERE entity = ? "
+                    f"AND key IN ({','.join('?' * len(chunk))})", [entity, *chunk]))
+        return found
+
+    # -- outbox ----------------------------------------------------------------------
     def add_outbox(self, op: Op) -> None:
         self.conn.execute("INSERT INTO _outbox (op_id, entity, key, op, created_ms) "
                           "VALUES (?, ?, ?, ?, ?)",
@@ -164,13 +249,17 @@ class SqliteLocalStore:
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM _outbox").fetchone()[0])
 
-    def last_outbox_pos(self) -> int:
-        return int(self.conn.execute("SELECT COALESCE(MAX(pos), 0) FROM _outbox").fetchone()[0])
+    def outbox_seq(self) -> int:
+        """Position of the newest op ever queued, by any process sharing the file;
+        it never goes back, so a change means a new local write."""
+        found = self.conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = '_outbox'").fetchone()
+        return int(found[0]) if found else 0
 
-    # -- state -----------------------------------------------------------------
+    # -- state and rejections --------------------------------------------------------
     def get_state(self, name: str) -> str | None:
         found = self.conn.execute("SELECT value FROM _state WHERE name = ?", (name,)).fetchone()
-        return str(found[0]) if found else None
+        return None if found is None else str(found[0])
 
     def set_state(self, name: str, value: str) -> None:
         self.conn.execute("INSERT OR REPLACE INTO _state (name, value) VALUES (?, ?)",
@@ -181,3 +270,11 @@ class SqliteLocalStore:
                           "at_ms) VALUES (?, ?, ?, ?, ?, ?)",
                           (op.op_id, op.entity, op.key, reason, encode(op),
                            int(time.time() * 1000)))
+
+    def rejections(self) -> list[tuple[Op, str, int]]:
+        """Ops HQ refused: (op, reason, when in ms), oldest first."""
+        return [(decode_op(blob), str(reason), int(at)) for blob, reason, at in self.conn.execute(
+            "SELECT op, reason, at_ms FROM _rejections ORDER BY at_ms, rowid")]
+
+    def rejection_count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM _rejections").fetchone()[0])

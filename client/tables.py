@@ -1,14 +1,21 @@
-"""Edge tables (sqlite-utils), generated from ``schema.SCHEMA``.
+"""Edge tables (sqlite-utils), generated from the schema, never written per entity.
 
 * one *view* table per entity, named like it: ``id`` + one column per field +
-  ``_version`` and ``_deleted``: what store operations read;
-* ``_base``: the server's authoritative rows (msgpack), for rebasing;
-* ``_pending_view``: the full row (with merge metadata) of rows that have
-  pending ops, so local checks see what the till sees;
+  ``_version`` and ``_deleted``. It holds what the till sees (the server's row
+  with the pending ops re-applied) and is what store operations query;
+* ``_base``: the server's authoritative rows (msgpack ``Row``), for rebasing;
+* ``_view_override``: the full visible row (with its merge metadata) wherever
+  it differs from ``_base`` -- in practice the rows with pending ops; a NULL
+  ``row`` means "no visible row" although a base exists;
 * ``_outbox``: ops not yet acknowledged, in the order they were made;
-* ``_state``: cursor, clock, configuration; ``_rejections``: ops HQ refused;
-* ``stock_on_hand``: a cache of the sum of ``stock_movement`` per (site,
-  product), kept by triggers and rebuildable from the ledger at any time.
+* ``_state``: cursor, clock, configuration, schema version;
+* ``_rejections``: ops HQ refused, with the reason;
+* ``stock_on_hand``: the sum of ``stock_movement.qty`` per (site, product),
+  kept by triggers whenever a movement's view row appears, changes or goes,
+  and rebuildable from the ledger at any time.
+
+``create_tables`` is idempotent: it makes what is missing and adds the columns
+of fields a newer schema declares; ``client.migrate`` runs it.
 """
 
 from __future__ import annotations
@@ -17,78 +24,131 @@ import sqlite_utils
 
 from schema import Entity, Kind, Schema
 
+INTERNAL = ("_base", "_view_override", "_outbox", "_state", "_rejections", "stock_on_hand")
+"""Tables that are not entity views; no entity may be named like one."""
+
 _TYPES: dict[Kind, type] = {
     Kind.TEXT: str, Kind.REF: str, Kind.UUID: str, Kind.DATE: str,
     Kind.INT: int, Kind.MONEY: int, Kind.BOOL: int,
 }
+STOCK = "stock_movement"
+"""The ledger entity whose sum per (site, product_id) is cached in ``stock_on_hand``."""
 
 
-def create_entity_table(db: sqlite_utils.Database, entity: Entity) -> None:
-    columns: dict[str, type] = {"id": str}
-    columns.update({f.name: _TYPES[f.kind] for f in entity.fields})
-    columns.update({"_version": int, "_deleted": int})
-    db[entity.name].create(columns, pk="id", if_not_exists=True)  # type: ignore[union-attr]
-    for name in sorted(entity.fixed_fields):
-        db[entity.name].create_index([name], if_not_exists=True)  # type: ignore[union-attr]
+def view_columns(entity: Entity) -> dict[str, type]:
+    """The columns of an entity's view table, in order."""
+    return {"id": str, **{f.name: _TYPES[f.kind] for f in entity.fields},
+            "_version": int, "_deleted": int}
 
 
-def create_all(db: sqlite_utils.Database, schema: Schema) -> None:
-    for entity in schema.entities:
-        create_entity_table(db, entity)
-    db["_base"].create({"entity": str, "key": str, "version": int, "row": bytes},  # type: ignore[union-attr]
-                       pk=("entity", "key"), if_not_exists=True)
-    db["_pending_view"].create({"entity": str, "key": str, "row": bytes},  # type: ignore[union-attr]
-                               pk=("entity", "key"), if_not_exists=True)
+def indexed_fields(entity: Entity) -> list[str]:
+    """Fields worth an index at the edge: those placing a row at a site, and
+    references to other rows (UUID fields), which lookups and joins follow."""
+    refs = [f.name for f in entity.fields if f.kind is Kind.UUID]
+    return sorted(set(entity.fixed_fields) | set(refs))
+
+
+def create_view_table(db: sqlite_utils.Database, entity: Entity) -> list[str]:
+    """Create an entity's view table, or add the columns it lacks; returns those added."""
+    if entity.name in INTERNAL or entity.name.startswith(("_", "sqlite_")):
+        raise ValueError(f"entity name {entity.name!r} is reserved at the edge")
+    table = db.table(entity.name)
+    added: list[str] = []
+    if not table.exists():
+        table.create(view_columns(entity), pk="id", not_null=["id"])
+    else:
+        have = {c.lower() for c in table.columns_dict}
+        for name, kind in view_columns(entity).items():
+            if name.lower() not in have:
+                table.add_column(name, kind)
+                added.append(f"{entity.name}.{name}")
+    for name in indexed_fields(entity):
+        table.create_index([name], if_not_exists=True)
+    return added
+
+
+def create_internal_tables(db: sqlite_utils.Database) -> None:
+    """The tables of the sync machinery (same for every schema)."""
+    db.table("_base").create(
+        {"entity": str, "key": str, "version": int, "row": bytes},
+        pk=("entity", "key"), not_null=["entity", "key", "version", "row"], if_not_exists=True)
+    db.table("_view_override").create(
+        {"entity": str, "key": str, "row": bytes},
+        pk=("entity", "key"), not_null=["entity", "key"], if_not_exists=True)
+    # sqlite-utils cannot declare AUTOINCREMENT, which keeps outbox positions
+    # (and the daemon's "new local write" signal, sqlite_sequence) from ever
+    # going back when the outbox empties.
     db.execute(
         "CREATE TABLE IF NOT EXISTS _outbox (pos INTEGER PRIMARY KEY AUTOINCREMENT, "
         "op_id TEXT NOT NULL UNIQUE, entity TEXT NOT NULL, key TEXT NOT NULL, "
-        "op BLOB NOT NULL, created_ms INTEGER NOT NULL)"
-    )
-    db.execute("CREATE INDEX IF NOT EXISTS ix_outbox_row ON _outbox (entity, key)")
-    db["_state"].create({"name": str, "value": str}, pk="name", if_not_exists=True)  # type: ignore[union-attr]
-    db["_rejections"].create(  # type: ignore[union-attr]
+        "op BLOB NOT NULL, created_ms INTEGER NOT NULL)")
+    db.table("_outbox").create_index(["entity", "key"], index_name="ix_outbox_row",
+                                     if_not_exists=True)
+    db.table("_state").create({"name": str, "value": str}, pk="name", not_null=["name"],
+                              if_not_exists=True)
+    db.table("_rejections").create(
         {"op_id": str, "entity": str, "key": str, "reason": str, "op": bytes, "at_ms": int},
-        pk="op_id", if_not_exists=True)
-    db["stock_on_hand"].create({"site": str, "product_id": str, "qty": int},  # type: ignore[union-attr]
-                               pk=("site", "product_id"), if_not_exists=True)
-    if schema.get("stock_movement") is not None:
-        _stock_triggers(db)
+        pk="op_id", not_null=["op_id", "op"], if_not_exists=True)
+    db.table("stock_on_hand").create(
+        {"site": str, "product_id": str, "qty": int},
+        pk=("site", "product_id"), not_null=["site", "product_id", "qty"], if_not_exists=True)
 
 
-def _stock_triggers(db: sqlite_utils.Database) -> None:
-    add = ("INSERT INTO stock_on_hand (site, product_id, qty) VALUES ({r}.site, {r}.product_id, "
-           "{sign}{r}.qty) ON CONFLICT (site, product_id) DO UPDATE SET qty = qty + "
-           "excluded.qty;")
-    db.executescript(f"""
-        CREATE TRIGGER IF NOT EXISTS soh_insert AFTER INSERT ON stock_movement
-        WHEN NEW._deleted = 0 BEGIN {add.format(r="NEW", sign="")} END;
-        CREATE TRIGGER IF NOT EXISTS soh_delete AFTER DELETE ON stock_movement
-        WHEN OLD._deleted = 0 BEGIN {add.format(r="OLD", sign="-")} END;
-        CREATE TRIGGER IF NOT EXISTS soh_update AFTER UPDATE ON stock_movement BEGIN
-            {add.format(r="OLD", sign="-(OLD._deleted = 0) * ")}
-            {add.format(r="NEW", sign="(NEW._deleted = 0) * ")}
-        END;
-    """)
+def create_tables(db: sqlite_utils.Database, schema: Schema) -> list[str]:
+    """Make every edge table that is missing; returns the columns added to old tables."""
+    create_internal_tables(db)
+    added: list[str] = []
+    for entity in schema.entities:
+        added += create_view_table(db, entity)
+    if schema.get(STOCK) is not None:
+        create_stock_triggers(db)
+    return added
+
+
+# -- the stock cache -------------------------------------------------------------
+
+_ADD = ("INSERT INTO stock_on_hand (site, product_id, qty) VALUES ({r}.site, {r}.product_id, "
+        "{sign}{r}.qty) ON CONFLICT (site, product_id) DO UPDATE SET qty = qty + excluded.qty;")
+STOCK_TRIGGERS = {
+    "soh_insert": f"""CREATE TRIGGER IF NOT EXISTS soh_insert AFTER INSERT ON {STOCK}
+        WHEN NEW._deleted = 0 BEGIN {_ADD.format(r="NEW", sign="")} END""",
+    "soh_delete": f"""CREATE TRIGGER IF NOT EXISTS soh_delete AFTER DELETE ON {STOCK}
+        WHEN OLD._deleted = 0 BEGIN {_ADD.format(r="OLD", sign="-")} END""",
+    "soh_update": f"""CREATE TRIGGER IF NOT EXISTS soh_update AFTER UPDATE ON {STOCK}
+        WHEN OLD.site IS NOT NEW.site OR OLD.product_id IS NOT NEW.product_id
+          OR OLD.qty IS NOT NEW.qty OR OLD._deleted IS NOT NEW._deleted BEGIN
+        {_ADD.format(r="OLD", sign="-(OLD._deleted = 0) * ")}
+        {_ADD.format(r="NEW", sign="(NEW._deleted = 0) * ")}
+    END""",
+}
+"""Keep ``stock_on_hand`` equal to the sum of visible movements, in the same
+transaction as the view row's change (an acknowledged movement whose view row
+is rewritten unchanged touches nothing)."""
+
+
+def create_stock_triggers(db: sqlite_utils.Database) -> None:
+    for sql in STOCK_TRIGGERS.values():
+        db.execute(sql)
 
 
 def rebuild_stock(db: sqlite_utils.Database) -> None:
-    """Recompute the stock cache from the ledger."""
+    """Recompute the stock cache from the ledger (run inside a transaction)."""
     db.execute("DELETE FROM stock_on_hand")
     db.execute(
-        "INSERT INTO stock_on_hand (site, product_id, qty) SELECT site, product_id, SUM(qty) "
-        "FROM stock_movement WHERE _deleted = 0 GROUP BY site, product_id"
-    )
+        f"INSERT INTO stock_on_hand (site, product_id, qty) SELECT site, product_id, SUM(qty) "
+        f"FROM {STOCK} WHERE _deleted = 0 GROUP BY site, product_id")
 
 
 def stock_mismatches(db: sqlite_utils.Database) -> list[tuple[str, str, int, int]]:
-    """(site, product, cached, ledger) wherever the cache disagrees with the ledger."""
+    """(site, product, cached, ledger) wherever the cache disagrees with the sum of
+    the movements; empty when the cache tells the truth."""
     rows = db.execute(
-        "SELECT l.site, l.product_id, COALESCE(c.qty, 0), l.total FROM "
-        "(SELECT site, product_id, SUM(qty) AS total FROM stock_movement WHERE _deleted = 0 "
-        " GROUP BY site, product_id) l LEFT JOIN stock_on_hand c "
-        "ON c.site = l.site AND c.product_id = l.product_id WHERE COALESCE(c.qty, 0) != l.total "
-        "UNION ALL SELECT c.site, c.product_id, c.qty, 0 FROM stock_on_hand c WHERE c.qty != 0 "
-        "AND NOT EXISTS (SELECT 1 FROM stock_movement m WHERE m.site = c.site AND "
-        "m.product_id = c.product_id AND m._deleted = 0)"
+        f"SELECT l.site, l.product_id, COALESCE(c.qty, 0), l.total FROM "
+        f"(SELECT site, product_id, SUM(qty) AS total FROM {STOCK} WHERE _deleted = 0 "
+        f" GROUP BY site, product_id) l LEFT JOIN stock_on_hand c "
+        f"ON c.site = l.site AND c.product_id = l.product_id WHERE COALESCE(c.qty, 0) != l.total "
+        f"UNION ALL SELECT c.site, c.product_id, c.qty, 0 FROM stock_on_hand c WHERE c.qty != 0 "
+        f"AND NOT EXISTS (SELECT 1 FROM {STOCK} m WHERE m.site = c.site AND "
+        f"m.product_id = c.product_id AND m._deleted = 0)"
     ).fetchall()
     return [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]

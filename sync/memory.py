@@ -96,6 +96,8 @@ class MemoryLocalStore:
             self.views[(entity, key)] = row
 
     def add_outbox(self, op: Op) -> None:
+        if any(queued.op_id == op.op_id for queued in self.pending.values()):
+            raise ValueError(f"op {op.op_id} is already in the outbox")
         self.position += 1
         self.pending[self.position] = op
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from client.cli import parser as edge_parser
-from client.edge import Edge, NotConfigured
+from client.daemon import backoff
+from client.edge import Edge
+from client.errors import NotConfigured
+from schema import Entity, Field, Kind, Policy, Schema
 from server.cli import parser as server_parser
+from sync.messages import Ack, Row, Status
 from sync.replica import LocalRejected
 from tests.sync.kit import PRODUCT, key
 
@@ -56,6 +61,18 @@ def test_a_business_transaction_is_all_or_nothing(edge: Edge) -> None:
     assert edge.pending() == [] and edge.stock("S1", PRODUCT) == 0
 
 
+def test_a_nested_block_that_fails_undoes_only_itself(edge: Edge) -> None:
+    with edge.transaction():
+        first = edge.write("customer", key(1), {"name": "Ada"})
+        with pytest.raises(LocalRejected):
+            edge.write("customer", key(2), {"phone": "no name"})
+        with pytest.raises(sqlite3.IntegrityError), edge.transaction():
+            edge.write("customer", key(3), {"name": "Bo"})
+            edge.replica.write("customer", key(4), {"name": "Cy"}, "clerk", 1, op_id=first.op_id)
+    assert [o.key for o in edge.pending()] == [key(1)]
+    assert edge.get("customer", key(3)) is None
+
+
 def test_stock_cache_follows_the_ledger_and_can_be_rebuilt(edge: Edge) -> None:
     _sale(edge, 10, 10)
     _sale(edge, 11, -3)
@@ -68,9 +85,79 @@ def test_stock_cache_follows_the_ledger_and_can_be_rebuilt(edge: Edge) -> None:
     assert edge.stock("S1", PRODUCT) == 6 and edge.stock_mismatches() == []
 
 
+def test_stock_cache_follows_rows_from_hq_and_refused_movements(edge: Edge) -> None:
+    def movement(n: int, qty: int, version: int = 1, deleted: bool = False) -> Row:
+        return Row("stock_movement", key(n), version, {
+            "site": "S1", "product_id": PRODUCT, "qty": qty, "reason": "receipt",
+            "unit_cost": None}, deleted)
+
+    with edge.transaction():
+        edge.replica.on_rows([movement(20, 10), movement(21, 5), movement(22, 7)], 1_000,
+                             snapshot=True)
+    assert edge.stock("S1", PRODUCT) == 22
+    mine = edge.write("stock_movement", key(23), {"site": "S1", "product_id": PRODUCT,
+                                                  "qty": -4, "reason": "sale"})
+    assert edge.stock("S1", PRODUCT) == 18
+    with edge.transaction():
+        edge.replica.on_rows([movement(21, 5, version=2, deleted=True)], 2_000)
+        edge.replica.on_ack(Ack(mine.op_id, Status.REJECTED, "no such product here"), 2_000)
+    assert edge.stock("S1", PRODUCT) == 17 and edge.stock_mismatches() == []
+    assert [r.reason for r in edge.rejections()] == ["no such product here"]
+    assert edge.get("stock_movement", key(23)) is None
+
+
+def test_a_delete_leaves_a_tombstone_until_hq_confirms(edge: Edge) -> None:
+    edge.write("customer", key(1), {"name": "Ada"})
+    op = edge.delete("customer", key(1))
+    assert op.delete and edge.get("customer", key(1)) is None
+    assert edge.get("customer", key(1), include_deleted=True)["_deleted"] == 1  # type: ignore[index]
+    assert edge.query("customer") == []
+    with pytest.raises(LocalRejected):
+        edge.write("customer", key(1), {"phone": "1"})
+    assert len(edge.pending()) == 2
+
+
 def test_query_names_the_unknown_field(edge: Edge) -> None:
     with pytest.raises(KeyError, match="customer has no field 'shoe'"):
         edge.query("customer", shoe=1)
+    with pytest.raises(KeyError, match="unknown entity 'shoe'"):
+        edge.get("shoe", key(1))
+
+
+def test_query_matches_null_and_values_round_trip(tmp_path: Path) -> None:
+    gadget = Entity("gadget", fields=(Field("name", Kind.TEXT, Policy.LWW),
+                                      Field("on", Kind.BOOL, Policy.LWW, required=False)))
+    with Edge(tmp_path / "g.db", Schema(version=1, entities=(gadget,))) as e:
+        e.configure("ws://127.0.0.1:1/sync", "d", "S1", "bl_x")
+        e.write("gadget", key(1), {"name": "lamp", "on": True})
+        e.write("gadget", key(2), {"name": "fan"})
+        assert e.get("gadget", key(1))["on"] is True  # type: ignore[index]
+        assert [r["name"] for r in e.query("gadget", on=None)] == ["fan"]
+        assert [r["name"] for r in e.query("gadget", on=True)] == ["lamp"]
+
+
+def test_two_processes_share_one_file(edge: Edge) -> None:
+    with Edge(edge.path) as other:
+        seq = edge.store.outbox_seq()
+        other.write("customer", key(1), {"name": "Ada"})
+        assert edge.store.outbox_seq() == seq + 1
+        assert edge.get("customer", key(1))["name"] == "Ada"  # type: ignore[index]
+        with other.transaction():
+            other.store.set_state("cursor", "5")
+        assert edge.status().cursor == 5 and edge.status().pending == 1
+
+
+def test_status_of_a_new_device(edge: Edge) -> None:
+    s = edge.status()
+    assert (s.device, s.site, s.pending, s.cursor, s.rejections) == ("s1-till1", "S1", 0, 0, 0)
+    assert s.last_sync_ms is None and not s.bootstrapped
+
+
+def test_backoff_is_exponential_with_full_jitter() -> None:
+    assert [backoff(n, 0.5, 30, rand=lambda: 1.0) for n in range(8)] == [
+        0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert backoff(1000, 0.5, 30, rand=lambda: 1.0) == 30.0
+    assert backoff(3, 0.5, 30, rand=lambda: 0.0) == 0.0
 
 
 def _walk(p: object) -> Iterator[tuple[str, str | None]]:

@@ -1,0 +1,52 @@
+"""The edge's errors, in one tree; ``client.cli`` turns them into messages and exit codes.
+
+* ``EdgeError`` -- something about this device's own database:
+    * ``NotConfigured`` -- no device, site or server yet (run ``init``);
+    * ``DatabaseTooNew`` -- the file was written by a newer edge version;
+    * ``UnknownName`` -- an entity or field the schema does not declare
+      (also a ``KeyError``).
+* ``SyncError`` -- talking to HQ failed:
+    * ``Unreachable`` -- no connection, or it broke; retrying later helps;
+    * ``Refused`` -- HQ refused this device for good (bad or revoked token,
+      wrong site, unsupported version); retrying does not help, HQ must act.
+
+``sync.replica.LocalRejected`` (a write the server would refuse, nothing
+written) passes through the edge API unchanged.
+"""
+
+from __future__ import annotations
+
+
+class EdgeError(Exception):
+    """A problem with this device's local database."""
+
+
+class NotConfigured(EdgeError):
+    """The edge database has not been initialised with a device and a site."""
+
+
+class DatabaseTooNew(EdgeError):
+    """The database was written by a newer version of the edge software."""
+
+
+class UnknownName(EdgeError, KeyError):
+    """An entity or field name the schema does not declare."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class SyncError(Exception):
+    """Syncing with HQ did not succeed."""
+
+
+class Unreachable(SyncError):
+    """The server could not be reached, or the connection dropped."""
+
+
+class Refused(SyncError):
+    """The server refused this device for good; ``code`` is its close code or error code."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code

@@ -1,0 +1,247 @@
+"""``sync_once`` and ``run_daemon`` against a real ``branchline server`` process on
+loopback: bootstrap, push, ack, changes from other devices, live fan-out,
+writes by another process sharing the file, refusal, reconnection."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from client import cli
+from client.daemon import probe, run_daemon, sync_once
+from client.edge import Edge
+from client.errors import Refused, Unreachable
+from sync.messages import ErrorCode
+from tests.e2e.procs import BIN, ServerProc, free_port
+
+pytestmark = pytest.mark.e2e
+
+PRODUCT = str(uuid.UUID(int=1))
+CUSTOMER = str(uuid.UUID(int=2))
+
+
+def _k() -> str:
+    return str(uuid.uuid4())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProc]:
+    work = tmp_path_factory.mktemp("hq")
+    proc = ServerProc(f"sqlite:///{work / 'hq.db'}", work).start()
+    proc.add_user("admin", "hq_admin", "HQ")
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+class Devices:
+    """Edge databases registered with the module's server."""
+
+    def __init__(self, server: ServerProc, folder: Path) -> None:
+        self.server = server
+        self.folder = folder
+        self.opened: list[Edge] = []
+
+    def new(self, site: str, token: str | None = None) -> Edge:
+        device = f"{site.lower()}-{uuid.uuid4().hex[:8]}"
+        edge = self.open(self.folder / f"{device}.db")
+        edge.configure(self.server.ws_url, device, site,
+                       token or self.server.add_device(device, site))
+        return edge
+
+    def open(self, path: Path) -> Edge:
+        edge = Edge(path)
+        self.opened.append(edge)
+        return edge
+
+    def hq(self) -> Edge:
+        """An HQ device that knows the employees (it synced once)."""
+        edge = self.new("HQ")
+        asyncio.run(sync_once(edge, timeout=30))
+        return edge
+
+
+@pytest.fixture
+def devices(server: ServerProc, tmp_path: Path) -> Iterator[Devices]:
+    made = Devices(server, tmp_path)
+    yield made
+    for edge in made.opened:
+        edge.close()
+
+
+def _seed(hq: Edge, qty: int = 10) -> None:
+    if hq.get("product", PRODUCT) is None:
+        hq.write("product", PRODUCT, {"sku": "OAT-1", "name": "Oat milk 1l", "price": 199},
+                 user="admin")
+        hq.write("customer", CUSTOMER, {"name": "Ada", "phone": "111"}, user="admin")
+    hq.write("stock_movement", _k(), {"site": "S1", "product_id": PRODUCT, "qty": qty,
+                                      "reason": "receipt"}, user="admin")
+    result = asyncio.run(sync_once(hq, timeout=30))
+    assert (result.pending, result.rejected) == (0, 0)
+
+
+def test_bootstrap_push_ack_and_changes_from_another_device(devices: Devices) -> None:
+    hq = devices.hq()
+    _seed(hq)
+    till = devices.new("S1")
+    seen: list[tuple[str, int, int]] = []
+    boot = asyncio.run(sync_once(till, timeout=30,
+                                 progress=lambda what, done, total: seen.append(
+                                     (what, done, total))))
+    assert boot.snapshot_rows >= 3 and boot.pushed == 0 and boot.cursor > 0
+    assert seen and seen[-1] == ("bootstrap", boot.snapshot_rows, 0)
+    assert till.get("customer", CUSTOMER)["phone"] == "111"  # type: ignore[index]
+    on_hand = till.stock("S1", PRODUCT)
+    assert on_hand >= 10 and till.stock_mismatches() == []
+    assert till.status().bootstrapped and till.status().last_sync_ms is not None
+
+    till.write("customer", CUSTOMER, {"phone": "222"})
+    till.write("stock_movement", _k(), {"site": "S1", "product_id": PRODUCT, "qty": -2,
+                                        "reason": "sale"})
+    pushed = asyncio.run(sync_once(till, timeout=30))
+    assert (pushed.pushed, pushed.rejected, pushed.pending) == (2, 0, 0)
+    assert till.pending() == []
+    assert till.get("customer", CUSTOMER)["_version"] > 1  # type: ignore[index]
+
+    pulled = asyncio.run(sync_once(hq, timeout=30))
+    assert pulled.received_rows >= 2
+    assert hq.get("customer", CUSTOMER)["phone"] == "222"  # type: ignore[index]
+    assert hq.stock("S1", PRODUCT) == till.stock("S1", PRODUCT) == on_hand - 2
+
+
+def test_an_op_hq_rejects_comes_back_with_its_reason(devices: Devices) -> None:
+    hq = devices.hq()
+    _seed(hq)
+    till = devices.new("S1")
+    asyncio.run(sync_once(till, timeout=30))
+    gone = _k()
+    hq.write("customer", gone, {"name": "Temp"}, user="admin")
+    asyncio.run(sync_once(hq, timeout=30))
+    asyncio.run(sync_once(till, timeout=30))
+    till.write("customer", gone, {"phone": "999"})  # offline, meanwhile HQ deletes it
+    hq.delete("customer", gone, user="admin")
+    asyncio.run(sync_once(hq, timeout=30))
+    result = asyncio.run(sync_once(till, timeout=30))
+    assert (result.pushed, result.rejected, result.pending) == (1, 1, 0)
+    [rejection] = till.rejections()
+    assert rejection.key == gone and "deleted" in rejection.reason
+    assert till.get("customer", gone) is None
+
+
+def test_an_unreachable_server_is_a_clear_error(devices: Devices) -> None:
+    till = devices.new("S1", token="bl_never_used")
+    url = f"ws://127.0.0.1:{free_port()}/sync"
+    with pytest.raises(Unreachable, match="cannot reach"):
+        asyncio.run(sync_once(till, url, timeout=10))
+    assert asyncio.run(probe(url, 1)) is not None
+    assert asyncio.run(probe(devices.server.ws_url, 2)) is None
+
+
+def test_an_unknown_token_stops_sync_and_daemon_at_once(devices: Devices) -> None:
+    till = devices.new("S1", token="bl_forged")
+    with pytest.raises(Refused) as refused:
+        asyncio.run(sync_once(till, timeout=10))
+    assert refused.value.code == ErrorCode.AUTH
+
+    async def daemon() -> None:
+        await asyncio.wait_for(run_daemon(till, None, asyncio.Event()), 10)
+
+    start = time.monotonic()
+    with pytest.raises(Refused):
+        asyncio.run(daemon())
+    assert time.monotonic() - start < 5
+
+
+def test_a_revoked_device_is_refused(devices: Devices) -> None:
+    till = devices.new("S1")
+    asyncio.run(sync_once(till, timeout=30))
+    subprocess.run([str(BIN / "branchline"), "device", "revoke", "--db", devices.server.db_url,
+                    "--device", till.setting("device")], check=True, capture_output=True,
+                   timeout=60)
+    with pytest.raises(Refused, match="auth"):
+        asyncio.run(sync_once(till, timeout=10))
+
+
+async def _until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _with_daemon(edge: Edge, url: str | None,
+                       body: Callable[[], Awaitable[None]]) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_daemon(edge, url, stop, base_delay=0.05, max_delay=0.2))
+    try:
+        await body()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)  # a clean stop, not a cancellation
+
+
+def test_the_daemon_pushes_other_processes_writes_and_takes_live_changes(
+        devices: Devices) -> None:
+    hq = devices.hq()
+    _seed(hq)
+    till = devices.new("S1")
+    other = devices.open(till.path)  # the CLI, in another process, on the same file
+    key = _k()
+
+    async def body() -> None:
+        await _until(lambda: till.status().bootstrapped, 15, "the bootstrap")
+        other.write("customer", key, {"name": "Walk-in"})
+        await _until(lambda: other.status().pending == 0, 5, "the push of another writer")
+        assert other.get("customer", key)["_version"] == 1  # type: ignore[index]
+        hq.write("customer", CUSTOMER, {"email": f"{key}@example.org"}, user="admin")
+        await asyncio.to_thread(lambda: asyncio.run(sync_once(hq, timeout=30)))
+        await _until(lambda: (other.get("customer", CUSTOMER) or {}).get("email")
+                     == f"{key}@example.org", 5, "a live change from HQ")
+
+    asyncio.run(_with_daemon(till, None, body))
+    assert hq.get("customer", key)["name"] == "Walk-in"  # type: ignore[index]
+    assert till.status().pending == 0 and till.stock_mismatches() == []
+
+
+def test_the_daemon_keeps_trying_until_the_server_comes_up(devices: Devices,
+                                                          tmp_path: Path) -> None:
+    port = free_port()
+    db_url = f"sqlite:///{tmp_path / 'late.db'}"
+    late = ServerProc(db_url, tmp_path)
+    late.port = port
+    token = late.add_device("s1-late", "S1")
+    till = devices.open(tmp_path / "late-till.db")
+    till.configure(late.ws_url, "s1-late", "S1", token)
+    till.write("customer", _k(), {"name": "Offline sale's customer"})
+
+    async def body() -> None:
+        await asyncio.sleep(0.5)  # a few failed attempts, no exception
+        await asyncio.to_thread(late.start)
+        await _until(lambda: till.status().pending == 0, 15, "the push after the server came up")
+
+    try:
+        asyncio.run(_with_daemon(till, None, body))
+    finally:
+        late.stop()
+
+
+def test_cli_sync_and_status_say_when_the_server_is_unreachable(
+        devices: Devices, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "cli.db")
+    url = f"ws://127.0.0.1:{free_port()}/sync"
+    assert cli.main(["--db", db, "init", "--server", url, "--device", "d", "--site", "S1",
+                     "--token", "bl_x"]) == 0
+    assert cli.main(["--db", db, "sync", "--timeout", "5", "--no-progress"]) == 5
+    assert "server unreachable: cannot reach" in capsys.readouterr().err
+    assert cli.main(["--db", db, "status", "--timeout", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "reachable no" in out and "pending ops 0" in out and "last sync never" in out
+    assert cli.main(["--db", db, "get", "customer", CUSTOMER]) == 1

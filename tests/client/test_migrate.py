@@ -1,0 +1,122 @@
+"""An edge database made by an older branchline-edge is upgraded when it is opened
+(``client.migrate``); ``data/edge-2026-11-23.sql`` is such a database: it was
+made with the client of commit a35b159 (its ``_pending_view`` layout), holding
+a bootstrapped catalog and four pending ops, one of which (an edit of customer
+Bo, ``key(201)``) had no visible row."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+
+from client.edge import Edge
+from client.errors import DatabaseTooNew
+from client.migrate import STEPS, needs_upgrade
+from client.store import SqliteLocalStore, connect
+from schema import SCHEMA, Field, Kind, Policy, Schema
+from sync.messages import Ack, Status
+from tests.sync.kit import PRODUCT, key
+
+OLD = Path(__file__).parent / "data" / "edge-2026-11-23.sql"
+
+
+@pytest.fixture
+def old_db(tmp_path: Path) -> Path:
+    path = tmp_path / "till.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD.read_text())
+    conn.close()
+    return path
+
+
+def _tables(edge: Edge) -> set[str]:
+    return {r[0] for r in edge.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def test_an_old_database_is_upgraded_once_and_keeps_what_the_till_saw(old_db: Path) -> None:
+    with Edge(old_db) as edge:
+        assert edge.store.upgraded[: len(STEPS)] == STEPS
+        assert "_pending_view" not in _tables(edge) and "_view_override" in _tables(edge)
+        assert edge.store.get_state("schema_version") == str(SCHEMA.version)
+        assert edge.get("customer", key(200))["phone"] == "222"  # type: ignore[index]
+        assert edge.get("customer", key(202))["name"] == "Cy"  # type: ignore[index]
+        assert edge.get("customer", key(201)) is None
+        assert edge.store.view("customer", key(201)) is None
+        assert edge.store.base("customer", key(201)) is not None
+        assert edge.stock("S1", PRODUCT) == 7 and edge.stock_mismatches() == []
+        assert len(edge.pending()) == 4 and edge.status().cursor > 0
+        assert edge.store.outbox_seq() == 4
+    with Edge(old_db) as again:
+        assert again.store.upgraded == []
+        assert not needs_upgrade(again.store.db, SCHEMA)
+
+
+def test_an_upgraded_database_syncs_on(old_db: Path) -> None:
+    with Edge(old_db) as edge:
+        bo = next(o for o in edge.pending() if o.key == key(201))
+        with edge.transaction():
+            edge.replica.on_ack(Ack(bo.op_id, Status.REJECTED, "Bo moved away"), 9_000)
+        assert edge.get("customer", key(201))["name"] == "Bo"  # type: ignore[index]
+        assert [r.reason for r in edge.rejections()] == ["Bo moved away"]
+        op = edge.write("stock_movement", key(502), {"site": "S1", "product_id": PRODUCT,
+                                                     "qty": -1, "reason": "sale"})
+        assert edge.store.outbox(4, 10) == [(5, op)]
+        assert edge.stock("S1", PRODUCT) == 6
+
+
+def _with_loyalty(schema: Schema) -> Schema:
+    customer = schema["customer"]
+    wider = dataclasses.replace(customer, fields=(
+        *customer.fields, Field("loyalty_points", Kind.INT, Policy.LWW, required=False)))
+    return dataclasses.replace(
+        schema, version=schema.version + 1,
+        entities=tuple(wider if e.name == "customer" else e for e in schema.entities))
+
+
+def test_a_new_field_becomes_a_column_and_the_version_is_recorded(tmp_path: Path) -> None:
+    Edge(tmp_path / "till.db").close()
+    newer = _with_loyalty(SCHEMA)
+    with Edge(tmp_path / "till.db", newer) as edge:
+        assert edge.store.upgraded == ["added customer.loyalty_points",
+                                       f"schema version {SCHEMA.version} -> {newer.version}"]
+        edge.configure("ws://127.0.0.1:1/sync", "t1", "S1", "bl_x")
+        edge.write("customer", key(1), {"name": "Ada", "loyalty_points": 5})
+        assert edge.get("customer", key(1))["loyalty_points"] == 5  # type: ignore[index]
+    with pytest.raises(DatabaseTooNew, match="upgrade branchline-edge"):
+        Edge(tmp_path / "till.db")
+
+
+def test_steps_this_version_does_not_know_are_refused(tmp_path: Path) -> None:
+    Edge(tmp_path / "till.db").close()
+    conn = connect(tmp_path / "till.db")
+    conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+                 "VALUES ('branchline-edge', 'from-the-future', 'x')")
+    conn.execute("UPDATE _state SET value = 'stale' WHERE name = 'layout'")
+    conn.close()
+    with pytest.raises(DatabaseTooNew, match="from-the-future"):
+        Edge(tmp_path / "till.db")
+
+
+def test_processes_opening_a_new_file_together_make_it_once(tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            SqliteLocalStore.open(tmp_path / "till.db", SCHEMA).close()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    conn = connect(tmp_path / "till.db")
+    applied = conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
+    conn.close()
+    assert [name for (name,) in applied] == STEPS
