@@ -6,9 +6,10 @@ import argparse
 import logging
 import os
 import sys
-from datetime import UTC, datetime
 
 from schema import SCHEMA
+
+from .devices import DEFAULT_TTL_DAYS
 
 DEFAULT_DB = "sqlite:///branchline.db"
 
@@ -35,6 +36,9 @@ def parser() -> argparse.ArgumentParser:
     _db_arg(add)
     add.add_argument("--device", required=True, help="device id, e.g. s1-till1")
     add.add_argument("--site", required=True, help="site code the device belongs to, e.g. S1")
+    add.add_argument("--expires-days", type=float, default=DEFAULT_TTL_DAYS,
+                     help=f"token lifetime in days (default {DEFAULT_TTL_DAYS})")
+    add.add_argument("--no-expiry", action="store_true", help="the token lives until revoked")
     rev = dsub.add_parser("revoke", help="revoke a device's token")
     _db_arg(rev)
     rev.add_argument("--device", required=True, help="device id")
@@ -89,8 +93,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.api_token:
                 print(f"API token: {issue_api_token(db, args.login)}")
         elif args.action == "add":
-            token = issue_token(db, args.device, args.site)
-            print(f"device {args.device} at site {args.site}; token: {token}")
+            try:
+                token = issue_token(db, args.device, args.site,
+                                    None if args.no_expiry else args.expires_days)
+            except ValueError as exc:
+                print(f"refused: {exc}", file=sys.stderr)
+                return 2
+            (info,) = [d for d in list_devices(db) if d.device == args.device]
+            print(f"device {args.device} at site {args.site}, {info.state()}; token: {token}")
         elif args.action == "revoke":
             if not revoke(db, args.device):
                 print(f"no device {args.device}", file=sys.stderr)
@@ -98,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"device {args.device} revoked")
         else:
             for d in list_devices(db):
-                state = ("revoked " + datetime.fromtimestamp(d.revoked_ms / 1000, UTC).isoformat()
-                         if d.revoked_ms else "active")
-                print(f"{d.device}\t{d.site}\t{state}")
+                print(f"{d.device}\t{d.site}\t{d.state()}")
     finally:
         db.dispose()
     return 0

@@ -1,7 +1,11 @@
 """Device registration: HQ issues a token bound to one device and one site.
 
 Only the SHA-256 of a token is stored (a token is 32 random bytes, so a slow
-password hash adds nothing). A revoked device's token is refused at once.
+password hash adds nothing). A revoked device's token is refused at once; a
+token expires after ``DEFAULT_TTL_DAYS`` unless issued with another lifetime
+(or none), and re-keying the device (``branchline device add`` again) gives it
+a fresh one. A device keeps working offline with an expired token; only its
+sync is refused, with a reason saying when it expired.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ import hashlib
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select, update
 
@@ -24,16 +30,42 @@ class DeviceInfo:
     site: str
     created_ms: int
     revoked_ms: int | None
+    expires_ms: int | None = None
+
+    def state(self, now_ms: int | None = None) -> str:
+        """active, revoked, or expired (as an IT admin reads it)."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        if self.revoked_ms is not None:
+            return f"revoked {_when(self.revoked_ms)}"
+        if self.expires_ms is not None and self.expires_ms <= now:
+            return f"expired {_when(self.expires_ms)}"
+        if self.expires_ms is not None:
+            return f"active until {_when(self.expires_ms)}"
+        return "active, never expires"
+
+
+DEFAULT_TTL_DAYS = 365
+"""How long a device token lives unless issued with another lifetime."""
+
+_DAY_MS = 86_400_000
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(db: Database, device: str, site: str) -> str:
-    """Register ``device`` at ``site`` (or re-key it) and return its new token."""
+def issue_token(db: Database, device: str, site: str,
+                ttl_days: float | None = DEFAULT_TTL_DAYS) -> str:
+    """Register ``device`` at ``site`` (or re-key it) and return its new token,
+    valid for ``ttl_days`` (None: until revoked)."""
     if not device or not site:
         raise ValueError("device and site are required")
+    if ttl_days is not None and ttl_days <= 0:
+        raise ValueError(f"a token must live a positive number of days, not {ttl_days}")
     if device == SERVER_DEVICE:
         raise ValueError(f"{SERVER_DEVICE} is the server's own device id")
     token = "bl_" + secrets.token_urlsafe(32)  # never starts with "-"; easy to grep for
@@ -42,7 +74,8 @@ def issue_token(db: Database, device: str, site: str) -> str:
     with db.engine.begin() as conn:
         found = conn.execute(select(devices.c.device).where(devices.c.device == device)).first()
         values = {"site": site, "token_hash": _hash(token), "created_ms": now,
-                  "revoked_ms": None}
+                  "revoked_ms": None,
+                  "expires_ms": None if ttl_days is None else now + int(ttl_days * _DAY_MS)}
         if found:
             conn.execute(update(devices).where(devices.c.device == device).values(values))
         else:
@@ -66,14 +99,20 @@ def authenticate(db: Database, token: str) -> DeviceInfo | str:
         row = conn.execute(select(devices).where(devices.c.token_hash == _hash(token))).first()
     if row is None:
         return "unknown device token"
-    info = DeviceInfo(row.device, row.site, row.created_ms, row.revoked_ms)
+    info = _info(row)
     if info.revoked_ms is not None:
         return f"the token of device {info.device} was revoked"
+    if info.expires_ms is not None and info.expires_ms <= int(time.time() * 1000):
+        return (f"the token of device {info.device} expired on {_when(info.expires_ms)}; "
+                "ask HQ for a new one (branchline device add)")
     return info
+
+
+def _info(row: Any) -> DeviceInfo:
+    return DeviceInfo(row.device, row.site, row.created_ms, row.revoked_ms, row.expires_ms)
 
 
 def list_devices(db: Database) -> list[DeviceInfo]:
     devices = db.t["devices"]
     with db.engine.connect() as conn:
-        return [DeviceInfo(r.device, r.site, r.created_ms, r.revoked_ms)
-                for r in conn.execute(select(devices).order_by(devices.c.device))]
+        return [_info(r) for r in conn.execute(select(devices).order_by(devices.c.device))]

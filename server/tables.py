@@ -132,6 +132,7 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("token_hash", String(64), nullable=False, unique=True),
         Column("created_ms", BigInteger, nullable=False),
         Column("revoked_ms", BigInteger, nullable=True),
+        Column("expires_ms", BigInteger, nullable=True),
     )
     Table(
         "api_tokens", metadata,

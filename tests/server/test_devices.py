@@ -44,6 +44,20 @@ def test_revoked_and_rekeyed_tokens_are_refused(db: Database) -> None:
     assert [d.revoked_ms is not None for d in list_devices(db)] == [True]
 
 
+def test_a_token_expires_and_a_new_one_revives_the_device(db: Database) -> None:
+    old = issue_token(db, "s1-till1", "S1", ttl_days=1)
+    assert isinstance(authenticate(db, old), DeviceInfo)
+    devices = db.t["devices"]
+    with db.engine.begin() as conn:  # a day and a bit later
+        conn.execute(devices.update().values(expires_ms=devices.c.created_ms - 1))
+    refused = authenticate(db, old)
+    assert isinstance(refused, str) and refused.startswith("the token of device s1-till1 expired on")
+    assert list_devices(db)[0].state().startswith("expired ")
+    fresh = issue_token(db, "s1-till1", "S1", ttl_days=None)
+    assert isinstance(authenticate(db, fresh), DeviceInfo)
+    assert list_devices(db)[0].state() == "active, never expires"
+
+
 def test_the_server_device_and_empty_ids_get_no_token(db: Database) -> None:
     for device, site in (("hq-server", "HQ"), ("", "S1"), ("s1-till1", "")):
         with pytest.raises(ValueError):
@@ -55,7 +69,13 @@ def test_device_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert main(["device", "add", "--db", url, "--device", "s1-till1", "--site", "S1"]) == 0
     token = capsys.readouterr().out.split()[-1]
     assert main(["device", "list", "--db", url]) == 0
-    assert capsys.readouterr().out.split() == ["s1-till1", "S1", "active"]
+    assert capsys.readouterr().out.startswith("s1-till1\tS1\tactive until ")
+    assert main(["device", "add", "--db", url, "--device", "s1-till2", "--site", "S1",
+                 "--expires-days", "-1"]) == 2
+    assert "positive number of days" in capsys.readouterr().err
+    assert main(["device", "add", "--db", url, "--device", "s1-till2", "--site", "S1",
+                 "--no-expiry"]) == 0
+    assert "never expires" in capsys.readouterr().out
     assert main(["device", "revoke", "--db", url, "--device", "s1-till1"]) == 0
     assert main(["device", "revoke", "--db", url, "--device", "nobody"]) == 1
     capsys.readouterr()

@@ -117,6 +117,22 @@ def test_revoked_token_is_refused(server: ServerProc, tokens: dict[str, str]) ->
     _closed_with(ws, 4401)
 
 
+def test_an_expired_token_is_refused_with_when_it_expired(server: ServerProc) -> None:
+    made = subprocess.run([str(BIN / "branchline"), "device", "add", "--db", server.db_url,
+                           "--device", "brief", "--site", "S1", "--expires-days", "0.00002"],
+                          check=True, capture_output=True, text=True).stdout
+    token = made.split()[-1]
+    assert "active until" in made
+    time.sleep(2.0)  # the token lived 1.7 s
+    ws = _connect(server)
+    err = _hello(ws, "brief", "S1", token)
+    assert isinstance(err, Error) and "expired on" in err.message and "device add" in err.message
+    _closed_with(ws, 4401)
+    listed = subprocess.run([str(BIN / "branchline"), "device", "list", "--db", server.db_url],
+                            check=True, capture_output=True, text=True).stdout
+    assert any(line.startswith("brief\tS1\texpired ") for line in listed.splitlines())
+
+
 def test_a_device_claiming_another_site_is_refused_with_4403(
     server: ServerProc, tokens: dict[str, str]
 ) -> None:
