@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from sync.replica import LocalRejected
 
+from .accounts import Accounts
 from .daemon import probe, run_daemon, sync_once
 from .edge import Edge
 from .errors import EdgeError, Refused, Unreachable
@@ -79,6 +80,27 @@ def parser() -> argparse.ArgumentParser:
     ret.add_argument("receipt", help="receipt number of the sale, e.g. S1-till1-000042")
     ret.add_argument("lines", nargs="+", help="CODE:QTY to take back")
     ret.add_argument("--card", default="0", help="refund this much to the card, rest in cash")
+    exch = sub.add_parser("exchange", help="take goods back against a receipt and sell others "
+                                           "in their place (one document group)")
+    exch.add_argument("receipt", help="receipt number of the sale, e.g. S1-till1-000042")
+    exch.add_argument("--back", nargs="+", required=True, metavar="CODE:QTY",
+                      help="what the customer brings back")
+    exch.add_argument("--take", nargs="+", required=True, metavar="CODE:QTY[:DISCOUNT]",
+                      help="what the customer takes instead")
+    exch.add_argument("--cash", default="0", help="cash tendered for a difference due")
+    exch.add_argument("--card", default="0", help="card pays (or is refunded) this much of "
+                                                 "the difference")
+    exch.add_argument("--cashier", default="cashier", help="user at the till")
+    pay = sub.add_parser("pay", help="a customer pays into the account (works offline)")
+    pay.add_argument("customer", help="customer id (UUID)")
+    pay.add_argument("--cash", default="0", help="amount paid in cash, e.g. 25.00")
+    pay.add_argument("--card", default="0", help="amount paid by card")
+    pay.add_argument("--cashier", default="cashier", help="user at the till")
+    account = sub.add_parser("account", help="a customer's statement: charges, returns, "
+                                             "payments and the balance")
+    account.add_argument("customer", help="customer id (UUID)")
+    sub.add_parser("exceptions", help="open stock exceptions of this site (stock below zero, "
+                                      "for HQ to resolve)")
     stock = sub.add_parser("stock", help="on hand at this site for a SKU or barcode")
     stock.add_argument("code", help="SKU or barcode")
     sub.add_parser("trial-balance", help="journal totals per account held on this device")
@@ -251,6 +273,39 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
                 wanted[line.code] = line.qty
             receipt = pos.return_sale(args.receipt, wanted, card=parse_money(args.card))
             print(f"return {receipt.receipt_no}: refund {_money(-receipt.total)}")
+        case "exchange":
+            back = {ln.code: ln.qty for ln in map(_line, args.back)}
+            done = Pos(edge).exchange(args.receipt, back, [_line(t) for t in args.take],
+                                      cash=parse_money(args.cash), card=parse_money(args.card),
+                                      cashier=args.cashier)
+            print(f"exchange: return {done.returned.receipt_no} "
+                  f"{_money(-done.returned.total)}, sale {done.sold.receipt_no} "
+                  f"{_money(done.sold.total)}; "
+                  + (f"due {_money(done.due)}" if done.due >= 0
+                     else f"refund {_money(-done.due)}")
+                  + f", change {_money(done.change)}")
+        case "pay":
+            paid = Accounts(edge).take_payment(args.customer, cash=parse_money(args.cash),
+                                               card=parse_money(args.card),
+                                               cashier=args.cashier)
+            print(f"payment {paid.receipt_no}: {_money(paid.amount)}; "
+                  f"balance {_money(paid.balance)}")
+        case "account":
+            st = Accounts(edge).statement(args.customer)
+            limit = "none" if st.credit_limit is None else _money(st.credit_limit)
+            print(f"customer {st.name}: credit limit {limit}")
+            for ln in st.lines:
+                print(f"{ln.date}\t{ln.receipt_no}\t{ln.site}\t{ln.kind}\t{_money(ln.amount)}"
+                      f"\t{_money(ln.balance)}")
+            left = "" if st.available is None else f", available {_money(st.available)}"
+            print(f"balance {_money(st.balance)}{left}")
+        case "exceptions":
+            site = edge.setting("site")
+            for x in edge.query("stock_exception", site=site, status="open"):
+                product = edge.get("product", x["product_id"]) or {}
+                print(f"{x['id']}\t{product.get('sku', x['product_id'])}\t"
+                      f"on hand {x['on_hand']} ({x['reason']})\t"
+                      f"now {edge.stock(site, x['product_id'])}")
         case "stock":
             product = Pos(edge).product(args.code)
             print(f"{product['sku']} {product['name']}: "

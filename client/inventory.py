@@ -1,9 +1,11 @@
 """Stock operations at the edge, fully offline: counts and two-step transfers.
 
 Each operation is one local transaction and one sync group with its stock
-movements and journal lines, like a sale. Goods in transit are the shipped
-quantity of transfers not yet received: both ends see the transfer (named
-scope), so both see what is on the road.
+movements and journal lines, like a sale. Stock moves at the site's moving-
+average cost: a count's difference is valued at it, and a transfer carries
+the sender's average to the receiver, which takes the goods in at it.
+Goods in transit are the shipped quantity of transfers not yet received:
+both ends see the transfer (named scope), so both see what is on the road.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from schema.finance import IN_TRANSIT, INVENTORY, SHRINKAGE, Posting, post
 
+from .costing import standard_cost, unit_cost
 from .edge import Edge, now_ms
 from .pos import Pos, PosError
 
@@ -49,10 +52,10 @@ class Inventory:
                 user, now_ms(), group=group)
 
     def _move(self, product_id: str, qty: int, reason: str, user: str, group: str,
-              unit_cost: int | None = None) -> None:
+              unit_cost: int, document: str) -> None:
         self.edge.replica.write("stock_movement", str(uuid.uuid4()), {
             "site": self.site, "product_id": product_id, "qty": qty, "reason": reason,
-            "unit_cost": unit_cost}, user, now_ms(), group=group)
+            "unit_cost": unit_cost, "document_id": document}, user, now_ms(), group=group)
 
     def count(self, code: str, counted: int, user: str = "stock clerk") -> int:
         """Record a physical count; post the difference. Returns the difference."""
@@ -68,8 +71,9 @@ class Inventory:
                 "expected": expected, "counted_by": user, "date": dt.date.today().isoformat()},
                 user, now_ms(), group=key)
             if diff:
-                self._move(product["id"], diff, "count", user, key)
-                value = abs(diff) * (product.get("cost") or 0)
+                unit = unit_cost(self.edge, self.site, product)
+                self._move(product["id"], diff, "count", user, key, unit, key)
+                value = abs(diff) * unit
                 memo = f"count {product['sku']} {expected} -> {counted}"
                 loss = diff < 0
                 self._journal(key, [
@@ -88,13 +92,14 @@ class Inventory:
             raise StockError(f"unknown site {to_site!r}")
         product = self.pos.product(code)
         key = str(uuid.uuid4())
-        value = qty * (product.get("cost") or 0)
         memo = f"transfer {product['sku']} x{qty} {self.site} -> {to_site}"
         with self.edge.transaction():
+            unit = unit_cost(self.edge, self.site, product)
+            value = qty * unit
             self.edge.replica.write("transfer", key, {
                 "from_site": self.site, "to_site": to_site, "product_id": product["id"],
-                "qty": qty, "status": "shipped"}, user, now_ms(), group=key)
-            self._move(product["id"], -qty, "transfer_out", user, key)
+                "qty": qty, "status": "shipped", "unit_cost": unit}, user, now_ms(), group=key)
+            self._move(product["id"], -qty, "transfer_out", user, key, unit, key)
             self._journal(key, [Posting(IN_TRANSIT, value, 0, memo),
                                 Posting(INVENTORY, 0, value, memo)], user, key)
         return Shipped(key, qty)
@@ -114,8 +119,9 @@ class Inventory:
         shipped = transfer["qty"]
         if not 0 <= received <= shipped:
             raise StockError(f"received quantity must be between 0 and the {shipped} shipped")
-        product = self.edge.get("product", transfer["product_id"])
-        cost = (product or {}).get("cost") or 0
+        cost = transfer.get("unit_cost")
+        if cost is None:  # shipped by an older till: at the standard cost, as it posted
+            cost = standard_cost(self.edge.get("product", transfer["product_id"]))
         short = int(shipped - received)
         memo = f"transfer {transfer_id[:8]} received {received} of {shipped}"
         with self.edge.transaction():
@@ -124,7 +130,7 @@ class Inventory:
                 group=transfer_id + "-in")
             if received:
                 self._move(transfer["product_id"], received, "transfer_in", user,
-                           transfer_id + "-in", unit_cost=cost)
+                           transfer_id + "-in", cost, transfer_id)
             if short:
                 self.edge.replica.write("discrepancy", str(uuid.uuid4()), {
                     "transfer_id": transfer_id, "from_site": transfer["from_site"],

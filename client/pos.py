@@ -1,7 +1,9 @@
-"""Point of sale at the edge: sell and return, fully offline.
+"""Point of sale at the edge: sell, return and exchange, fully offline.
 
 A sale is ONE local transaction and ONE sync group: the receipt, its lines,
-the stock movements and the journal lines. The server applies the group all
+the stock movements (at the site's moving-average cost), the journal lines
+and, for a sale on account, the customer's account entry. An exchange is a
+return and a new sale in one group. The server applies the group all
 or nothing, so HQ never sees a sale without its stock or its money.
 """
 
@@ -14,7 +16,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from schema.finance import Posting, sale_posting
+from schema.sales import credit_refusal
 
+from .costing import unit_cost
 from .edge import Edge, now_ms
 
 
@@ -65,6 +69,24 @@ class Receipt:
     lines: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class Exchange:
+    returned: Receipt
+    sold: Receipt
+    due: int
+    """What the customer owes for the new goods after the refund (negative: is owed)."""
+    change: int
+    """Cash handed back to the customer."""
+
+
+def balance(edge: Edge, customer_id: str) -> int:
+    """What a customer owes, from the account entries this device holds (every
+    store's, once synced): charges on account less payments and returns."""
+    found = edge.conn.execute("SELECT COALESCE(SUM(amount), 0) FROM customer_entry "
+                              "WHERE customer_id = ? AND _deleted = 0", (customer_id,)).fetchone()
+    return int(found[0])
+
+
 def _tax(amount: int, rate_bp: int) -> int:
     return int((Decimal(amount) * rate_bp / 10_000).quantize(Decimal(1), ROUND_HALF_UP))
 
@@ -95,7 +117,7 @@ class Pos:
             product["price"] = int(change[0])
         return product
 
-    def _next_receipt(self) -> str:
+    def next_receipt_no(self) -> str:
         store = self.edge.store
         seq = int(store.get_state("receipt_seq") or 0) + 1
         store.set_state("receipt_seq", str(seq))
@@ -119,34 +141,50 @@ class Pos:
         tax = sum(t for _, _, _, t in priced)
         return Quote(priced, net, tax, net + tax)
 
+    def customer(self, customer_id: str) -> dict[str, Any]:
+        """The customer's row as this device sees it; PosError if there is none."""
+        found = self.edge.get("customer", customer_id)
+        if found is None:
+            raise PosError(f"unknown customer {customer_id!r} on this device")
+        return found
+
     def sell(self, lines: list[LineIn], *, cash: int = 0, card: int = 0, on_account: int = 0,
              customer_id: str | None = None, cashier: str = "cashier") -> Receipt:
-        """Ring up a sale. Cash may exceed what is due (change is given)."""
+        """Ring up a sale. Cash may exceed what is due (change is given). An amount
+        charged on account must fit in the customer's credit limit; each line is
+        costed at the moving average of this site."""
         quote = self.quote(lines)
-        priced, net, tax, total = quote.priced, quote.net, quote.tax, quote.total
+        total = quote.total
         if min(cash, card, on_account) < 0:
             raise PosError("payments cannot be negative")
         if on_account and not customer_id:
             raise PosError("a sale on account needs a customer")
+        customer = self.customer(customer_id) if customer_id else None
         if cash + card + on_account < total:
             raise PosError(f"payments {cash + card + on_account} do not cover the total {total}")
         if card + on_account > total:
             raise PosError("card and account payments cannot exceed the total")
         cash_kept = total - card - on_account
-        cost = sum((p.get("cost") or 0) * line.qty for p, line, _, _ in priced)
-        return self._book("sale", priced, net, tax, cost, cash_kept, card, on_account,
-                          customer_id, cashier, change=cash - cash_kept, original=None)
+        with self.edge.transaction():
+            if customer is not None and on_account:
+                refused = credit_refusal(customer["name"], balance(self.edge, customer["id"]),
+                                         on_account, customer.get("credit_limit"))
+                if refused is not None:
+                    raise PosError(refused)
+            return self._book("sale", quote.priced, cash_kept, card, on_account, customer_id,
+                              cashier, change=cash - cash_kept, original=None)
 
-    def return_sale(self, receipt_no: str, returns: dict[str, int], *, card: int = 0,
-                    cashier: str = "cashier") -> Receipt:
-        """Take back ``returns`` (SKU or barcode -> qty) of an earlier sale of this
-        store; the refund goes to the card up to ``card``, the rest in cash."""
+    def _take_back(self, receipt_no: str, returns: dict[str, int]
+                   ) -> tuple[dict[str, Any], list[Any], list[str]]:
+        """The sale and the priced lines of a return against it (checked)."""
         found = self.edge.query("sale", receipt_no=receipt_no, kind="sale")
         if not found:
             raise PosError(f"no sale {receipt_no} at this store")
+        if not returns:
+            raise PosError(f"nothing to take back on {receipt_no}")
         sale = found[0]
         sold = self.edge.query("sale_line", sale_id=sale["id"])
-        priced = []
+        priced, originals = [], []
         for code, qty in returns.items():
             if qty <= 0:
                 raise PosError(f"quantity to return of {code} must be positive, got {qty}")
@@ -164,28 +202,90 @@ class Pos:
                       .quantize(Decimal(1), ROUND_HALF_UP))
             tax = int((Decimal(line["tax"]) * share).quantize(Decimal(1), ROUND_HALF_UP))
             priced.append(({"id": p["id"], "price": line["price"], "cost": line["cost"]},
-                           LineIn(code, -qty), -net, -tax, line["id"]))
-        net = sum(n for _, _, n, _, _ in priced)
-        tax = sum(t for _, _, _, t, _ in priced)
-        refund = -(net + tax)
-        card_back = min(card, refund)
-        cost = sum(p["cost"] * line.qty for p, line, _, _, _ in priced)
-        return self._book("return", [(p, ln, n, t) for p, ln, n, t, _ in priced], net, tax,
-                          cost, -(refund - card_back), -card_back, 0, sale["customer_id"],
-                          cashier, change=0, original=(sale["id"],
-                                                        [o for *_, o in priced]))
+                           LineIn(code, -qty), -net, -tax))
+            originals.append(line["id"])
+        return sale, priced, originals
 
-    def _book(self, kind: str, priced: list[Any], net: int, tax: int, cost: int, cash: int,
-              card: int, on_account: int, customer_id: str | None, cashier: str, change: int,
-              original: tuple[str, list[str]] | None) -> Receipt:
+    def _account_left(self, sale: dict[str, Any]) -> int:
+        """What of a sale's charge on account earlier returns have not credited back."""
+        returns = self.edge.query("sale", original_id=sale["id"], kind="return")
+        credited = -sum(int(r["on_account"]) for r in returns)
+        return max(int(sale["on_account"] or 0) - credited, 0)
+
+    def return_sale(self, receipt_no: str, returns: dict[str, int], *, card: int = 0,
+                    cashier: str = "cashier") -> Receipt:
+        """Take back ``returns`` (SKU or barcode -> qty) of an earlier sale of this
+        store. The refund goes back to the customer's account as far as the sale
+        was charged to it, then to the card up to ``card``, the rest in cash; the
+        goods come back at the cost they left at."""
+        if card < 0:
+            raise PosError("a card refund cannot be negative")
+        sale, priced, originals = self._take_back(receipt_no, returns)
+        refund = -sum(n + t for _, _, n, t in priced)
+        account_back = min(self._account_left(sale), refund)
+        card_back = min(card, refund - account_back)
+        return self._book("return", priced, -(refund - account_back - card_back), -card_back,
+                          -account_back, sale["customer_id"], cashier, change=0,
+                          original=(sale["id"], originals))
+
+    def exchange(self, receipt_no: str, returns: dict[str, int], lines: list[LineIn], *,
+                 cash: int = 0, card: int = 0, cashier: str = "cashier") -> Exchange:
+        """Take goods back against an earlier sale and sell others in their place:
+        a return and a new sale in ONE local transaction and ONE sync group (HQ
+        applies both or neither). The refund pays for the new goods; the customer
+        pays the difference (cash, card) or gets it back (to the card up to
+        ``card``, the rest in cash)."""
+        if min(cash, card) < 0:
+            raise PosError("payments cannot be negative")
+        sale, priced, originals = self._take_back(receipt_no, returns)
+        quote = self.quote(lines)
+        refund = -sum(n + t for _, _, n, t in priced)
+        due = quote.total - refund
+        if due >= 0:
+            if card > due:
+                raise PosError(f"the card pays at most the difference due, {due}")
+            if cash + card < due:
+                raise PosError(f"payments {cash + card} do not cover the difference {due}")
+            back_cash, back_card, sale_card = -refund, 0, card
+            change = cash + card - due
+        else:
+            back_card = -min(card, -due)
+            back_cash, sale_card = -(refund + back_card), 0
+            change = -due + back_card  # cash handed back
+        group = str(uuid.uuid4())
+        with self.edge.transaction():
+            returned = self._book("return", priced, back_cash, back_card, 0,
+                                  sale["customer_id"], cashier, change=0,
+                                  original=(sale["id"], originals), group=group)
+            sold = self._book("sale", quote.priced, quote.total - sale_card, sale_card, 0,
+                              sale["customer_id"], cashier, change=0, original=None,
+                              group=group)
+        return Exchange(returned, sold, due, change)
+
+    def _book(self, kind: str, priced: list[Any], cash: int, card: int, on_account: int,
+              customer_id: str | None, cashier: str, change: int,
+              original: tuple[str, list[str]] | None, group: str | None = None) -> Receipt:
+        """Write one receipt with its lines, movements, journal and account entry,
+        in one local transaction (a savepoint inside the caller's) and one group.
+        A sale's lines leave at the moving-average cost of this site, taken inside
+        the transaction; a return's come back at the cost they left at."""
         sale_id = str(uuid.uuid4())
+        group = group or sale_id
         today = dt.date.today().isoformat()
         site = self.site
         write = self.edge.replica.write
         ms = now_ms()
         lines_out = []
+        net = sum(n for _, _, n, _ in priced)
+        tax = sum(t for _, _, _, t in priced)
         with self.edge.transaction():
-            receipt_no = self._next_receipt()
+            receipt_no = self.next_receipt_no()
+            units: dict[str, int] = {}
+            for p, _, _, _ in priced:
+                if p["id"] not in units:
+                    units[p["id"]] = (int(p["cost"] or 0) if kind == "return"
+                                      else unit_cost(self.edge, site, p))
+            cost = sum(units[p["id"]] * ln.qty for p, ln, _, _ in priced)
             postings: list[Posting] = sale_posting(net=net, tax=tax, cost=cost, cash=cash,
                                                    card=card, on_account=on_account,
                                                    memo=f"{kind} {receipt_no}")
@@ -195,24 +295,31 @@ class Pos:
                 "customer_id": customer_id, "net": net,
                 "discount": sum(ln.discount for _, ln, _, _ in priced), "tax": tax,
                 "total": net + tax, "cash": cash, "card": card, "on_account": on_account,
-                "cashier": cashier, "date": today}, cashier, ms, group=sale_id)
+                "cashier": cashier, "date": today}, cashier, ms, group=group)
             for n, (p, ln, line_net, line_tax) in enumerate(priced, 1):
                 line_id = str(uuid.uuid4())
                 fields = {
                     "sale_id": sale_id, "site": site, "line_no": n, "product_id": p["id"],
                     "qty": ln.qty, "price": p["price"], "discount": ln.discount,
-                    "tax": line_tax, "cost": p.get("cost") or 0,
+                    "tax": line_tax, "cost": units[p["id"]],
                     "original_line_id": original[1][n - 1] if original else None}
-                write("sale_line", line_id, fields, cashier, ms, group=sale_id)
+                write("sale_line", line_id, fields, cashier, ms, group=group)
                 write("stock_movement", str(uuid.uuid4()), {
-                    "site": site, "product_id": p["id"], "qty": -ln.qty,
-                    "reason": kind}, cashier, ms, group=sale_id)
+                    "site": site, "product_id": p["id"], "qty": -ln.qty, "reason": kind,
+                    "unit_cost": units[p["id"]], "document_id": sale_id}, cashier, ms,
+                    group=group)
                 lines_out.append({**fields, "id": line_id, "net": line_net})
             for posting in postings:
                 write("journal_line", str(uuid.uuid4()), {
                     "entry_id": sale_id, "site": site, "account": posting.account,
                     "debit": posting.debit, "credit": posting.credit, "memo": posting.memo,
-                    "date": today}, cashier, ms, group=sale_id)
+                    "date": today}, cashier, ms, group=group)
+            if on_account and customer_id:
+                write("customer_entry", str(uuid.uuid4()), {
+                    "customer_id": customer_id, "site": site,
+                    "kind": "charge" if on_account > 0 else "return", "amount": on_account,
+                    "document_id": sale_id, "receipt_no": receipt_no, "date": today},
+                    cashier, ms, group=group)
         return Receipt(sale_id, receipt_no, net, tax, net + tax, change, lines_out)
 
 

@@ -17,6 +17,7 @@ from schema.finance import INVENTORY, PAYABLE, Posting, post
 from schema.procurement import approval
 from schema.retail import SECOND_APPROVAL_ABOVE
 
+from .costing import valuation
 from .edge import Edge, now_ms
 from .pos import Pos, PosError
 
@@ -117,8 +118,8 @@ class Procurement:
                     self.user, now_ms(), group=group)
                 write("stock_movement", str(uuid.uuid4()), {
                     "site": site, "product_id": product["id"], "qty": qty,
-                    "reason": "receipt", "unit_cost": line["unit_cost"]}, self.user, now_ms(),
-                    group=group)
+                    "reason": "receipt", "unit_cost": line["unit_cost"], "document_id": group},
+                    self.user, now_ms(), group=group)
             memo = f"goods receipt PO {po[:8]}"
             for p in post([Posting(INVENTORY, value, 0, memo), Posting(PAYABLE, 0, value, memo)]):
                 write("journal_line", str(uuid.uuid4()), {
@@ -138,10 +139,10 @@ class Procurement:
             raise ProcurementError("say why the goods go back")
         product = self.pos.product(code)
         site = self.edge.setting("site")
-        on_hand = self.edge.stock(site, product["id"])
-        if qty > on_hand:
-            raise ProcurementError(f"only {on_hand} of {code} on hand at {site}")
-        cost = int(product.get("cost") or 0)
+        now = valuation(self.edge, site, product)
+        if qty > now.on_hand:
+            raise ProcurementError(f"only {now.on_hand} of {code} on hand at {site}")
+        cost = now.average
         if po is not None:
             line = self.edge.query("po_line", po_id=po, product_id=product["id"])
             if not line:
@@ -156,7 +157,8 @@ class Procurement:
                 "qty": qty, "unit_cost": cost, "reason": reason}, self.user, now_ms(), group=key)
             write("stock_movement", str(uuid.uuid4()), {
                 "site": site, "product_id": product["id"], "qty": -qty,
-                "reason": "supplier_return"}, self.user, now_ms(), group=key)
+                "reason": "supplier_return", "unit_cost": cost, "document_id": key},
+                self.user, now_ms(), group=key)
             for p in post([Posting(PAYABLE, qty * cost, 0, memo),
                            Posting(INVENTORY, 0, qty * cost, memo)]):
                 write("journal_line", str(uuid.uuid4()), {

@@ -8,6 +8,7 @@ construction: ``post`` refuses a set of lines whose debits and credits differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from .model import Entity, Field, Kind, Policy, Scope
 
@@ -121,19 +122,49 @@ def sale_posting(*, net: int, tax: int, cost: int, cash: int, card: int, on_acco
     ])
 
 
-def moving_average(movements: list[tuple[int, int | None]]) -> tuple[int, int, int]:
+def payment_posting(*, cash: int, card: int, memo: str) -> list[Posting]:
+    """A customer paying into the account: cash and card against the receivable."""
+    return post([Posting(CASH, cash, 0, memo), Posting(CARD, card, 0, memo),
+                 Posting(RECEIVABLE, 0, cash + card, memo)])
+
+
+def _round(value: Fraction) -> int:
+    """Half up, to the minor unit (half away from zero below zero)."""
+    half = Fraction(1, 2)
+    return int(value + half) if value >= 0 else -int(-value + half)
+
+
+def average_cost(on_hand: int, value: int, fallback: int) -> int:
+    """The moving-average unit cost of ``on_hand`` units worth ``value`` (the sum
+    of qty x unit cost of their movements), rounded half up; ``fallback`` (the
+    standard cost) when there is nothing to average: no stock, or a value of the
+    opposite sign (stock oversold at one cost and received at another)."""
+    if on_hand == 0 or (value != 0 and (value < 0) != (on_hand < 0)):
+        return fallback
+    return _round(Fraction(value, on_hand))
+
+
+def moving_average(movements: list[tuple[int, int | None]],
+                   standard: int | None = None) -> tuple[int, int, int]:
     """Perpetual moving-average valuation of one (site, product).
 
     ``movements`` are (qty, unit cost or None) in the order HQ recorded them.
-    A receipt with a cost re-averages: (on hand x average + qty x cost) /
-    (on hand + qty); an issue leaves the average as it is. Returns (on hand,
+    Each moves stock at its unit cost: goods coming in at what they cost, goods
+    going out at the moving average when they left (the edge records it), so
+    the stock value is the sum of qty x cost -- what the journal posted to the
+    inventory account -- and the average is value / on hand. A movement without
+    a cost moves at ``standard`` (the product's standard cost, what older
+    devices posted), or without one at the running average. Returns (on hand,
     average unit cost, stock value), rounded to the minor unit.
     """
-    on_hand, average = 0, 0.0
+    on_hand, value = 0, Fraction(0)
+    running = Fraction(standard or 0)
     for qty, cost in movements:
-        if qty > 0 and cost is not None:
-            base = max(on_hand, 0)
-            average = (base * average + qty * cost) / (base + qty)
+        unit = cost if cost is not None else standard if standard is not None else running
+        value += qty * unit
         on_hand += qty
-    avg = int(average + 0.5)
-    return on_hand, avg, int(on_hand * average + 0.5) if on_hand > 0 else on_hand * avg
+        if on_hand > 0 and value >= 0:
+            running = value / on_hand
+    rounded = _round(value)
+    fallback = standard if standard is not None else _round(running)
+    return on_hand, average_cost(on_hand, rounded, fallback), rounded

@@ -1,11 +1,12 @@
 """Inventory documents beyond the movement ledger: stock counts and transfer
-discrepancies. Both are ledger entries: facts recorded once."""
+discrepancies (ledger entries: facts recorded once), and stock exceptions
+(raised by HQ's server when stock goes below zero, resolved by HQ operations)."""
 
 from __future__ import annotations
 
-from .model import Entity, Field, Kind, Policy, Scope
+from .model import Entity, Field, Kind, Policy, Scope, StateMachine, Transition, Who
 
-L = Policy.LEDGER
+L, H = Policy.LEDGER, Policy.HQ_OWNED
 
 STOCK_COUNT = Entity(
     "stock_count",
@@ -37,4 +38,30 @@ DISCREPANCY = Entity(
     scope_fields=("from_site", "to_site"),
     deletable=False,
     doc="A transfer received short (or damaged): both ends and HQ see it.",
+)
+
+
+STOCK_EXCEPTION = Entity(
+    "stock_exception",
+    fields=(
+        Field("site", Kind.REF, H),
+        Field("product_id", Kind.UUID, H),
+        Field("on_hand", Kind.INT, H, doc="stock on hand when it was raised (below zero)"),
+        Field("movement_id", Kind.UUID, H, doc="the movement that took stock below zero"),
+        Field("reason", Kind.TEXT, H, doc="that movement's reason: sale, transfer_out, ..."),
+        Field("document_id", Kind.UUID, H, required=False,
+              doc="that movement's document (the sale, the transfer, ...)"),
+        Field("status", Kind.TEXT, Policy.STATE, doc="open, then resolved by HQ"),
+        Field("resolution", Kind.TEXT, H, required=False,
+              doc="what HQ did about it: a count, a transfer, a write-off"),
+        Field("resolved_by", Kind.TEXT, H, required=False),
+    ),
+    owner_hq=True,
+    scope=Scope.OWNER,
+    site_field="site",
+    machine=StateMachine(field="status", initial="open",
+                         transitions=(Transition("open", "resolved", Who.HQ),)),
+    deletable=False,
+    doc="Stock driven below zero at a site (an offline sale, say): the movement stands, "
+        "HQ resolves it. At most one is open per (site, product).",
 )

@@ -12,7 +12,7 @@ H = Policy.HQ_OWNED
 
 ROLES = frozenset({
     "cashier", "store_manager", "warehouse_clerk", "buyer", "procurement_manager",
-    "finance", "hr", "it_admin", "hq_admin",
+    "finance", "hr", "it_admin", "hq_admin", "operations_manager",
 })
 
 EMPLOYEE = Entity(
@@ -52,6 +52,9 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("account", "create"): frozenset({"finance", "hq_admin"}),
     ("account", "update"): frozenset({"finance", "hq_admin"}),
     ("customer", "set:credit_limit"): frozenset({"finance", "store_manager", "hq_admin"}),
+    ("stock_exception", "create"): frozenset({"hq_admin"}),
+    ("stock_exception", "move:resolved"): frozenset({"operations_manager", "hq_admin"}),
+    ("stock_exception", "set:resolution"): frozenset({"operations_manager", "hq_admin"}),
 }
 """(entity, action) -> roles allowed. Actions: create, update, delete,
 set:FIELD, move:STATE. An action not listed is open to every role (the

@@ -18,6 +18,11 @@ ticket          state machine open -> in_progress -> closed (customer service)
 price_change    hq-owned ledger: a price from an effective date (``schema.sales``)
 stock_count     ledger: physical counts (``schema.inventory``)
 discrepancy     ledger: transfers received short; named scope (``schema.inventory``)
+stock_exception state machine open -> resolved: stock driven below zero, raised by
+                the server, resolved by HQ operations (``schema.inventory``)
+customer_payment ledger: money a customer pays into the account at a till
+customer_entry  ledger, every site: the customers' receivable sub-ledger (charges on
+                account and payments), so any till knows a balance (``schema.sales``)
 employee        hq-owned: users, departments, roles (``schema.people``)
 supplier, ...   procurement: suppliers, reorder rules, PO lines, goods receipts,
                 purchase suggestions (``schema.procurement``)
@@ -27,7 +32,7 @@ supplier, ...   procurement: suppliers, reorder rules, PO lines, goods receipts,
 from __future__ import annotations
 
 from .finance import ACCOUNT, JOURNAL_LINE
-from .inventory import DISCREPANCY, STOCK_COUNT
+from .inventory import DISCREPANCY, STOCK_COUNT, STOCK_EXCEPTION
 from .model import (
     Entity,
     Field,
@@ -48,7 +53,14 @@ from .procurement import (
     SUPPLIER,
     SUPPLIER_RETURN,
 )
-from .sales import PRICE_CHANGE, SALE, SALE_LINE, TICKET
+from .sales import (
+    CUSTOMER_ENTRY,
+    CUSTOMER_PAYMENT,
+    PRICE_CHANGE,
+    SALE,
+    SALE_LINE,
+    TICKET,
+)
 
 L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
 
@@ -89,7 +101,10 @@ STOCK_MOVEMENT = Entity(
         Field("qty", Kind.INT, L, doc="signed: receipts positive, sales negative"),
         Field("reason", Kind.TEXT, L, doc="receipt, sale, return, transfer_out, ..."),
         Field("unit_cost", Kind.MONEY, L, required=False,
-              doc="cost of goods coming in; values the stock (moving average)"),
+              doc="unit cost the goods moved at: purchase cost coming in, the moving "
+                  "average going out; stock value is the sum of qty x unit_cost"),
+        Field("document_id", Kind.UUID, L, required=False,
+              doc="the document that moved it: a sale, a transfer, a count, ..."),
     ),
     scope=Scope.OWNER,
     site_field="site",
@@ -154,6 +169,8 @@ TRANSFER = Entity(
         Field("qty", Kind.INT, W),
         Field("status", Kind.TEXT, S),
         Field("qty_received", Kind.INT, W, required=False, doc="set by the receiving site"),
+        Field("unit_cost", Kind.MONEY, W, required=False,
+              doc="the sender's moving-average cost; the receiver takes the goods in at it"),
     ),
     scope=Scope.NAMED,
     scope_fields=("from_site", "to_site"),
@@ -167,9 +184,9 @@ TRANSFER = Entity(
 )
 
 SCHEMA = Schema(
-    version=1,
+    version=2,  # 2: stock_exception, customer_payment, customer_entry; movement documents
     entities=(SITE, PRODUCT, STOCK_MOVEMENT, CUSTOMER, PURCHASE_ORDER, TRANSFER,
               ACCOUNT, JOURNAL_LINE, SALE, SALE_LINE, STOCK_COUNT, DISCREPANCY, EMPLOYEE,
               SUPPLIER, REORDER_RULE, PO_LINE, GOODS_RECEIPT, PURCHASE_SUGGESTION, TICKET,
-              PRICE_CHANGE, SUPPLIER_RETURN),
+              PRICE_CHANGE, SUPPLIER_RETURN, STOCK_EXCEPTION, CUSTOMER_PAYMENT, CUSTOMER_ENTRY),
 )

@@ -1,6 +1,7 @@
-"""Point of sale: sales and returns with their lines. Both are ledger entries:
-a sale made offline is a fact, never rewritten; a return is a new document
-that points at the sale it returns."""
+"""Point of sale: sales and returns with their lines, and customer accounts.
+All are ledger entries: a sale made offline is a fact, never rewritten; a
+return is a new document that points at the sale it returns; a customer's
+account is the sum of its entries (charges on account, payments)."""
 
 from __future__ import annotations
 
@@ -83,3 +84,62 @@ PRICE_CHANGE = Entity(
     deletable=False,
     doc="A price set ahead of time; tills switch to it on its effective date, offline too.",
 )
+
+
+CUSTOMER_PAYMENT = Entity(
+    "customer_payment",
+    fields=(
+        Field("site", Kind.REF, L),
+        Field("customer_id", Kind.UUID, L),
+        Field("receipt_no", Kind.TEXT, L, doc="from the till's receipt counter"),
+        Field("amount", Kind.MONEY, L, doc="paid into the account (cash + card), positive"),
+        Field("cash", Kind.MONEY, L),
+        Field("card", Kind.MONEY, L),
+        Field("cashier", Kind.TEXT, L),
+        Field("date", Kind.DATE, L),
+    ),
+    scope=Scope.OWNER,
+    site_field="site",
+    deletable=False,
+    doc="Money a customer pays into the account at a till; posts cash/card vs receivable.",
+)
+
+CUSTOMER_ENTRY = Entity(
+    "customer_entry",
+    fields=(
+        Field("customer_id", Kind.UUID, L),
+        Field("site", Kind.REF, L, doc="where it was made"),
+        Field("kind", Kind.TEXT, L, doc="charge (a sale on account) or payment"),
+        Field("amount", Kind.MONEY, L, doc="signed: a charge raises the balance, a payment "
+                                            "lowers it"),
+        Field("document_id", Kind.UUID, L, doc="the sale or the customer payment"),
+        Field("receipt_no", Kind.TEXT, L),
+        Field("date", Kind.DATE, L),
+    ),
+    deletable=False,
+    doc="One entry of a customer's account, seen by every site so that any till knows the "
+        "balance and the credit left; the balance is the sum of the entries.",
+)
+
+
+def credit_refusal(name: str, balance: int, charge: int, limit: int | None) -> str | None:
+    """Why charging ``charge`` to an account standing at ``balance`` is refused, or None.
+    Without a credit limit nothing may be charged on account."""
+    if charge <= 0:
+        return None
+    if limit is None:
+        return f"customer {name} has no credit limit; nothing can be charged on account"
+    if balance + charge > limit:
+        return (f"customer {name}: charging {charge / 100:.2f} would bring the balance to "
+                f"{(balance + charge) / 100:.2f}, over the credit limit of {limit / 100:.2f} "
+                f"({max(limit - balance, 0) / 100:.2f} left)")
+    return None
+
+
+def running_balance(amounts: list[int]) -> list[int]:
+    """The balance after each entry of a statement, in statement order."""
+    out, total = [], 0
+    for amount in amounts:
+        total += amount
+        out.append(total)
+    return out

@@ -14,6 +14,8 @@ from sqlalchemy import func, select
 from schema import SCHEMA, Schema
 
 from .console import render
+from .customers_api import CustomerAccountsController
+from .exceptions_api import StockExceptionsController
 from .fanout import Hub
 from .hq_api import HqController
 from .reports import ProcurementController, ReportsController
@@ -61,7 +63,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
         return render(db, hub)
 
     app = Litestar([sync_socket, health, console, ReportsController, ProcurementController,
-                    HqController],
+                    HqController, StockExceptionsController, CustomerAccountsController],
                    lifespan=[lifespan],
                    openapi_config=OpenAPIConfig(title="Branchline HQ", version="0.1.0"))
     app.state.db = db

@@ -135,10 +135,13 @@ class ReportsController(Controller):
 
     @get("/valuation", sync_to_thread=True)
     def valuation(self, state: State, site: FromQuery[str | None] = None) -> list[Valuation]:
-        """Stock value per (site, product) at moving-average cost, in the order
-        HQ recorded the movements."""
+        """Stock value per (site, product) at moving-average cost: the sum of qty x
+        unit cost of its movements (goods in at cost, out at the average when they
+        left, as the tills record it), which is what the journal posted to the
+        inventory account; a movement without a cost counts at the product's
+        standard cost. The average is value / on hand."""
         db = _db(state)
-        sm = db.entities["stock_movement"]
+        sm, product = db.entities["stock_movement"], db.entities["product"]
         q = select(sm.c.site, sm.c.product_id, sm.c.qty, sm.c.unit_cost).order_by(
             sm.c.site, sm.c.product_id, sm.c._seq)
         if site:
@@ -146,8 +149,11 @@ class ReportsController(Controller):
         out: list[Valuation] = []
         with db.engine.connect() as conn:
             rows = conn.execute(q).all()
+            standard = {str(k): int(c or 0) for k, c in
+                        conn.execute(select(product.c.id, product.c.cost)).all()}
         for (s, p), group in itertools.groupby(rows, key=lambda r: (r.site, r.product_id)):
-            on_hand, avg, value = moving_average([(int(r.qty), r.unit_cost) for r in group])
+            on_hand, avg, value = moving_average([(int(r.qty), r.unit_cost) for r in group],
+                                                 standard.get(str(p), 0))
             out.append(Valuation(s, p, on_hand, avg, value))
         return out
 

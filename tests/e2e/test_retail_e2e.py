@@ -3,21 +3,40 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import urllib.error
 import urllib.request
 import uuid
+import weakref
 from typing import Any
 
 import pytest
 
-from .procs import EdgeProc, ServerProc
+from .procs import BIN, EdgeProc, ServerProc
 
 pytestmark = pytest.mark.e2e
 PRODUCT = str(uuid.UUID(int=11))
 CUSTOMER = str(uuid.UUID(int=12))
 
 
+_TOKENS: weakref.WeakKeyDictionary[ServerProc, str] = weakref.WeakKeyDictionary()
+
+
+def _admin_token(server: ServerProc) -> str:
+    """An API token of an hq_admin (reports may ask for one), issued once per server."""
+    if server not in _TOKENS:
+        out = subprocess.run([str(BIN / "branchline"), "user", "add", "--db", server.db_url,
+                              "--login", "admin", "--role", "hq_admin", "--site", "HQ",
+                              "--api-token"], check=True, capture_output=True, text=True,
+                             timeout=60).stdout
+        _TOKENS[server] = out.strip().splitlines()[-1].split()[-1]
+    return _TOKENS[server]
+
+
 def _api(server: ServerProc, path: str) -> Any:
-    with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10) as r:
+    req = urllib.request.Request(f"http://127.0.0.1:{server.port}{path}",
+                                 headers={"authorization": f"Bearer {_admin_token(server)}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
         return json.load(r)
 
 
