@@ -64,3 +64,25 @@ site and policy checks still apply)."""
 def allowed(entity: str, action: str) -> frozenset[str] | None:
     """The roles allowed to take ``action`` on ``entity``; None: anybody."""
     return PERMISSIONS.get((entity, action))
+
+
+CONSOLE_PAGES: dict[str, frozenset[str]] = {
+    "overview": frozenset({"buyer", "procurement_manager", "finance", "hr", "it_admin",
+                           "operations_manager", "hq_admin"}),
+    "products": ROLES,
+    "finance": frozenset({"finance", "hq_admin"}),
+    "procurement": frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    "sales": frozenset({"finance", "store_manager", "hq_admin"}),
+    "operations": frozenset({"operations_manager", "store_manager", "warehouse_clerk",
+                             "buyer", "procurement_manager", "hq_admin"}),
+    "it": frozenset({"it_admin", "hq_admin"}),
+}
+"""HQ console page -> roles that may open it. What a page lets a user change
+is still decided by ``PERMISSIONS`` on the apply path (a form is shown only
+to roles it allows). An employee of a site other than HQ sees that site's
+figures only."""
+
+
+def may_view(role: str | None, page: str) -> bool:
+    """Whether ``role`` may open console ``page`` (an unknown page: nobody)."""
+    return role is not None and role in CONSOLE_PAGES.get(page, frozenset())

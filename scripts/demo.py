@@ -28,6 +28,7 @@ from client.pos import LineIn, Pos, PosError  # noqa: E402
 from schema import SCHEMA  # noqa: E402
 from schema.finance import CHART  # noqa: E402
 from server.admin import hire  # noqa: E402
+from server.console.auth import set_password  # noqa: E402
 from server.devices import issue_token  # noqa: E402
 from server.store import Database  # noqa: E402
 from sync.replica import LocalRejected  # noqa: E402
@@ -38,7 +39,21 @@ PORT = int(os.environ.get("BRANCHLINE_DEMO_PORT", "8000"))
 DEVICES = [("hq-pc", "HQ"), ("s1-till1", "S1"), ("s1-till2", "S1"), ("s2-till1", "S2"),
            ("s3-till1", "S3"), ("w1-handheld", "W1")]
 STAFF = [("buyer", "buyer", "HQ", "procurement"), ("finance", "finance", "HQ", "finance"),
-         ("admin", "hq_admin", "HQ", "it"), ("cashier", "cashier", "S1", "sales")]
+         ("admin", "hq_admin", "HQ", "it"), ("cashier", "cashier", "S1", "sales"),
+         ("pam", "procurement_manager", "HQ", "procurement"),
+         ("ops", "operations_manager", "HQ", "operations"), ("it", "it_admin", "HQ", "it")]
+CONSOLE = [("pam", "procurement manager: approve or cancel purchase orders"),
+           ("buyer", "buyer: change prices on a product's page, draft orders"),
+           ("finance", "finance: trial balance, journal lines, sales"),
+           ("ops", "operations manager: stock by site, resolve stock exceptions, transit"),
+           ("it", "IT admin: devices (register, revoke), sync health, audit"),
+           ("cashier", "cashier at S1: products only (no price form)"),
+           ("admin", "HQ admin: every page")]
+
+
+def demo_password(login: str) -> str:
+    """The printed demo password of a console user (a demo, not a secret)."""
+    return f"demo-{login}-pass"
 SITES = [("HQ", "Head office", "hq"), ("S1", "Store Riverside", "store"),
          ("S2", "Store Old Town", "store"), ("S3", "Store Airport", "store"),
          ("W1", "Warehouse North", "warehouse"), ("TRANSIT", "Goods in transit", "transit")]
@@ -82,6 +97,7 @@ def main() -> int:
     tokens = {d: issue_token(db, d, site) for d, site in DEVICES}
     for login, role, site, department in STAFF:
         hire(db, login, role, site, department=department)
+        set_password(db, login, demo_password(login))
     db.dispose()
     url = f"ws://127.0.0.1:{PORT}/sync"
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -127,6 +143,10 @@ def main() -> int:
                     "site": site, "product_id": p["id"], "qty": rnd.randint(5, 40),
                     "reason": "receipt", "unit_cost": p["cost"]}, "warehouse",
                     int(time.time() * 1000))
+    for lines in ("SKU-00000:24:1.20", "SKU-00001:5000:1.20"):  # the second needs two approvals
+        subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "po", "create",
+                        "--site", "S1", "--supplier", "Brookside Dairy", lines, "--user", "buyer"],
+                       check=True, stdout=subprocess.DEVNULL)
     subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "sync"], check=True,
                    stdout=subprocess.DEVNULL)
 
@@ -139,9 +159,12 @@ def main() -> int:
     for device, _ in DEVICES:
         start_daemon(device)
     tills = {device: Pos(edges[device]) for device, _ in DEVICES}
+    logins = "\n".join(f"                 {login:8} / {demo_password(login):20} {what}"
+                       for login, what in CONSOLE)
     print(f"""
 Branchline demo is running.
-  console      http://127.0.0.1:{PORT}/      (refreshes every 5 s)
+  console      http://127.0.0.1:{PORT}/      log in as (login / password):
+{logins}
   health       http://127.0.0.1:{PORT}/health
   reports      http://127.0.0.1:{PORT}/api/reports/trial-balance   (OpenAPI: /schema)
   a store      {BIN / 'branchline-edge'} --db {WORK / 's1-till1.db'} status

@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, MediaType, WebSocket, get, websocket
+from litestar import Litestar, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from sqlalchemy import func, select
 
 from schema import SCHEMA, Schema
 
-from .console import render
+from .console import console_router
 from .customers_api import CustomerAccountsController
 from .exceptions_api import StockExceptionsController
 from .fanout import Hub
@@ -57,11 +57,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
         return {"status": "ok", "schema_version": schema.version, "head": head,
                 "connected": hub.connected}
 
-    @get("/", sync_to_thread=True, media_type=MediaType.HTML)
-    def console() -> str:
-        """The HQ console: stock by site, exceptions, conflicts, devices, audit."""
-        return render(db, hub)
-
+    console = console_router(db)  # the HQ web console (login, department pages)
     app = Litestar([sync_socket, health, console, ReportsController, ProcurementController,
                     HqController, StockExceptionsController, CustomerAccountsController],
                    lifespan=[lifespan],

@@ -6,10 +6,14 @@ import argparse
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from schema import SCHEMA
 
 from .devices import DEFAULT_TTL_DAYS
+
+if TYPE_CHECKING:
+    from .store import Database
 
 DEFAULT_DB = "sqlite:///branchline.db"
 
@@ -57,7 +61,25 @@ def parser() -> argparse.ArgumentParser:
     hire.add_argument("--department", default="operations", help="department name")
     hire.add_argument("--api-token", action="store_true",
                       help="also print an API token for the REST API")
+    hire.add_argument("--password-stdin", action="store_true",
+                      help="also set the HQ console password, read from stdin (one line)")
+    pw = usub.add_parser("password", help="set an employee's HQ console password "
+                         "(read from stdin, or prompted twice on a terminal; never argv)")
+    _db_arg(pw)
+    pw.add_argument("login", help="the employee's login")
     return p
+
+
+def _read_password(prompt: bool) -> str:
+    """One password from stdin: prompted twice on a terminal, else its first line."""
+    if prompt and sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("new console password: ")
+        if first != getpass.getpass("again: "):
+            raise ValueError("the two passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
 
     db = Database(args.db, SCHEMA)
     try:
+        if args.command == "user" and args.action == "password":
+            return _set_password(db, args.login, prompt=True)
         if args.command == "user":
             try:
                 hire(db, args.login, args.role, args.site, args.name, args.department)
@@ -90,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"refused: {exc}", file=sys.stderr)
                 return 3
             print(f"user {args.login}: {args.role} at {args.site}")
+            if args.password_stdin and _set_password(db, args.login, prompt=False):
+                return 3
             if args.api_token:
                 print(f"API token: {issue_api_token(db, args.login)}")
         elif args.action == "add":
@@ -111,6 +137,18 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{d.device}\t{d.site}\t{d.state()}")
     finally:
         db.dispose()
+    return 0
+
+
+def _set_password(db: Database, login: str, prompt: bool) -> int:
+    from .console.auth import PasswordError, set_password
+
+    try:
+        set_password(db, login, _read_password(prompt))
+    except (PasswordError, ValueError) as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 3
+    print(f"console password of {login} set; its older sessions are logged out")
     return 0
 
 

@@ -142,6 +142,14 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("revoked_ms", BigInteger, nullable=True),
     )
     Table(
+        "console_logins", metadata,  # HQ console passwords (argon2id); server-only
+        Column("login", String, primary_key=True),
+        Column("password_hash", Text, nullable=False),
+        Column("changed_ms", BigInteger, nullable=False),
+        Column("session_epoch", Integer, nullable=False, default=0,
+               doc="raised at logout and password change: older sessions end"),
+    )
+    Table(
         "server_meta", metadata,
         Column("name", String, primary_key=True),
         Column("value", Text, nullable=False),

@@ -1,0 +1,117 @@
+"""IT admin: devices (register with a token shown once, revoke), and sync
+health: the head of the change sequence, devices connected, the conflict
+queue and the latest audit records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import URLEncodedBody
+from sqlalchemy import func, select
+
+from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke
+from .auth import Ctx
+from .html import Html, hidden_csrf, join, post_button, table, tag
+
+AUDIT_ROWS = 30
+
+
+def _when(hlc: str | None) -> str:
+    try:
+        ms = int(str(hlc)[:15])
+    except ValueError:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
+           code: int = 200) -> Response[str]:
+    db = ctx.db
+    t = db.t
+    audit, conflicts = t["audit"], t["conflicts"]
+    with db.engine.connect() as conn:
+        head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
+        latest = select(audit.c.device, func.max(audit.c.id).label("id")).group_by(
+            audit.c.device).subquery()
+        last_op = dict(conn.execute(select(audit.c.device, audit.c.hlc)
+                                    .join(latest, latest.c.id == audit.c.id)).all())
+        n_conflicts = conn.execute(select(func.count()).select_from(conflicts)
+                                   .where(conflicts.c.resolved.is_(False))).scalar_one()
+        open_conflicts = conn.execute(select(conflicts).where(conflicts.c.resolved.is_(False))
+                                      .order_by(conflicts.c.id.desc()).limit(20)).all()
+        records = conn.execute(select(audit).order_by(audit.c.id.desc())
+                               .limit(AUDIT_ROWS)).all()
+    devices = list_devices(db)
+
+    def revoke_button(d: Any) -> Html | str:
+        if d.revoked_ms is not None:
+            return ""
+        return post_button("/it/devices/revoke", "Revoke", ctx.csrf, device=d.device)
+
+    register = tag(
+        "form", hidden_csrf(ctx.csrf),
+        tag("label", "Device ", tag("input", name="device", required=True,
+                                    placeholder="s1-till3")), " ",
+        tag("label", "Site ", tag("input", name="site", required=True, placeholder="S1",
+                                  size=6)), " ",
+        tag("label", "Token lifetime (days) ", tag("input", name="expires_days", size=5,
+                                                   value=str(DEFAULT_TTL_DAYS))), " ",
+        tag("button", "Register device", type="submit"),
+        method="post", action="/it/devices")
+    body = [
+        token or "",
+        tag("h2", "Sync health"),
+        table(["head of the change sequence", "devices connected now", "open conflicts"],
+              [[head, ctx.hub.connected, n_conflicts]]),
+        tag("h2", "Devices"),
+        table(["device", "site", "token", "last change received (its clock)", ""],
+              [[d.device, d.site, d.state(), _when(last_op.get(d.device)), revoke_button(d)]
+               for d in devices], empty="no devices"),
+        tag("h2", "Register a device (or re-key one: its old token dies at once)"),
+        register,
+        tag("h2", "Conflict queue"),
+        table(["entity", "key", "field", "HQ value", "proposed", "device"],
+              [[c.entity, c.key[:8], c.field, c.server_value, c.proposed_value, c.device]
+               for c in open_conflicts], empty="no open conflicts"),
+        tag("h2", f"Latest {AUDIT_ROWS} audit records"),
+        table(["#", "when (op clock)", "user", "device", "site", "entity", "key", "status",
+               "policy", "reason"],
+              [[a.id, _when(a.hlc), a.user, a.device, a.site, a.entity, a.key[:8], a.status,
+                a.policy, a.reason] for a in records]),
+    ]
+    return ctx.page("it", "IT admin", join(body), error=error, status=code)
+
+
+@get("/it", sync_to_thread=True, opt={"page": "it"})
+def it_admin(ctx: NamedDependency[Ctx]) -> Response[str]:
+    """Devices and sync health."""
+    return render(ctx)
+
+
+@post("/it/devices", sync_to_thread=True, opt={"page": "it"})
+def register_device(ctx: NamedDependency[Ctx], data: URLEncodedBody[dict[str, str]]
+                    ) -> Response[str]:
+    """Register (or re-key) a device; its token is shown on this page only."""
+    device, site = data.get("device", "").strip(), data.get("site", "").strip()
+    try:
+        days = float(data.get("expires_days") or DEFAULT_TTL_DAYS)
+        token = issue_token(ctx.db, device, site, days)
+    except ValueError as exc:
+        return render(ctx, error=f"device not registered: {exc}", code=400)
+    shown = tag("div", tag("p", f"Device {device} registered at {site}. Its token is shown "
+                                "once; give it to the store for branchline-edge init:"),
+                tag("p", tag("code", token, id="device-token")), class_="notice")
+    return render(ctx, token=shown)
+
+
+@post("/it/devices/revoke", sync_to_thread=True, opt={"page": "it"})
+def revoke_device(ctx: NamedDependency[Ctx], data: URLEncodedBody[dict[str, str]]
+                  ) -> Response[Any]:
+    """Revoke a device's token: its next sync is refused (close 4401)."""
+    device = data.get("device", "")
+    if not revoke(ctx.db, device):
+        return render(ctx, error=f"no device {device}", code=404)
+    return ctx.redirect("/it", f"device {device} revoked; its next sync is refused")

@@ -1,0 +1,237 @@
+"""The HQ console in-process (litestar's TestClient): login, sessions, CSRF,
+page permissions by role, and writes that go through the apply path."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import select
+
+from schema import SCHEMA
+from server.admin import apply_as_hq, hire
+from server.app import create_app
+from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
+from server.devices import authenticate, issue_token
+from server.store import Database
+
+PASSWORDS = {"bob": "bob-buys-oats", "pam": "pam-approves", "pat": "pat-approves-too",
+             "clara": "clara-sells-1", "fin": "fin-balances", "ian": "ian-runs-it",
+             "otto": "otto-runs-ops", "sam": "sam-runs-s1"}
+ROLES = {"bob": "buyer", "pam": "procurement_manager", "pat": "procurement_manager",
+         "clara": "cashier", "fin": "finance", "ian": "it_admin", "otto": "operations_manager",
+         "sam": "store_manager"}
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    db = Database(url, SCHEMA)
+    try:
+        for login, role in ROLES.items():
+            hire(db, login, role, "S1" if role in ("cashier", "store_manager") else "HQ")
+            set_password(db, login, PASSWORDS[login])
+    finally:
+        db.dispose()
+    return url
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[TestClient[Any]]:
+    with TestClient(create_app(url)) as c:
+        yield c
+
+
+def _csrf(html: str) -> str:
+    found = re.search(r'name="_csrf_token" value="([^"]+)"', html)
+    assert found, html
+    return found.group(1)
+
+
+def _login(client: TestClient[Any], login: str, password: str | None = None) -> Any:
+    token = _csrf(client.get("/login").text)
+    return client.post("/login", data={"login": login, "password": password or PASSWORDS[login],
+                                       "_csrf_token": token, "next": "/"})
+
+
+def _post(client: TestClient[Any], path: str, page: str, **data: str) -> Any:
+    return client.post(path, data={"_csrf_token": _csrf(client.get(page).text), **data})
+
+
+def _db(client: TestClient[Any]) -> Database:
+    db: Database = client.app.state.db
+    return db
+
+
+def test_login_answers_unknown_login_and_wrong_password_alike(client: TestClient[Any]) -> None:
+    assert client.get("/finance", follow_redirects=False).headers["location"] \
+        == "/login?next=%2Ffinance"
+    wrong, unknown = _login(client, "fin", "not-the-password"), _login(client, "nobody", "x" * 9)
+    assert wrong.status_code == unknown.status_code == 401
+    assert LOGIN_FAILED in wrong.text and LOGIN_FAILED in unknown.text
+    assert wrong.text.replace('value="fin"', "") == unknown.text.replace('value="nobody"', "")
+    assert SESSION_COOKIE not in client.cookies
+    ok = _login(client, "fin")
+    assert ok.status_code == 200 and "<h1>Overview</h1>" in ok.text
+    assert "Finance" in client.get("/finance").text
+    cookie = next(c for c in client.cookies.jar if c.name == SESSION_COOKIE)
+    assert cookie.has_nonstandard_attr("HttpOnly")
+
+
+def test_forged_stale_and_logged_out_sessions_go_back_to_login(client: TestClient[Any]) -> None:
+    _login(client, "fin")
+    good = client.cookies[SESSION_COOKIE]
+    payload, mac = good.split(".")
+    client.cookies.set(SESSION_COOKIE, payload + "." + "0" * len(mac))
+    assert client.get("/finance", follow_redirects=False).status_code == 303
+    client.cookies.set(SESSION_COOKIE, good)
+    assert client.get("/finance").status_code == 200
+    page = client.get("/finance")
+    assert page.headers["cache-control"] == "no-store"
+    out = client.post("/logout", data={"_csrf_token": _csrf(page.text)}, follow_redirects=False)
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    client.cookies.set(SESSION_COOKIE, good)  # the old cookie, replayed after logout
+    answer = client.get("/finance", follow_redirects=False)
+    assert answer.status_code == 303 and answer.headers["location"].startswith("/login")
+
+
+def test_post_without_csrf_token_is_refused(client: TestClient[Any]) -> None:
+    _login(client, "ian")
+    answer = client.post("/it/devices", data={"device": "x1", "site": "S1"})
+    assert answer.status_code == 403 and "CSRF" in answer.text
+    assert authenticate(_db(client), "bl_nothing") == "unknown device token"
+    with _db(client).engine.connect() as conn:
+        assert conn.execute(select(_db(client).t["devices"])).all() == []
+
+
+def test_pages_follow_the_role(client: TestClient[Any]) -> None:
+    _login(client, "clara")
+    answer = client.get("/procurement")
+    assert answer.status_code == 403
+    assert "Your role (cashier) cannot open the Procurement page" in answer.text
+    assert 'href="/procurement"' not in answer.text  # not in the navigation either
+    assert client.get("/it").status_code == 403
+    assert client.get("/finance").status_code == 403
+    assert client.get("/products").status_code == 200
+
+
+def test_price_form_for_buyers_only_and_a_forged_post_is_refused(client: TestClient[Any]
+                                                                 ) -> None:
+    db = _db(client)
+    key = str(uuid.uuid4())
+    assert apply_as_hq(db, "product", key, {"sku": "OAT-1", "name": "<b>Oat</b> milk",
+                                            "price": 250}).status == "accepted"
+    _login(client, "clara")
+    page = client.get(f"/products/{key}")
+    assert "<b>Oat</b>" not in page.text and "&lt;b&gt;Oat&lt;/b&gt;" in page.text
+    assert 'id="price-form"' not in page.text
+    forged = _post(client, f"/products/{key}/price", f"/products/{key}", price="0.01")
+    assert forged.status_code == 403
+    assert "user clara (cashier) may not set price on product" in forged.text
+    with db.transaction(write=False) as store:
+        assert store.load("product", key).fields["price"] == 250  # type: ignore[union-attr]
+    client.post("/logout", data={"_csrf_token": _csrf(page.text)})
+    _login(client, "bob")
+    assert 'id="price-form"' in client.get(f"/products/{key}").text
+    bad = _post(client, f"/products/{key}/price", f"/products/{key}", price="2.755")
+    assert bad.status_code == 400 and "more than 2 decimals" in bad.text
+    done = _post(client, f"/products/{key}/price", f"/products/{key}", price="2.75")
+    assert done.status_code == 200 and "price changed to 2.75" in done.text
+    with db.transaction(write=False) as store:
+        assert store.load("product", key).fields["price"] == 275  # type: ignore[union-attr]
+    audit = db.t["audit"]
+    with db.engine.connect() as conn:
+        users = conn.execute(select(audit.c.user).where(audit.c.key == key)
+                             .order_by(audit.c.id)).scalars().all()
+    assert users == ["system", "clara", "bob"]  # the refusal is audited too
+
+
+def test_large_order_needs_two_procurement_managers(client: TestClient[Any]) -> None:
+    db = _db(client)
+    po = str(uuid.uuid4())
+    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
+                                                  "total": 900_000, "status": "draft"},
+                       "bob").status == "accepted"
+    _login(client, "bob")
+    page = client.get("/procurement")
+    assert po[:8] in page.text and "Approve" not in page.text  # buyers draft, not approve
+    refused = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert refused.status_code == 403 and "may not move to first_approved" in refused.text
+    client.post("/logout", data={"_csrf_token": _csrf(page.text)})
+    _login(client, "pam")
+    first = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert "has its first approval" in first.text
+    again = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert again.status_code == 409 and po[:8] in again.text
+    with db.transaction(write=False) as store:
+        assert store.load("purchase_order", po).fields["status"] == "first_approved"  # type: ignore[union-attr]
+    client.post("/logout", data={"_csrf_token": _csrf(client.get("/login").text)})
+    _login(client, "pat")
+    assert "approved" in _post(client, f"/procurement/orders/{po}/approve", "/procurement").text
+    with db.transaction(write=False) as store:
+        assert store.load("purchase_order", po).fields["status"] == "approved"  # type: ignore[union-attr]
+
+
+def test_it_admin_registers_and_revokes_a_device(client: TestClient[Any]) -> None:
+    _login(client, "ian")
+    made = _post(client, "/it/devices", "/it", device="s9-till1", site="S9", expires_days="30")
+    token = re.search(r'id="device-token">(bl_[^<]+)<', made.text)
+    assert made.status_code == 200 and token
+    assert authenticate(_db(client), token.group(1)).device == "s9-till1"  # type: ignore[union-attr]
+    assert token.group(1) not in client.get("/it").text  # shown once
+    issue_token(_db(client), "s8-till1", "S8")
+    gone = _post(client, "/it/devices/revoke", "/it", device="s9-till1")
+    assert "device s9-till1 revoked" in gone.text
+    assert "was revoked" in str(authenticate(_db(client), token.group(1)))
+
+
+def test_password_from_stdin_never_argv(url: str) -> None:
+    cmd = [sys.executable, "-m", "server.cli", "user", "password", "--db", url, "fin"]
+    short = subprocess.run(cmd, input="short\n", capture_output=True, text=True, timeout=60)
+    assert short.returncode == 3 and "at least 8" in short.stderr
+    nobody = subprocess.run([*cmd[:-1], "nobody"], input="long-enough\n", capture_output=True,
+                            text=True, timeout=60)
+    assert nobody.returncode == 3 and "no employee" in nobody.stderr
+    ok = subprocess.run(cmd, input="a-new-password\n", capture_output=True, text=True,
+                        timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    add = subprocess.run([sys.executable, "-m", "server.cli", "user", "add", "--db", url,
+                          "--login", "olga", "--role", "warehouse_clerk", "--site", "W1",
+                          "--password-stdin"], input="olga-counts\n", capture_output=True,
+                         text=True, timeout=60)
+    assert add.returncode == 0, add.stderr
+    with TestClient(create_app(url)) as client:
+        assert _login(client, "fin").status_code == 401  # the old password is gone
+        assert _login(client, "fin", "a-new-password").status_code == 200
+        client.cookies.clear()
+        assert "Operations" in _login(client, "olga", "olga-counts").text
+
+
+def test_operations_resolves_a_stock_exception(client: TestClient[Any]) -> None:
+    db = _db(client)
+    product, raised = str(uuid.uuid4()), str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    assert apply_as_hq(db, "stock_exception", raised, {
+        "site": "S1", "product_id": product, "on_hand": -2, "movement_id": str(uuid.uuid4()),
+        "reason": "sale", "status": "open"}).status == "accepted"
+    _login(client, "sam")  # a store manager at S1 sees it, without the Resolve form
+    page = client.get("/operations")
+    assert "OAT-1 Oat milk" in page.text and "Resolve" not in page.text
+    forged = _post(client, f"/operations/exceptions/{raised}/resolve", "/operations",
+                   resolution="counted")
+    assert forged.status_code == 403 and "may not move to resolved" in forged.text
+    client.post("/logout", data={"_csrf_token": _csrf(page.text)})
+    _login(client, "otto")
+    done = _post(client, f"/operations/exceptions/{raised}/resolve", "/operations",
+                 resolution="counted 0 on the shelf")
+    assert "stock exception resolved" in done.text and "no open stock exceptions" in done.text
+    with db.transaction(write=False) as store:
+        fields = store.load("stock_exception", raised).fields  # type: ignore[union-attr]
+    assert (fields["status"], fields["resolved_by"]) == ("resolved", "otto")
