@@ -8,7 +8,6 @@ construction: ``post`` refuses a set of lines whose debits and credits differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 from .model import Entity, Field, Kind, Policy, Scope
 
@@ -128,10 +127,19 @@ def payment_posting(*, cash: int, card: int, memo: str) -> list[Posting]:
                  Posting(RECEIVABLE, 0, cash + card, memo)])
 
 
-def _round(value: Fraction) -> int:
-    """Half up, to the minor unit (half away from zero below zero)."""
-    half = Fraction(1, 2)
-    return int(value + half) if value >= 0 else -int(-value + half)
+def _round(value: float) -> int:
+    """Half away from zero, to the minor unit."""
+    whole = int(abs(value) + 0.5)
+    return whole if value >= 0 else -whole
+
+
+def _div(a: int, b: int) -> int:
+    """a / b rounded half away from zero, in integers (b != 0)."""
+    if b < 0:
+        a, b = -a, -b
+    q, r = divmod(abs(a), b)
+    q += 1 if 2 * r >= b else 0
+    return q if a >= 0 else -q
 
 
 def average_cost(on_hand: int, value: int, fallback: int) -> int:
@@ -141,7 +149,7 @@ def average_cost(on_hand: int, value: int, fallback: int) -> int:
     opposite sign (stock oversold at one cost and received at another)."""
     if on_hand == 0 or (value != 0 and (value < 0) != (on_hand < 0)):
         return fallback
-    return _round(Fraction(value, on_hand))
+    return _div(value, on_hand)
 
 
 def moving_average(movements: list[tuple[int, int | None]],
@@ -157,14 +165,15 @@ def moving_average(movements: list[tuple[int, int | None]],
     devices posted), or without one at the running average. Returns (on hand,
     average unit cost, stock value), rounded to the minor unit.
     """
-    on_hand, value = 0, Fraction(0)
-    running = Fraction(standard or 0)
+    on_hand = 0
+    value: float = 0  # an int whenever every movement has a cost or there is a standard
+    running: float = standard or 0
     for qty, cost in movements:
         unit = cost if cost is not None else standard if standard is not None else running
         value += qty * unit
         on_hand += qty
         if on_hand > 0 and value >= 0:
             running = value / on_hand
-    rounded = _round(value)
+    rounded = value if isinstance(value, int) else _round(value)
     fallback = standard if standard is not None else _round(running)
     return on_hand, average_cost(on_hand, rounded, fallback), rounded
