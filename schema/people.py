@@ -55,6 +55,17 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("stock_exception", "create"): frozenset({"hq_admin"}),
     ("stock_exception", "move:resolved"): frozenset({"operations_manager", "hq_admin"}),
     ("stock_exception", "set:resolution"): frozenset({"operations_manager", "hq_admin"}),
+    ("site", "create"): frozenset({"hq_admin"}),
+    ("site", "update"): frozenset({"hq_admin"}),
+    ("product", "set:sku"): frozenset({"buyer", "hq_admin"}),
+    ("product", "set:name"): frozenset({"buyer", "hq_admin"}),
+    ("product", "set:barcode"): frozenset({"buyer", "hq_admin"}),
+    ("product", "set:category"): frozenset({"buyer", "hq_admin"}),
+    ("product", "set:unit"): frozenset({"buyer", "hq_admin"}),
+    ("product", "set:tax_rate"): frozenset({"buyer", "hq_admin"}),
+    ("supplier", "update"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    ("reorder_rule", "update"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    ("po_line", "create"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
 }
 """(entity, action) -> roles allowed. Actions: create, update, delete,
 set:FIELD, move:STATE. An action not listed is open to every role (the
@@ -64,6 +75,33 @@ site and policy checks still apply)."""
 def allowed(entity: str, action: str) -> frozenset[str] | None:
     """The roles allowed to take ``action`` on ``entity``; None: anybody."""
     return PERMISSIONS.get((entity, action))
+
+
+DEPARTMENTS = frozenset({"sales", "procurement", "finance", "operations", "hr", "it",
+                         "management"})
+"""The departments an employee may belong to (HQ's REST API checks it)."""
+
+_FINANCE = frozenset({"finance", "hq_admin"})
+_STOCK = frozenset({"store_manager", "warehouse_clerk", "operations_manager", "buyer",
+                    "procurement_manager", "hq_admin"})
+
+REPORTS: dict[str, frozenset[str]] = {
+    "trial_balance": _FINANCE,
+    "journal": _FINANCE,
+    "sales": frozenset({"store_manager", "finance", "hq_admin"}),
+    "margin": frozenset({"store_manager", "finance", "hq_admin"}),
+    "stock": _STOCK,
+    "valuation": _STOCK | {"finance"},
+    "suggestions": frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    "employees": frozenset({"hr", "it_admin", "hq_admin"}),
+}
+"""Report (or read-only list) -> roles that may read it over HQ's REST API.
+An employee who works at a site other than HQ reads that site's figures only."""
+
+
+def report_readers(report: str) -> frozenset[str]:
+    """The roles that may read ``report``; a report not listed is for hq_admin only."""
+    return REPORTS.get(report, frozenset({"hq_admin"}))
 
 
 CONSOLE_PAGES: dict[str, frozenset[str]] = {

@@ -48,6 +48,25 @@ def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
     return ack
 
 
+def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]]],
+                      user: str = "system", hub: Hub | None = None) -> list[Ack]:
+    """Like ``apply_as_hq`` for several (entity, key, fields) that make one
+    business transaction (a purchase order and its lines): one sync group,
+    applied all or nothing, one ack each."""
+    group = str(uuid.uuid4())
+    ops = [Op(str(uuid.uuid4()), entity, key, 0, fields, _clock.now(int(time.time() * 1000)),
+              user, SERVER_DEVICE, db.schema.version, group=group)
+           for entity, key, fields in changes]
+    with db.transaction() as store:
+        store.prefetch(ops)
+        acks = apply_ops(db.schema, store, SYSTEM, ops)
+    if hub is not None and store.published:
+        hub.publish_threadsafe(store.published)
+    return [msgspec.structs.replace(ack, row=created_row(db.schema, op))
+            if ack.row is None and ack.status == "accepted" else ack
+            for op, ack in zip(ops, acks, strict=True)]
+
+
 def hire(db: Database, login: str, role: str, site: str, name: str | None = None,
          department: str = "operations") -> str:
     """Create or update the employee behind a user login; return its key."""

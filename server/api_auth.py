@@ -1,6 +1,10 @@
 """REST API users: an API token per employee login, only its SHA-256 stored.
 Requests carry ``Authorization: Bearer bla_...``; the login it names is the
-user of every change the request makes, checked against the role matrix."""
+user of every change the request makes, checked against the role matrix.
+
+Reports are read under ``report_guard``: the employee's role must be one of
+the report's readers in ``schema.people.REPORTS`` (403 naming them), and an
+employee of a site other than HQ reads that site only."""
 
 from __future__ import annotations
 
@@ -9,11 +13,27 @@ import secrets
 import time
 from typing import Any
 
+import anyio
+import msgspec
 from litestar import Request
-from litestar.exceptions import NotAuthorizedException
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers import BaseRouteHandler
 from sqlalchemy import select, update
 
+from schema import HQ_SITE
+from schema.people import employee_key, report_readers
+
 from .store import Database
+
+
+class ApiUser(msgspec.Struct):
+    """The employee behind an API token."""
+
+    login: str
+    role: str | None
+    site: str | None
+    department: str | None
 
 
 def _hash(token: str) -> str:
@@ -57,3 +77,37 @@ def current_user(request: Request[Any, Any, Any]) -> str:
     """Litestar dependency: the authenticated login of this request."""
     db: Database = request.app.state.db
     return login_of(db, request.headers.get("authorization"))
+
+
+def api_user(db: Database, login: str) -> ApiUser:
+    """The login with its employee record (role, site, department), if any."""
+    with db.transaction(write=False) as store:
+        row = store.load("employee", employee_key(login))
+    fields = row.fields if row is not None and not row.deleted else {}
+    return ApiUser(login, fields.get("role"), fields.get("site"), fields.get("department"))
+
+
+def may_read(user: ApiUser, report: str, site: str | None) -> str | None:
+    """Why ``user`` may not read ``report`` (for ``site``, None: every site), or None."""
+    readers = report_readers(report)
+    if user.role not in readers:
+        who = f"{user.login} ({user.role or 'no employee record'})"
+        return (f"{who} may not read the {report.replace('_', ' ')} report; "
+                f"allowed: {', '.join(sorted(readers))}")
+    if user.site not in (None, HQ_SITE) and site != user.site:
+        return (f"{user.login} works at {user.site} and reads its figures only; "
+                f"ask with site={user.site}")
+    return None
+
+
+async def report_guard(connection: ASGIConnection[Any, Any, Any, Any],
+                       handler: BaseRouteHandler) -> None:
+    """Litestar guard: 401 without a valid token, 403 unless the employee's role
+    may read the report named in the handler's ``opt["report"]``."""
+    db: Database = connection.app.state.db
+    header = connection.headers.get("authorization")
+    login = await anyio.to_thread.run_sync(login_of, db, header)
+    user = await anyio.to_thread.run_sync(api_user, db, login)
+    refused = may_read(user, str(handler.opt["report"]), connection.query_params.get("site"))
+    if refused is not None:
+        raise PermissionDeniedException(refused)

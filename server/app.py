@@ -9,15 +9,28 @@ from typing import Any
 from litestar import Litestar, WebSocket, get, websocket
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import func, select
 
 from schema import SCHEMA, Schema
 
+from .catalog_api import CatalogController
 from .console import console_router
 from .customers_api import CustomerAccountsController
 from .exceptions_api import StockExceptionsController
 from .fanout import Hub
 from .hq_api import HqController
+from .masterdata_api import (
+    AccountsController,
+    CustomersController,
+    EmployeesController,
+    SitesController,
+)
+from .purchasing_api import (
+    PurchaseOrdersController,
+    ReorderRulesController,
+    SuppliersController,
+)
 from .reports import ProcurementController, ReportsController
 from .store import Database
 from .sync_ws import handle_socket
@@ -59,9 +72,19 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
 
     console = console_router(db)  # the HQ web console (login, department pages)
     app = Litestar([sync_socket, health, console, ReportsController, ProcurementController,
-                    HqController, StockExceptionsController, CustomerAccountsController],
+                    HqController, CatalogController, SitesController, CustomersController,
+                    AccountsController, EmployeesController, SuppliersController,
+                    ReorderRulesController, PurchaseOrdersController,
+                    StockExceptionsController, CustomerAccountsController],
                    lifespan=[lifespan],
-                   openapi_config=OpenAPIConfig(title="Branchline HQ", version="0.1.0"))
+                   openapi_config=OpenAPIConfig(
+                       title="Branchline HQ", version="0.1.0", use_handler_docstrings=True,
+                       description="HQ over REST: master data, purchasing, reports. Send "
+                                   "Authorization: Bearer <an employee's API token>.",
+                       components=Components(security_schemes={"apiToken": SecurityScheme(
+                           type="http", scheme="bearer",
+                           description="an employee's API token (branchline user add "
+                                       "--api-token)")})))
     app.state.db = db
     app.state.hub = hub
     return app

@@ -1,133 +1,200 @@
-"""HQ operations over REST (OpenAPI at /schema): master data and purchase
-order approval. Every write goes through the sync layer's apply path as the
-``hq-server`` device, with the authenticated user's role checked against the
-same permission matrix as every device's ops; devices in scope hear of it live.
+"""HQ operations over REST (OpenAPI at /schema): the shared pieces of every
+``/api/hq`` controller (answers, lookups, paging, money and quantity types)
+and ``/api/hq/whoami``. The endpoints live by subject: ``catalog_api``
+(products, prices), ``masterdata_api`` (sites, customers, accounts,
+employees), ``purchasing_api`` (suppliers, reorder rules, purchase orders).
 
-A rejected change answers 403 (the user's role does not allow it) or 409
-(it conflicts with the rules or the current state), with the reason.
+Every write goes through the sync layer's apply path as the ``hq-server``
+device (``server.admin.apply_as_hq``), with the authenticated user's role
+checked against the same permission matrix as every device's ops; the merge
+policies and the audit apply, and devices in scope hear of it live.
+
+Answers: 200/201 with the row; 400 a bad body or a refusal of the field
+checks (with what was wrong); 401 no valid API token; 403 the user's role
+does not allow it; 404 an unknown id in the path; 409 it conflicts with the
+rules or the current state. Refusals carry the reason.
 """
 
 from __future__ import annotations
 
-import uuid
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.exceptions import NotFoundException
-from litestar.params import FromPath, JSONBody
+from litestar.exceptions import ClientException, NotFoundException, ValidationException
+from litestar.params import QueryParameter
+from litestar.types import ExceptionHandlersMap
+from sqlalchemy import ColumnElement, Select, func, select
 
-from schema.procurement import approval
-from schema.retail import SECOND_APPROVAL_ABOVE
-from sync.messages import Ack
+from schema import HQ_SITE, is_uuid
+from sync.messages import Ack, Row
 
 from .admin import apply_as_hq
-from .api_auth import current_user
+from .api_auth import ApiUser, api_user, current_user
 from .fanout import Hub
 from .store import Database
 
+SECURITY: list[dict[str, list[str]]] = [{"apiToken": []}]
+"""OpenAPI security requirement of every authenticated endpoint."""
+
+AUTH = {"user": Provide(current_user, sync_to_thread=True)}
+"""Controller dependency: ``user``, the login behind the request's API token."""
+
+Money = Annotated[int, msgspec.Meta(
+    ge=0, le=10**12, description="integer minor units (cents): 2.50 is sent as 250")]
+TaxRate = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points: 2000 = 20%")]
+Qty = Annotated[int, msgspec.Meta(gt=0, le=10**9, description="a positive whole quantity")]
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="rows per page (1 to 500)")]
+Offset = Annotated[int, QueryParameter(ge=0, description="rows to skip")]
+
+
+FRACTION = "Expected `int`, got `float`"
+FRACTION_HINT = (": money is in integer minor units (2.50 is sent as 250), so a "
+                 "fraction has more decimals than the currency; quantities are whole")
+
+
+def explain(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """A 400 saying what was wrong; a number with a fraction where money or a
+    quantity belongs is told how amounts are written."""
+    extra = exc.extra
+    if isinstance(extra, list):
+        extra = [{**item, "message": item["message"] + FRACTION_HINT}
+                 if isinstance(item, dict) and item.get("message") == FRACTION else item
+                 for item in extra]
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    if extra:
+        body["extra"] = extra
+    return Response(body, status_code=exc.status_code)
+
+
+EXPLAIN: ExceptionHandlersMap = {ValidationException: explain}
+"""Controller exception handlers: 400s that say how amounts are written."""
+
 
 class Result(msgspec.Struct):
+    """The answer to a write: the apply path's decision and the row after it."""
+
     status: str
+    """accepted, merged or rejected"""
     reason: str
+    """why it was rejected or merged; empty when accepted as sent"""
     id: str
     row: dict[str, Any] | None
 
 
-class ProductIn(msgspec.Struct, forbid_unknown_fields=True):
-    sku: str
-    name: str
-    price: int
-    cost: int | None = None
-    tax_rate: int | None = None
-    barcode: str | None = None
-    category: str | None = None
-    unit: str | None = None
-    description: str | None = None
-
-
-class PriceIn(msgspec.Struct, forbid_unknown_fields=True):
-    price: int
-
-
-class SupplierIn(msgspec.Struct, forbid_unknown_fields=True):
-    name: str
-    email: str | None = None
-    phone: str | None = None
-
-
-def _answer(key: str, ack: Ack, created: bool = False) -> Response[Result]:
+def answer(key: str, ack: Ack, created: bool = False) -> Response[Result]:
+    """The HTTP answer to an ack: 403 refused by role, 400 by the field
+    checks, 409 by the rules or the state; else 201 (created) or 200."""
     row = ack.row.fields if ack.row is not None else None
     if ack.status == "rejected":
-        code = 403 if ack.policy == "role" else 409
+        code = {"role": 403, "validation": 400}.get(ack.policy, 409)
     else:
         code = 201 if created else 200
     return Response(Result(str(ack.status), ack.reason, key, row), status_code=code)
 
 
-def _fields(data: msgspec.Struct) -> dict[str, Any]:
-    return {k: v for k, v in msgspec.structs.asdict(data).items() if v is not None}
+def given(data: msgspec.Struct) -> dict[str, Any]:
+    """The fields a request body sets: unset fields and nulls are left out."""
+    return {k: v for k, v in msgspec.structs.asdict(data).items()
+            if v is not None and v is not msgspec.UNSET}
+
+
+def changed(data: msgspec.Struct) -> dict[str, Any]:
+    """The fields an update body sets (null clears an optional field); 400 if none."""
+    fields = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if not fields:
+        raise ValidationException("nothing to change: send at least one field")
+    return fields
+
+
+def db_of(state: State) -> Database:
+    db: Database = state.db
+    return db
+
+
+def write(state: State, entity: str, key: str, fields: dict[str, Any], user: str,
+          created: bool = False) -> Response[Result]:
+    """Apply one change as HQ for ``user`` and answer it."""
+    hub: Hub = state.hub
+    return answer(key, apply_as_hq(db_of(state), entity, key, fields, user, hub), created)
+
+
+def load(db: Database, entity: str, key: str) -> Row | None:
+    """The live row (None if missing or deleted)."""
+    if not is_uuid(key):  # every key is a UUID
+        return None
+    with db.transaction(write=False) as store:
+        row = store.load(entity, key)
+    return None if row is None or row.deleted else row
+
+
+def require(db: Database, entity: str, key: str) -> Row:
+    """The row named in a path; 404 when there is none."""
+    row = load(db, entity, key)
+    if row is None:
+        raise NotFoundException(f"no {entity.replace('_', ' ')} {key}")
+    return row
+
+
+def find(db: Database, entity: str, *where: ColumnElement[bool]) -> list[dict[str, Any]]:
+    """Live rows of ``entity`` matching ``where`` (id and fields), in key order."""
+    query = select_rows(db, entity).where(*where).order_by(db.entities[entity].c.id)
+    return page(db, query, 10_000, 0)[0]
+
+
+def select_rows(db: Database, entity: str) -> Select[Any]:
+    """SELECT id and every field of the live rows of ``entity``."""
+    t = db.entities[entity]
+    names = ["id", *(f.name for f in db.schema[entity].fields)]
+    return select(*(t.c[n] for n in names)).where(t.c._deleted.is_(False))
+
+
+def page(db: Database, query: Select[Any], limit: int, offset: int
+         ) -> tuple[list[dict[str, Any]], int]:
+    """One page of ``query`` (ordered by the caller, ending with a unique key)
+    as dicts, and the number of rows it has in all."""
+    with db.engine.connect() as conn:
+        total = conn.execute(select(func.count()).select_from(
+            query.order_by(None).subquery())).scalar_one()
+        rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
+    return [{str(k): v for k, v in r.items()} for r in rows], int(total)
+
+
+def known_site(db: Database, code: str) -> str:
+    """``code`` if it names HQ or a site row; else 400."""
+    if code != HQ_SITE and not find(db, "site", db.entities["site"].c.code == code):
+        raise ValidationException(f"unknown site {code!r}")
+    return code
+
+
+def known(db: Database, entity: str, key: str) -> Row:
+    """The row a body refers to; 400 when there is none."""
+    row = load(db, entity, key)
+    if row is None:
+        raise ValidationException(f"unknown {entity.replace('_', ' ')} {key!r}")
+    return row
+
+
+def unique(db: Database, entity: str, field: str, value: object, key: str | None = None) -> None:
+    """409 when another live row of ``entity`` has ``field`` = ``value``."""
+    t = db.entities[entity]
+    for row in find(db, entity, t.c[field] == value):
+        if row["id"] != key:
+            raise ClientException(f"{entity} {row['id']} already has {field} {value!r}",
+                                  status_code=409)
 
 
 class HqController(Controller):
     path = "/api/hq"
     tags = ("hq",)
-    dependencies = {"user": Provide(current_user, sync_to_thread=True)}  # noqa: RUF012
+    security = SECURITY
+    dependencies = AUTH
+    exception_handlers = EXPLAIN
 
-    @post("/products", sync_to_thread=True)
-    def create_product(self, state: State, data: JSONBody[ProductIn],
-                       user: NamedDependency[str]) -> Response[Result]:
-        """Add a product to the catalog (buyers)."""
-        key = str(uuid.uuid4())
-        db: Database = state.db
-        hub: Hub = state.hub
-        return _answer(key, apply_as_hq(db, "product", key, _fields(data), user, hub), True)
-
-    @post("/products/{product_id:str}/price", sync_to_thread=True)
-    def set_price(self, state: State, product_id: FromPath[str], data: JSONBody[PriceIn],
-                  user: NamedDependency[str]) -> Response[Result]:
-        """Change a product's price (buyers); every store receives it."""
-        db: Database = state.db
-        with db.transaction(write=False) as store:
-            if store.load("product", product_id) is None:
-                raise NotFoundException(f"no product {product_id}")
-        return _answer(product_id, apply_as_hq(db, "product", product_id,
-                                               {"price": data.price}, user, state.hub))
-
-    @post("/suppliers", sync_to_thread=True)
-    def create_supplier(self, state: State, data: JSONBody[SupplierIn],
-                        user: NamedDependency[str]) -> Response[Result]:
-        """Add a supplier (procurement)."""
-        key = str(uuid.uuid4())
-        return _answer(key, apply_as_hq(state.db, "supplier", key, _fields(data), user,
-                                        state.hub), True)
-
-    @post("/purchase-orders/{po_id:str}/approve", sync_to_thread=True)
-    def approve(self, state: State, po_id: FromPath[str],
-                user: NamedDependency[str]) -> Response[Result]:
-        """Approve a purchase order (procurement managers); above the limit, the
-        first call records a first approval and a second user completes it."""
-        db: Database = state.db
-        with db.transaction(write=False) as store:
-            order = store.load("purchase_order", po_id)
-        if order is None:
-            raise NotFoundException(f"no purchase order {po_id}")
-        try:
-            change = approval(order.fields, user, SECOND_APPROVAL_ABOVE)
-        except ValueError as exc:
-            return Response(Result("rejected", str(exc), po_id, order.fields), status_code=409)
-        return _answer(po_id, apply_as_hq(db, "purchase_order", po_id, change, user, state.hub))
-
-    @post("/purchase-orders/{po_id:str}/cancel", sync_to_thread=True)
-    def cancel(self, state: State, po_id: FromPath[str],
-               user: NamedDependency[str]) -> Response[Result]:
-        """Cancel a purchase order."""
-        return _answer(po_id, apply_as_hq(state.db, "purchase_order", po_id,
-                                          {"status": "cancelled"}, user, state.hub))
-
-    @get("/whoami", sync_to_thread=True)
-    def whoami(self, user: NamedDependency[str]) -> dict[str, str]:
-        """The login behind the API token."""
-        return {"login": user}
+    @get("/whoami", sync_to_thread=True, summary="Who am I")
+    def whoami(self, state: State, user: NamedDependency[str]) -> ApiUser:
+        """The login behind the API token, with its role, site and department."""
+        return api_user(db_of(state), user)

@@ -1,21 +1,30 @@
-"""HQ reports over the REST API (OpenAPI at /schema): trial balance, sales and
-margin, stock on hand with its exceptions. Every figure is computed from the
-ledgers (journal lines, sale lines, stock movements), never from a counter."""
+"""HQ reports over the REST API (OpenAPI at /schema): trial balance, the
+journal, sales and margin, stock on hand with its exceptions, valuation and
+purchase suggestions. Every figure is computed from the ledgers (journal
+lines, sale lines, stock movements), never from a counter.
+
+Every report needs an API token; who may read which report is decided by
+``schema.people.REPORTS`` through ``server.api_auth.report_guard`` (401
+without a token, 403 naming the roles that may), and an employee of a store
+or warehouse reads that site's figures only."""
 
 from __future__ import annotations
 
 import datetime
 import itertools
+from typing import Literal
 
 import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
-from schema.finance import CHART, moving_average
+from schema.finance import CHART, COGS, RETURNS, REVENUE, moving_average
 
+from .api_auth import report_guard
+from .hq_api import SECURITY, Limit, Offset
 from .store import Database
 
 
@@ -43,6 +52,42 @@ class SiteSales(msgspec.Struct):
     tax: int
     cost: int
     margin: int
+
+
+class JournalLine(msgspec.Struct):
+    id: str
+    entry_id: str
+    """the document posted (a sale, a receipt, ...)"""
+    site: str
+    account: str
+    debit: int
+    credit: int
+    memo: str
+    date: str
+
+
+class JournalPage(msgspec.Struct):
+    lines: list[JournalLine]
+    total: int
+    """lines matching the filters, on every page"""
+    debit: int
+    """sum of the debits of every matching line"""
+    credit: int
+    limit: int
+    offset: int
+
+
+class SiteMargin(msgspec.Struct):
+    site: str
+    period: str
+    """yyyy-mm-dd, yyyy-mm, or "all" (the whole range asked for)"""
+    revenue: int
+    """net sales revenue: sales less returns, before tax"""
+    cogs: int
+    """cost of goods sold"""
+    margin: int
+    margin_bp: int
+    """margin as basis points of revenue (2500 = 25%)"""
 
 
 class Suggestion(msgspec.Struct):
@@ -99,8 +144,8 @@ def trial_balance(db: Database, site: str | None) -> TrialBalance:
     return TrialBalance(site, accounts, debit, credit, debit == credit)
 
 
-def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None
-                  ) -> list[SiteSales]:
+def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
+                  site: str | None = None) -> list[SiteSales]:
     sale, line = db.entities["sale"], db.entities["sale_line"]
     cost = (select(line.c.sale_id, func.sum(line.c.qty * line.c.cost).label("cost"))
             .group_by(line.c.sale_id).subquery())
@@ -112,28 +157,121 @@ def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None
         q = q.where(sale.c.date >= lo)
     if hi:
         q = q.where(sale.c.date <= hi)
+    if site:
+        q = q.where(sale.c.site == site)
     with db.engine.connect() as conn:
         rows = conn.execute(q).all()
     return [SiteSales(s, int(n), int(net), int(tax), int(c), int(net) - int(c))
             for s, n, net, tax, c in rows]
 
 
+def _journal_filters(db: Database, site: str | None, lo: str | None, hi: str | None,
+                     account: str | None = None) -> list[ColumnElement[bool]]:
+    jl = db.entities["journal_line"]
+    where: list[ColumnElement[bool]] = []
+    for column, value, test in (("site", site, "eq"), ("date", lo, "ge"), ("date", hi, "le"),
+                                ("account", account, "eq")):
+        if value:
+            c = jl.c[column]
+            where.append(c == value if test == "eq" else c >= value if test == "ge"
+                         else c <= value)
+    return where
+
+
+def journal(db: Database, site: str | None = None, lo: str | None = None,
+            hi: str | None = None, account: str | None = None, limit: int = 100,
+            offset: int = 0) -> JournalPage:
+    """Journal lines in the order HQ recorded them, filtered, a page at a time."""
+    jl = db.entities["journal_line"]
+    where = _journal_filters(db, site, lo, hi, account)
+    cols = [jl.c[n] for n in ("id", "entry_id", "site", "account", "debit", "credit", "memo",
+                              "date")]
+    with db.engine.connect() as conn:
+        total, debit, credit = conn.execute(select(
+            func.count(), func.coalesce(func.sum(jl.c.debit), 0),
+            func.coalesce(func.sum(jl.c.credit), 0)).where(*where)).one()
+        rows = conn.execute(select(*cols).where(*where).order_by(jl.c._seq, jl.c.id)
+                            .limit(limit).offset(offset)).all()
+    return JournalPage([JournalLine(*r) for r in rows], int(total), int(debit), int(credit),
+                       limit, offset)
+
+
+PERIODS = {"all": 0, "month": 7, "day": 10}
+"""Period -> how many characters of the date (yyyy-mm-dd) name it."""
+
+
+def margin_by_site(db: Database, lo: str | None = None, hi: str | None = None,
+                   site: str | None = None, period: str = "all") -> list[SiteMargin]:
+    """Revenue (sales less returns), cost of goods sold and margin per site and
+    period, from the journal the sales and returns posted."""
+    jl = db.entities["journal_line"]
+    width = PERIODS[period]
+    name = func.substr(jl.c.date, 1, width) if width else None
+    keys = [jl.c.site, *([name.label("period")] if name is not None else [])]
+    q = (select(*keys, jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit))
+         .where(jl.c.account.in_((REVENUE, RETURNS, COGS)),
+                *_journal_filters(db, site, lo, hi))
+         .group_by(*keys, jl.c.account))
+    figures: dict[tuple[str, str], dict[str, int]] = {}
+    with db.engine.connect() as conn:
+        for row in conn.execute(q).all():
+            key = (row[0], row[1] if width else "all")
+            account, debit, credit = row[-3], int(row[-2]), int(row[-1])
+            figures.setdefault(key, {})[account] = debit - credit
+    out = []
+    for (s, when), by in sorted(figures.items()):
+        revenue = -by.get(REVENUE, 0) - by.get(RETURNS, 0)
+        cogs = by.get(COGS, 0)
+        margin = revenue - cogs
+        out.append(SiteMargin(s, when, revenue, cogs, margin,
+                              margin * 10_000 // revenue if revenue else 0))
+    return out
+
+
 class ReportsController(Controller):
     path = "/api/reports"
     tags = ("reports",)
+    guards = [report_guard]  # noqa: RUF012
+    security = SECURITY
 
-    @get("/trial-balance", sync_to_thread=True)
+    @get("/trial-balance", sync_to_thread=True, opt={"report": "trial_balance"},
+         summary="Trial balance")
     def trial_balance(self, state: State, site: FromQuery[str | None] = None) -> TrialBalance:
         """Debits and credits per account, for one site or (no site) the company."""
         return trial_balance(_db(state), site)
 
-    @get("/sales", sync_to_thread=True)
+    @get("/sales", sync_to_thread=True, opt={"report": "sales"}, summary="Sales per site")
     def sales(self, state: State, date_from: FromQuery[str | None] = None,
-              date_to: FromQuery[str | None] = None) -> list[SiteSales]:
-        """Receipts, net sales, tax, cost of goods and margin per site and period."""
-        return sales_by_site(_db(state), _date(date_from, "date_from"), _date(date_to, "date_to"))
+              date_to: FromQuery[str | None] = None,
+              site: FromQuery[str | None] = None) -> list[SiteSales]:
+        """Receipts, net sales, tax, cost of goods and margin per site and period
+        (dates inclusive, yyyy-mm-dd), from the receipts and their lines."""
+        return sales_by_site(_db(state), _date(date_from, "date_from"), _date(date_to, "date_to"),
+                             site)
 
-    @get("/valuation", sync_to_thread=True)
+    @get("/margin", sync_to_thread=True, opt={"report": "margin"},
+         summary="Margin per site and period")
+    def margin(self, state: State, date_from: FromQuery[str | None] = None,
+               date_to: FromQuery[str | None] = None, site: FromQuery[str | None] = None,
+               period: FromQuery[Literal["all", "month", "day"]] = "all") -> list[SiteMargin]:
+        """Revenue, cost of goods sold and margin per site, for the whole range
+        or per month or day, from the journal lines sales and returns posted."""
+        return margin_by_site(_db(state), _date(date_from, "date_from"),
+                              _date(date_to, "date_to"), site, period)
+
+    @get("/journal", sync_to_thread=True, opt={"report": "journal"}, summary="Journal lines")
+    def journal(self, state: State, site: FromQuery[str | None] = None,
+                date_from: FromQuery[str | None] = None, date_to: FromQuery[str | None] = None,
+                account: FromQuery[str | None] = None, limit: Limit = 100,
+                offset: Offset = 0) -> JournalPage:
+        """The double-entry journal in the order HQ recorded it, optionally for one
+        site, account and date range (inclusive), a page at a time, with the
+        total debit and credit of every matching line."""
+        return journal(_db(state), site, _date(date_from, "date_from"),
+                       _date(date_to, "date_to"), account, limit, offset)
+
+    @get("/valuation", sync_to_thread=True, opt={"report": "valuation"},
+         summary="Stock valuation at moving average")
     def valuation(self, state: State, site: FromQuery[str | None] = None) -> list[Valuation]:
         """Stock value per (site, product) at moving-average cost: the sum of qty x
         unit cost of its movements (goods in at cost, out at the average when they
@@ -157,7 +295,7 @@ class ReportsController(Controller):
             out.append(Valuation(s, p, on_hand, avg, value))
         return out
 
-    @get("/stock", sync_to_thread=True)
+    @get("/stock", sync_to_thread=True, opt={"report": "stock"}, summary="Stock on hand")
     def stock(self, state: State, site: FromQuery[str | None] = None,
               negative_only: FromQuery[bool] = False) -> list[StockLevel]:
         """Stock on hand per (site, product), the sum of its movements; with
@@ -178,15 +316,21 @@ class ReportsController(Controller):
 class ProcurementController(Controller):
     path = "/api/procurement"
     tags = ("procurement",)
+    guards = [report_guard]  # noqa: RUF012
+    security = SECURITY
 
-    @get("/suggestions", sync_to_thread=True)
-    def suggestions(self, state: State, status: FromQuery[str] = "open") -> list[Suggestion]:
-        """Purchase suggestions raised from low stock (default: the open ones)."""
+    @get("/suggestions", sync_to_thread=True, opt={"report": "suggestions"},
+         summary="Purchase suggestions")
+    def suggestions(self, state: State, status: FromQuery[str] = "open",
+                    site: FromQuery[str | None] = None) -> list[Suggestion]:
+        """Purchase suggestions raised from low stock (default: the open ones),
+        optionally of one site."""
         db = _db(state)
         sug = db.entities["purchase_suggestion"]
+        q = (select(sug.c.id, sug.c.site, sug.c.product_id, sug.c.qty, sug.c.on_hand,
+                    sug.c.status).where(sug.c.status == status))
+        if site:
+            q = q.where(sug.c.site == site)
         with db.engine.connect() as conn:
-            rows = conn.execute(select(sug.c.id, sug.c.site, sug.c.product_id, sug.c.qty,
-                                       sug.c.on_hand, sug.c.status)
-                                .where(sug.c.status == status)
-                                .order_by(sug.c.site, sug.c.product_id)).all()
+            rows = conn.execute(q.order_by(sug.c.site, sug.c.product_id)).all()
         return [Suggestion(*r) for r in rows]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import urllib.error
@@ -22,10 +23,11 @@ def _token(server: ServerProc, login: str, role: str) -> str:
     return out.strip().splitlines()[-1].split()[-1]
 
 
-def _call(server: ServerProc, path: str, body: Any = None, token: str | None = None
-          ) -> tuple[int, Any]:
+def _call(server: ServerProc, path: str, body: Any = None, token: str | None = None,
+          method: str | None = None) -> tuple[int, Any]:
     req = urllib.request.Request(
-        f"http://127.0.0.1:{server.port}{path}", method="POST" if body is not None else "GET",
+        f"http://127.0.0.1:{server.port}{path}",
+        method=method or ("POST" if body is not None else "GET"),
         data=json.dumps(body).encode() if body is not None else None,
         headers={"content-type": "application/json",
                  **({"authorization": f"Bearer {token}"} if token else {})})
@@ -72,3 +74,66 @@ def test_master_data_and_approvals_over_rest(server: ServerProc,
     assert _call(server, "/api/hq/purchase-orders/nope/approve", {}, pam)[0] == 404
     wait_for(lambda: s1.query("SELECT status FROM purchase_order") == [("approved",)], 2,
              "the approved order at the store")
+
+
+def test_master_data_over_rest_reaches_the_stores_in_scope(server: ServerProc,
+                                                           edges: dict[str, EdgeProc]) -> None:
+    admin, bob, pam, clara, fay = (
+        _token(server, "root", "hq_admin"), _token(server, "bob", "buyer"),
+        _token(server, "pam", "procurement_manager"), _token(server, "clara", "cashier"),
+        _token(server, "fay", "finance"))
+    s1, s2 = edges["s1-till1"], edges["s2-till1"]
+    for e in (s1, s2):
+        e.sync()
+        e.start_daemon()
+    wait_for(lambda: server.health()["connected"] >= 2, 10, "the stores' daemons")
+    for code, kind in (("S1", "store"), ("S2", "store"), ("W1", "warehouse")):
+        assert _call(server, "/api/hq/sites", {"code": code, "name": f"Site {code}",
+                                               "kind": kind}, admin)[0] == 201
+    code, body = _call(server, "/api/hq/products", {"sku": "OAT-1", "name": "Oat milk 1l",
+                                                    "price": 250, "cost": 120}, bob)
+    assert code == 201
+    oat = body["id"]
+    wait_for(lambda: s2.query("SELECT name, price FROM product") == [("Oat milk 1l", 250)], 2,
+             "the new product at S2")
+    # a cashier cannot change the price: 403, and no store hears of anything
+    code, body = _call(server, f"/api/hq/products/{oat}/price", {"price": 1}, clara)
+    assert code == 403 and "may not set price" in body["reason"]
+    assert _call(server, f"/api/hq/products/{oat}", {"name": "Oat drink 1l", "category": "dairy"},
+                 bob, method="PATCH")[0] == 200
+    wait_for(lambda: s2.query("SELECT name, category, price FROM product") == [
+        ("Oat drink 1l", "dairy", 250)], 2, "the renamed product at S2")
+    later = str(datetime.date.today() + datetime.timedelta(days=3))
+    assert _call(server, f"/api/hq/products/{oat}/price-changes",
+                 {"price": 275, "effective": later}, bob)[0] == 201
+    wait_for(lambda: s1.query("SELECT price, effective FROM price_change") == [(275, later)], 2,
+             "the price change at S1")
+    assert sorted(s1.query("SELECT code FROM site")) == [("S1",), ("S2",), ("W1",)]
+    # a reorder level and a purchase order for S1 reach S1, and only S1
+    assert _call(server, "/api/hq/reorder-rules", {"site": "S1", "product_id": oat,
+                                                   "level": 2, "order_qty": 12}, bob,
+                 method="PUT")[0] == 201
+    supplier = _call(server, "/api/hq/suppliers", {"name": "Oatly"}, bob)[1]["id"]
+    code, body = _call(server, "/api/hq/purchase-orders", {
+        "site": "S1", "supplier_id": supplier,
+        "lines": [{"product_id": oat, "qty": 10, "unit_cost": 120}]}, bob)
+    assert code == 201 and body["row"]["total"] == 1200
+    po = body["id"]
+    assert _call(server, f"/api/hq/purchase-orders/{po}/approve", {}, pam)[0] == 200
+    wait_for(lambda: s1.query("SELECT status FROM purchase_order") == [("approved",)], 2,
+             "the approved order at S1")
+    assert s1.query("SELECT qty, unit_cost FROM po_line") == [(10, 120)]
+    assert s1.query("SELECT level FROM reorder_rule") == [(2,)]
+    assert s2.query("SELECT count(*) FROM purchase_order") == [(0,)]
+    assert s2.query("SELECT count(*) FROM reorder_rule") == [(0,)]
+    # S1 receives the goods offline-first; finance reads the receipt's journal lines
+    s1.stop_daemon()
+    s1.run("po", "receive", po, "OAT-1:10")
+    s1.sync()
+    detail = _call(server, f"/api/hq/purchase-orders/{po}", token=bob)[1]
+    assert detail["order"]["status"] == "received" and detail["lines"][0]["received"] == 10
+    assert _call(server, "/api/reports/journal?site=S1", token=clara)[0] == 403
+    journal = _call(server, "/api/reports/journal?site=S1", token=fay)[1]
+    assert {(ln["account"], ln["debit"], ln["credit"]) for ln in journal["lines"]} == {
+        ("1200", 1200, 0), ("2000", 0, 1200)}
+    assert _call(server, "/api/reports/trial-balance", token=fay)[1]["balanced"]

@@ -1,0 +1,162 @@
+"""HQ reports over REST behind API tokens and department roles, on SQLite and
+a fresh PostgreSQL database: finance reads the journal a sale posted, store
+managers their own store's sales and margin, and everyone else is refused
+with the roles that may."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from schema.people import REPORTS
+from tests.pg import fresh_database
+
+from .rest_kit import Api, open_api, post_sale
+
+REPORT_PATHS = {
+    "trial_balance": "/api/reports/trial-balance", "journal": "/api/reports/journal",
+    "sales": "/api/reports/sales", "margin": "/api/reports/margin",
+    "stock": "/api/reports/stock", "valuation": "/api/reports/valuation",
+    "suggestions": "/api/procurement/suggestions", "employees": "/api/hq/employees",
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    if request.param == "sqlite":
+        with open_api(f"sqlite:///{tmp_path / 'hq.db'}") as a:
+            yield a
+    else:
+        with fresh_database() as url, open_api(url) as a:
+            yield a
+
+
+def _stocked_product(api: Api) -> str:
+    product = str(api.ok("POST", "/api/hq/products", "bob",
+                         {"sku": "OAT-1", "name": "Oat milk", "price": 250, "cost": 120})["id"])
+    return product
+
+
+def test_finance_reads_the_journal_lines_a_sale_posted(api: Api) -> None:
+    product = _stocked_product(api)
+    sale = post_sale(api.db, "S1", product, 2, 250, 120, date="2026-03-02")
+    post_sale(api.db, "S2", product, 1, 250, 120, date="2026-03-05")
+    code, out = api.call("GET", "/api/reports/journal", "fay", site="S1")
+    assert code == 200
+    lines = [(ln["entry_id"], ln["account"], ln["debit"], ln["credit"]) for ln in out["lines"]]
+    assert sorted(lines) == sorted([(sale, "1000", 600, 0), (sale, "4000", 0, 500),
+                                    (sale, "2100", 0, 100), (sale, "5000", 240, 0),
+                                    (sale, "1200", 0, 240)])
+    assert (out["total"], out["debit"], out["credit"]) == (5, 840, 840)
+    assert {ln["date"] for ln in out["lines"]} == {"2026-03-02"}
+    everything = api.ok("GET", "/api/reports/journal", "fay")
+    assert everything["total"] == 10 and everything["debit"] == everything["credit"]
+    paged = api.ok("GET", "/api/reports/journal", "fay", limit=3, offset=9)
+    assert (len(paged["lines"]), paged["total"]) == (1, 10)
+    assert api.ok("GET", "/api/reports/journal", "fay", account="4000")["credit"] == 750
+    assert api.ok("GET", "/api/reports/journal", "fay", date_from="2026-03-03",
+                  date_to="2026-03-31")["total"] == 5
+    code, out = api.call("GET", "/api/reports/journal", "fay", date_to="March")
+    assert code == 400 and "date_to must be a date" in out["detail"]
+    tb = api.ok("GET", "/api/reports/trial-balance", "fay")
+    assert tb["balanced"] and tb["debit"] == 1260
+
+
+def test_reports_need_a_token_and_a_role_that_may_read_them(api: Api) -> None:
+    assert set(REPORT_PATHS) == set(REPORTS)
+    for report, path in REPORT_PATHS.items():
+        code, out = api.call("GET", path)
+        assert code == 401 and "Authorization: Bearer" in out["detail"], path
+        code, out = api.call("GET", path, "clara", site="S1")
+        assert code == 403, path
+        readers = ", ".join(sorted(REPORTS[report]))
+        assert out["detail"] == (f"clara (cashier) may not read the "
+                                 f"{report.replace('_', ' ')} report; allowed: {readers}")
+        assert api.call("GET", path, "admin")[0] == 200, path
+    assert api.call("GET", "/api/reports/journal", "bob")[0] == 403
+    assert api.call("GET", "/api/reports/sales", "fay")[0] == 200
+    assert api.call("GET", "/api/reports/stock", "bob")[0] == 200
+    assert api.call("GET", "/api/reports/valuation", "pam")[0] == 200
+    assert api.call("GET", "/api/procurement/suggestions", "pam")[0] == 200
+    assert api.call("GET", "/api/procurement/suggestions", "fay")[0] == 403
+
+
+def test_a_store_manager_sees_sales_and_margin_of_the_own_store_only(api: Api) -> None:
+    product = _stocked_product(api)
+    day = datetime.date.today().isoformat()
+    post_sale(api.db, "S1", product, 2, 250, 120)
+    post_sale(api.db, "S1", product, 1, 250, 100)
+    post_sale(api.db, "S2", product, 4, 250, 120)
+    code, out = api.call("GET", "/api/reports/sales", "sam")
+    assert code == 403 and out["detail"] == ("sam works at S1 and reads its figures only; "
+                                             "ask with site=S1")
+    assert api.call("GET", "/api/reports/margin", "sam", site="S2")[0] == 403
+    sales = api.ok("GET", "/api/reports/sales", "sam", site="S1")
+    assert sales == [{"site": "S1", "receipts": 2, "net": 750, "tax": 150, "cost": 340,
+                      "margin": 410}]
+    margin = api.ok("GET", "/api/reports/margin", "sam", site="S1")
+    assert margin == [{"site": "S1", "period": "all", "revenue": 750, "cogs": 340,
+                       "margin": 410, "margin_bp": 5466}]
+    by_day = api.ok("GET", "/api/reports/margin", "fay", period="day")
+    assert [(m["site"], m["period"], m["margin"]) for m in by_day] == [("S1", day, 410),
+                                                                      ("S2", day, 520)]
+    assert api.ok("GET", "/api/reports/margin", "fay", period="month")[1]["period"] == day[:7]
+    assert api.call("GET", "/api/reports/margin", "fay", period="week")[0] == 400
+    assert api.ok("GET", "/api/reports/margin", "fay", date_from="2999-01-01") == []
+    # the warehouse clerk sees the warehouse's stock, not the stores'
+    assert api.call("GET", "/api/reports/stock", "wes")[0] == 403
+    assert api.ok("GET", "/api/reports/stock", "wes", site="W1") == []
+    assert [s["on_hand"] for s in api.ok("GET", "/api/reports/stock", "bob", site="S2")] == [-4]
+
+
+def test_openapi_documents_every_endpoint(api: Api) -> None:
+    doc = api.ok("GET", "/schema/openapi.json", "admin")
+    paths = doc["paths"]
+    expected = {
+        "/api/hq/whoami": {"get"},
+        "/api/hq/products": {"get", "post"},
+        "/api/hq/products/{product_id}": {"get", "patch"},
+        "/api/hq/products/{product_id}/price": {"post"},
+        "/api/hq/products/{product_id}/price-changes": {"get", "post"},
+        "/api/hq/sites": {"get", "post"},
+        "/api/hq/sites/{code}": {"get", "patch"},
+        "/api/hq/customers": {"get", "post"},
+        "/api/hq/customers/{customer_id}": {"get", "patch"},
+        "/api/hq/accounts": {"get", "post"},
+        "/api/hq/accounts/{code}": {"patch"},
+        "/api/hq/employees": {"get", "post"},
+        "/api/hq/employees/{login}": {"patch"},
+        "/api/hq/suppliers": {"get", "post"},
+        "/api/hq/suppliers/{supplier_id}": {"get", "patch"},
+        "/api/hq/reorder-rules": {"get", "put"},
+        "/api/hq/purchase-orders": {"get", "post"},
+        "/api/hq/purchase-orders/{po_id}": {"get"},
+        "/api/hq/purchase-orders/{po_id}/approve": {"post"},
+        "/api/hq/purchase-orders/{po_id}/cancel": {"post"},
+        "/api/reports/trial-balance": {"get"}, "/api/reports/journal": {"get"},
+        "/api/reports/sales": {"get"}, "/api/reports/margin": {"get"},
+        "/api/reports/stock": {"get"}, "/api/reports/valuation": {"get"},
+        "/api/procurement/suggestions": {"get"},
+    }
+    for path, methods in expected.items():
+        assert path in paths, path
+        assert set(paths[path]) >= methods, path
+        for method in methods:
+            op = paths[path][method]
+            assert op.get("summary") and op.get("description"), (path, method)
+            assert op.get("security") == [{"apiToken": []}], (path, method)
+            ok = op["responses"].get("200") or op["responses"].get("201")
+            assert ok["content"]["application/json"]["schema"], (path, method)
+            if method in ("post", "patch", "put") and not path.endswith(("/approve",
+                                                                         "/cancel")):
+                assert "$ref" in op["requestBody"]["content"]["application/json"]["schema"]
+    schemas = doc["components"]["schemas"]
+    for name in ("ProductIn", "ProductUpdate", "ProductPage", "PriceChangeIn", "SiteIn",
+                 "PurchaseOrderIn", "PurchaseOrderDetail", "JournalPage", "SiteMargin",
+                 "EmployeeIn", "AccountIn", "ReorderRuleIn", "CustomerPage", "Result"):
+        assert name in schemas, name
+    assert schemas["ProductIn"]["properties"]["price"]["minimum"] == 0
+    assert doc["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
