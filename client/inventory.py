@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from schema.finance import IN_TRANSIT, INVENTORY, SHRINKAGE, Posting, post
+from schema.finance import IN_TRANSIT, INVENTORY, OPENING_EQUITY, SHRINKAGE, Posting, post
 
 from .costing import standard_cost, unit_cost
 from .edge import Edge, now_ms
@@ -56,6 +56,31 @@ class Inventory:
         self.edge.replica.write("stock_movement", str(uuid.uuid4()), {
             "site": self.site, "product_id": product_id, "qty": qty, "reason": reason,
             "unit_cost": unit_cost, "document_id": document}, user, now_ms(), group=group)
+
+    def opening_stock(self, items: list[tuple[str, int, int]], user: str = "stock clerk",
+                      site: str | None = None) -> str:
+        """Load stock a site already holds when it goes live: (product id, qty,
+        unit cost) each, as ``opening`` movements and one journal entry, inventory
+        against opening balance equity, so the books agree with the shelves from
+        the first day. HQ may load any site; a store loads its own. Returns the
+        document (and sync group) id."""
+        where = site or self.site
+        key = str(uuid.uuid4())
+        for product_id, qty, cost in items:
+            if qty <= 0:
+                raise StockError(f"opening stock must be positive, got {qty} of {product_id}")
+            if cost < 0:
+                raise StockError(f"a unit cost cannot be negative, got {cost} for {product_id}")
+        value = sum(qty * cost for _, qty, cost in items)
+        memo = f"opening stock {where}, {len(items)} products"
+        with self.edge.transaction():
+            for product_id, qty, cost in items:
+                self.edge.replica.write("stock_movement", str(uuid.uuid4()), {
+                    "site": where, "product_id": product_id, "qty": qty, "reason": "opening",
+                    "unit_cost": cost, "document_id": key}, user, now_ms(), group=key)
+            self._journal(key, [Posting(INVENTORY, value, 0, memo),
+                                Posting(OPENING_EQUITY, 0, value, memo)], user, key, where)
+        return key
 
     def count(self, code: str, counted: int, user: str = "stock clerk") -> int:
         """Record a physical count; post the difference. Returns the difference."""

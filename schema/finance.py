@@ -19,6 +19,7 @@ RECEIVABLE = "1100"
 INVENTORY = "1200"
 IN_TRANSIT = "1210"
 PAYABLE = "2000"
+OPENING_EQUITY = "3000"
 SALES_TAX = "2100"
 REVENUE = "4000"
 RETURNS = "4100"
@@ -33,6 +34,7 @@ CHART: dict[str, tuple[str, str]] = {
     IN_TRANSIT: ("Inventory in transit", "asset"),
     PAYABLE: ("Accounts payable", "liability"),
     SALES_TAX: ("Sales tax payable", "liability"),
+    OPENING_EQUITY: ("Opening balance equity", "equity"),
     REVENUE: ("Sales revenue", "revenue"),
     RETURNS: ("Sales returns", "revenue"),
     COGS: ("Cost of goods sold", "expense"),

@@ -24,10 +24,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from client.edge import Edge  # noqa: E402
+from client.inventory import Inventory  # noqa: E402
 from client.pos import LineIn, Pos, PosError  # noqa: E402
 from schema import SCHEMA  # noqa: E402
 from schema.finance import CHART  # noqa: E402
 from server.admin import hire  # noqa: E402
+from server.api_auth import issue_api_token  # noqa: E402
 from server.console.auth import set_password  # noqa: E402
 from server.devices import issue_token  # noqa: E402
 from server.store import Database  # noqa: E402
@@ -98,6 +100,7 @@ def main() -> int:
     for login, role, site, department in STAFF:
         hire(db, login, role, site, department=department)
         set_password(db, login, demo_password(login))
+    finance_token = issue_api_token(db, "finance")  # the REST reports need a reader's token
     db.dispose()
     url = f"ws://127.0.0.1:{PORT}/sync"
     procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -137,12 +140,10 @@ def main() -> int:
         for i, c in enumerate(customers):
             hq.replica.write("customer", c, {"name": f"Customer {i + 1}", "phone": f"555-{i:04d}"},
                              "crm", int(time.time() * 1000))
-        for site in ("S1", "S2", "S3", "W1"):
-            for p in products[: 400 if site != "W1" else 2000]:
-                hq.replica.write("stock_movement", str(uuid.uuid4()), {
-                    "site": site, "product_id": p["id"], "qty": rnd.randint(5, 40),
-                    "reason": "receipt", "unit_cost": p["cost"]}, "warehouse",
-                    int(time.time() * 1000))
+    for site in ("S1", "S2", "S3", "W1"):  # opening stock, booked against opening equity
+        Inventory(hq).opening_stock([(str(p["id"]), rnd.randint(5, 40), int(str(p["cost"])))
+                                     for p in products[: 400 if site != "W1" else 2000]],
+                                    "warehouse", site)
     for lines in ("SKU-00000:24:1.20", "SKU-00001:5000:1.20"):  # the second needs two approvals
         subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "po", "create",
                         "--site", "S1", "--supplier", "Brookside Dairy", lines, "--user", "buyer"],
@@ -166,7 +167,9 @@ Branchline demo is running.
   console      http://127.0.0.1:{PORT}/      log in as (login / password):
 {logins}
   health       http://127.0.0.1:{PORT}/health
-  reports      http://127.0.0.1:{PORT}/api/reports/trial-balance   (OpenAPI: /schema)
+  REST API     http://127.0.0.1:{PORT}/schema   (OpenAPI); finance's API token, e.g.
+                 curl -H 'Authorization: Bearer {finance_token}' \\
+                      http://127.0.0.1:{PORT}/api/reports/trial-balance
   a store      {BIN / 'branchline-edge'} --db {WORK / 's1-till1.db'} status
   logs         {WORK}/
 Tills sell, the warehouse receives, and store uplinks drop now and then. Ctrl-C stops.

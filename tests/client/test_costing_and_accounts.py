@@ -234,3 +234,21 @@ def test_the_cli_takes_payments_shows_statements_and_exchanges(
                  "--cash", "2.00"]) == 0
     assert "due 1.50, change 0.50" in capsys.readouterr().out
     assert main([*db, "exceptions"]) == 0
+
+
+def test_opening_stock_puts_the_shelves_on_the_books(till: Pos) -> None:
+    from schema.finance import OPENING_EQUITY
+    edge = till.edge
+    inv = Inventory(edge)
+    before = trial_balance(edge).get(INVENTORY, (0, 0))
+    doc = inv.opening_stock([(TEA, 12, 180)], "stock clerk")
+    assert edge.stock("S1", TEA) == 12
+    tb = trial_balance(edge)
+    assert tb[INVENTORY][0] - before[0] == 12 * 180
+    assert tb[OPENING_EQUITY] == (0, 12 * 180)
+    assert _balanced(edge) and valuation(edge, "S1", till.product("TEA-1")).value == 12 * 180
+    assert all(op.group == doc for _, op in edge.store.outbox(0, 100)[-2:])
+    pending = edge.store.pending_count()
+    with pytest.raises(PosError, match="must be positive"):
+        inv.opening_stock([(TEA, 3, 100), (PRODUCT, 0, 100)])
+    assert edge.store.pending_count() == pending and edge.stock("S1", TEA) == 12
