@@ -103,6 +103,9 @@ def parser() -> argparse.ArgumentParser:
                                       "for HQ to resolve)")
     stock = sub.add_parser("stock", help="on hand at this site for a SKU or barcode")
     stock.add_argument("code", help="SKU or barcode")
+    check = sub.add_parser("check-stock", help="compare the on-hand cache with the movement "
+                           "ledger (exit 1 if they differ); --rebuild recomputes the cache")
+    check.add_argument("--rebuild", action="store_true", help="recompute the cache from the ledger")
     sub.add_parser("trial-balance", help="journal totals per account held on this device")
     count = sub.add_parser("count", help="record a stock count; the difference is posted")
     count.add_argument("code", help="SKU or barcode")
@@ -310,6 +313,17 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             product = Pos(edge).product(args.code)
             print(f"{product['sku']} {product['name']}: "
                   f"{edge.stock(edge.setting('site'), product['id'])} on hand")
+        case "check-stock":
+            wrong = edge.stock_mismatches()
+            for site, product_id, cached, ledger in wrong:
+                print(f"{site}\t{product_id}\tcache {cached}\tledger {ledger}")
+            if wrong and args.rebuild:
+                edge.rebuild_stock()
+                left = edge.stock_mismatches()
+                print(f"rebuilt the stock cache from the ledger; {len(left)} differences left")
+                return 0 if not left else 1
+            print(f"{len(wrong)} differences between the stock cache and the ledger")
+            return 1 if wrong else 0
         case "trial-balance":
             for account, (debit, credit) in trial_balance(edge).items():
                 print(f"{account}\t{_money(debit)}\t{_money(credit)}")

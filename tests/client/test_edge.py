@@ -85,6 +85,24 @@ def test_stock_cache_follows_the_ledger_and_can_be_rebuilt(edge: Edge) -> None:
     assert edge.stock("S1", PRODUCT) == 6 and edge.stock_mismatches() == []
 
 
+def test_check_stock_command_finds_and_mends_a_wrong_cache(
+    edge: Edge, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from client.cli import main
+    _sale(edge, 10, 10)
+    _sale(edge, 11, -4)
+    db = ["--db", str(edge.path)]
+    assert main([*db, "check-stock"]) == 0
+    assert "0 differences" in capsys.readouterr().out
+    edge.conn.execute("UPDATE stock_on_hand SET qty = 99")
+    edge.conn.commit()
+    assert main([*db, "check-stock"]) == 1
+    assert f"S1\t{PRODUCT}\tcache 99\tledger 6" in capsys.readouterr().out
+    assert main([*db, "check-stock", "--rebuild"]) == 0
+    assert "0 differences left" in capsys.readouterr().out
+    assert edge.stock("S1", PRODUCT) == 6
+
+
 def test_stock_cache_follows_rows_from_hq_and_refused_movements(edge: Edge) -> None:
     def movement(n: int, qty: int, version: int = 1, deleted: bool = False) -> Row:
         return Row("stock_movement", key(n), version, {
