@@ -314,16 +314,16 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             print(f"{product['sku']} {product['name']}: "
                   f"{edge.stock(edge.setting('site'), product['id'])} on hand")
         case "check-stock":
-            wrong = edge.stock_mismatches()
-            for site, product_id, cached, ledger in wrong:
+            mismatched = edge.stock_mismatches()
+            for site, product_id, cached, ledger in mismatched:
                 print(f"{site}\t{product_id}\tcache {cached}\tledger {ledger}")
-            if wrong and args.rebuild:
+            if mismatched and args.rebuild:
                 edge.rebuild_stock()
                 left = edge.stock_mismatches()
                 print(f"rebuilt the stock cache from the ledger; {len(left)} differences left")
                 return 0 if not left else 1
-            print(f"{len(wrong)} differences between the stock cache and the ledger")
-            return 1 if wrong else 0
+            print(f"{len(mismatched)} differences between the stock cache and the ledger")
+            return 1 if mismatched else 0
         case "trial-balance":
             for account, (debit, credit) in trial_balance(edge).items():
                 print(f"{account}\t{_money(debit)}\t{_money(credit)}")
