@@ -319,9 +319,9 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
                 print(f"{site}\t{product_id}\tcache {cached}\tledger {ledger}")
             if mismatched and args.rebuild:
                 edge.rebuild_stock()
-                left = edge.stock_mismatches()
-                print(f"rebuilt the stock cache from the ledger; {len(left)} differences left")
-                return 0 if not left else 1
+                remaining = edge.stock_mismatches()
+                print(f"rebuilt the stock cache from the ledger; {len(remaining)} differences left")
+                return 0 if not remaining else 1
             print(f"{len(mismatched)} differences between the stock cache and the ledger")
             return 1 if mismatched else 0
         case "trial-balance":
