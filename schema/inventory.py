@@ -13,7 +13,7 @@ STOCK_COUNT = Entity(
     fields=(
         Field("site", Kind.REF, L),
         Field("product_id", Kind.UUID, L),
-        Field("counted", Kind.INT, L),
+        Field("counted", Kind.INT, L, minimum=0),
         Field("expected", Kind.INT, L, doc="on hand at the device when counted"),
         Field("counted_by", Kind.TEXT, L),
         Field("date", Kind.DATE, L),

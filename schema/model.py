@@ -72,6 +72,13 @@ class Field:
     required: bool = True
     """A create must carry it; it can never be set to null."""
     doc: str = ""
+    minimum: int | None = None
+    """The smallest value an INT or MONEY field may hold (e.g. 0 for a price)."""
+    maximum: int | None = None
+    nonzero: bool = False
+    """An INT field that may be negative or positive but never 0 (a movement)."""
+    choices: tuple[str, ...] = ()
+    """The values a TEXT field may hold; empty: any text."""
 
     def check(self, value: Any) -> str | None:
         """Return why ``value`` is not a valid value of this field, or None."""
@@ -83,11 +90,20 @@ class Field:
                     return f"field {self.name!r} must be text, got {type(value).__name__}"
                 if len(value) > MAX_TEXT:
                     return f"field {self.name!r} is longer than {MAX_TEXT} characters"
+                if self.choices and value not in self.choices:
+                    return (f"field {self.name!r} must be one of {', '.join(self.choices)}, "
+                            f"got {value!r}")
             case Kind.INT | Kind.MONEY:
                 if isinstance(value, bool) or not isinstance(value, int):
                     return f"field {self.name!r} must be an integer, got {type(value).__name__}"
                 if abs(value) >= 2**62:
                     return f"field {self.name!r} is out of range"
+                if self.minimum is not None and value < self.minimum:
+                    return f"field {self.name!r} must be at least {self.minimum}, got {value}"
+                if self.maximum is not None and value > self.maximum:
+                    return f"field {self.name!r} must be at most {self.maximum}, got {value}"
+                if self.nonzero and value == 0:
+                    return f"field {self.name!r} cannot be 0"
             case Kind.BOOL:
                 if not isinstance(value, bool):
                     return f"field {self.name!r} must be true or false, got {type(value).__name__}"
@@ -163,6 +179,8 @@ class Entity:
     machine: StateMachine | None = None
     deletable: bool = True
     doc: str = ""
+    distinct: tuple[str, ...] = ()
+    """Fields that must differ from each other in one row (a transfer's two ends)."""
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
     is_ledger: bool = field(init=False, repr=False, compare=False, default=False)
     """Every field is a ledger field: rows are append-only."""
@@ -183,6 +201,8 @@ class Entity:
             raise ValueError(f"entity {self.name}: site_field is set exactly for owner scope")
         if self.scope is Scope.NAMED and not set(self.scope_fields) <= set(names):
             raise ValueError(f"entity {self.name}: unknown scope_fields")
+        if not set(self.distinct) <= set(names):
+            raise ValueError(f"entity {self.name}: unknown distinct fields")
         if self.machine is not None:
             f = self.field(self.machine.field)
             if f.policy is not Policy.STATE:

@@ -139,6 +139,9 @@ def check_op(schema: Schema, op: Op, actor: Actor) -> str | None:
         err = f.check(value)
         if err is not None:
             return f"{op.entity} {short(op.key)}: {err}"
+    same = [name for name in entity.distinct if name in op.fields]
+    if len(same) > 1 and len({op.fields[name] for name in same}) < len(same):
+        return f"{op.entity} {short(op.key)}: {' and '.join(same)} must differ"
     return None
 
 

@@ -23,7 +23,7 @@ from sync.messages import (
 )
 from sync.server import check_hello
 
-from .kit import CUSTOMER, PRODUCT, S1_TILL1, key, op, push, seeded_server
+from .kit import CUSTOMER, HQ, PRODUCT, S1_TILL1, key, op, push, seeded_server
 
 
 def _replace(o: Op, **changes: Any) -> Op:
@@ -63,6 +63,46 @@ def test_bad_op_is_rejected_with_reason_and_nothing_changes(bad: Op, reason: str
     assert reason in ack.reason
     assert server.rows == rows_before and server.head() == head
     assert server.audit[-1][0].op_id == bad.op_id  # the rejection is audited
+
+
+def _move(**fields: Any) -> dict[str, Any]:
+    return {"site": "S1", "product_id": PRODUCT, "qty": -1, "reason": "sale", **fields}
+
+
+@pytest.mark.parametrize(
+    ("actor", "entity", "fields", "reason"),
+    [
+        (S1_TILL1, "stock_movement", _move(qty=0), "field 'qty' cannot be 0"),
+        (S1_TILL1, "stock_movement", _move(unit_cost=-5), "'unit_cost' must be at least 0"),
+        (S1_TILL1, "transfer", {"from_site": "S1", "to_site": "S2", "product_id": PRODUCT,
+                                "qty": -3, "status": "shipped"}, "'qty' must be at least 1"),
+        (S1_TILL1, "transfer", {"from_site": "S1", "to_site": "S1", "product_id": PRODUCT,
+                                "qty": 3, "status": "shipped"},
+         "from_site and to_site must differ"),
+        (S1_TILL1, "stock_count", {"site": "S1", "product_id": PRODUCT, "counted": -2,
+                                   "expected": 4, "counted_by": "u", "date": "2026-11-23"},
+         "'counted' must be at least 0"),
+        (S1_TILL1, "journal_line", {"entry_id": key(9), "site": "S1", "account": "1000",
+                                    "debit": -100, "credit": 0, "memo": "m",
+                                    "date": "2026-11-23"}, "'debit' must be at least 0"),
+        (S1_TILL1, "ticket", {"site": "S1", "kind": "praise", "text": "t", "status": "open"},
+         "'kind' must be one of return, complaint, got 'praise'"),
+        (HQ, "product", {"sku": "X-1", "name": "X", "price": -250}, "'price' must be at least 0"),
+        (HQ, "product", {"sku": "X-1", "name": "X", "price": 250, "tax_rate": 20_000},
+         "'tax_rate' must be at most 10000"),
+        (HQ, "site", {"code": "S9", "name": "Mall", "kind": "mall"},
+         "'kind' must be one of hq, store, warehouse, transit"),
+    ],
+)
+def test_a_value_that_slipped_past_the_edge_is_refused_by_the_server(
+    actor: Any, entity: str, fields: dict[str, Any], reason: str
+) -> None:
+    server = seeded_server()
+    rows_before, head = dict(server.rows), server.head()
+    bad = op(actor, entity, key(77), fields)
+    (ack,) = push(server, actor, bad)
+    assert ack.status is Status.REJECTED and reason in ack.reason, ack.reason
+    assert server.rows == rows_before and server.head() == head
 
 
 def test_bad_op_in_a_batch_does_not_stop_the_good_ones() -> None:
