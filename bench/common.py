@@ -105,9 +105,14 @@ class Server:
 
     def __enter__(self) -> Server:
         log = open(self.dir / "server.log", "wb")
+        cmd = [str(BIN / "branchline"), "server", "--db", self.db_url, "--host", "127.0.0.1",
+               "--port", str(self.port), "--log-level", "warning"]
+        profile = os.environ.get("BENCH_PROFILE")  # py-spy flame graph of the server
+        if profile:
+            cmd = [str(BIN / "py-spy"), "record", "--threads", "--format", "raw", "-o", profile,
+                   "--", *cmd]
         self.proc = subprocess.Popen(
-            [str(BIN / "branchline"), "server", "--db", self.db_url, "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
+            cmd,
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
@@ -123,7 +128,9 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
-            self.proc.send_signal(signal.SIGTERM)
+            # py-spy writes its profile on SIGINT (and stops the server with it)
+            self.proc.send_signal(signal.SIGINT if os.environ.get("BENCH_PROFILE")
+                                  else signal.SIGTERM)
             try:
                 self.proc.wait(15)
             except subprocess.TimeoutExpired:

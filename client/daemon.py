@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -87,6 +88,26 @@ def backoff(attempt: int, base: float, cap: float,
     return rand() * min(cap, base * 2.0 ** min(attempt, 32))
 
 
+@contextlib.contextmanager
+def no_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector while one frame is decoded and stored.
+
+    A 4 MiB snapshot page decodes into some 100,000 containers (rows, their
+    fields and clocks) that all stay alive until the page is stored, so every
+    collection the allocations trigger walks them again for nothing: it cost
+    40% of a bootstrap. Nothing here makes cycles, and reference counting
+    frees the page as usual; the collector resumes when the frame is done.
+    (Synchronous code only: no other task runs in between.)"""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
 class _Link:
     """One connection: its socket, its session, and what went over it."""
 
@@ -148,12 +169,13 @@ class _Link:
         """Apply one server message in one local transaction, then answer it."""
         if not isinstance(frame, bytes):
             raise Unreachable("the server sent a text frame; the protocol is binary msgpack")
-        msg = decode_server(frame)
-        now = now_ms()
-        with self.edge.transaction() as store:
-            replies = self.session.receive(msg, now)
-            if self.session.phase is Phase.READY:
-                store.set_state("last_sync_ms", str(now))
+        with no_cycle_collection():
+            msg = decode_server(frame)
+            now = now_ms()
+            with self.edge.transaction() as store:
+                replies = self.session.receive(msg, now)
+                if self.session.phase is Phase.READY:
+                    store.set_state("last_sync_ms", str(now))
         self.observe(msg)
         await self.send(replies)
 

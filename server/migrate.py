@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
-from sqlalchemy import Connection, MetaData, inspect, select, text, update
+from sqlalchemy import Column, Connection, MetaData, delete, func, inspect, select, text, update
 
 from schema import Schema, Scope
 
-from .tables import EVERY_SITE
+from .tables import EVERY_SITE, ON_HAND
 
 Step = Callable[[Connection, MetaData, Schema], None]
 STEPS: list[tuple[str, Step]] = []
@@ -72,6 +73,33 @@ def _scope_index_with_key(conn: Connection, metadata: MetaData, schema: Schema) 
             index.create(conn, checkfirst=True)
 
 
+@step("on-hand-index")
+def _on_hand_index(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """Stock on hand was summed by walking every movement of the site; a
+    covering (site, product_id, qty) index reads just the (site, product)."""
+    for name in ON_HAND:
+        if name in metadata.tables:
+            for index in metadata.tables[name].indexes:
+                index.create(conn, checkfirst=True)
+
+
+@step("acks-in-audit")
+def _acks_in_audit(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """The ack of each applied op (the dedupe of resends) had its own ``ops``
+    table: one more random-key insert per op. It now lives in the op's audit
+    row; move the old acks to the latest audit row of their op id (any ack
+    without an audit row stays in ``ops``, which the store still reads)."""
+    audit, ops = metadata.tables["audit"], metadata.tables["ops"]
+    if "ack" not in {c["name"] for c in inspect(conn).get_columns("audit")}:
+        _add_column(conn, audit.c.ack)
+    latest = (select(func.max(audit.c.id)).where(audit.c.op_id.in_(select(ops.c.op_id)))
+              .group_by(audit.c.op_id))
+    conn.execute(update(audit).where(audit.c.id.in_(latest)).values(
+        ack=select(ops.c.ack).where(ops.c.op_id == audit.c.op_id).scalar_subquery()))
+    conn.execute(delete(ops).where(
+        ops.c.op_id.in_(select(audit.c.op_id).where(audit.c.ack.is_not(None)))))
+
+
 def add_columns(conn: Connection, metadata: MetaData) -> list[str]:
     """Add the declared columns a table lacks (the fields of a newer schema)."""
     added = []
@@ -81,14 +109,19 @@ def add_columns(conn: Connection, metadata: MetaData) -> list[str]:
         for column in table.columns:
             if column.name in have:
                 continue
-            if not column.nullable:
-                raise RuntimeError(f"cannot add required column {table.name}.{column.name}; "
-                                   "write an upgrade step for it")
-            kind = column.type.compile(dialect=conn.dialect)
-            conn.execute(text(f"ALTER TABLE {_quote(conn, table.name)} "
-                              f"ADD COLUMN {_quote(conn, column.name)} {kind}"))
+            _add_column(conn, column)
             added.append(f"{table.name}.{column.name}")
     return added
+
+
+def _add_column(conn: Connection, column: Column[Any]) -> None:
+    table = column.table
+    if not column.nullable:
+        raise RuntimeError(f"cannot add required column {table.name}.{column.name}; "
+                           "write an upgrade step for it")
+    kind = column.type.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {_quote(conn, table.name)} "
+                      f"ADD COLUMN {_quote(conn, column.name)} {kind}"))
 
 
 def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:

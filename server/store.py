@@ -47,9 +47,8 @@ CHUNK = 500
 BOOKKEEPING = ("_version", "_deleted", "_row", "_seq")
 CHANGE_COLUMNS = ("seq", "entity", "key", "row")
 SCOPE_COLUMNS = ("site", "seq")
-OPS_COLUMNS = ("op_id", "ack")
 AUDIT_COLUMNS = ("id", "op_id", "entity", "key", "user", "device", "site", "hlc", "status",
-                 "policy", "reason", "before", "after", "hash")
+                 "policy", "reason", "before", "after", "hash", "ack")
 CONFLICT_COLUMNS = ("op_id", "entity", "key", "field", "server_value", "proposed_value",
                     "device", "hlc", "resolved")
 
@@ -77,6 +76,11 @@ class Database:
                 self.metadata.create_all(store.conn)
                 self.applied = upgrade(store.conn, self.metadata, schema)
                 """What opening did to bring the database up to date (``server.migrate``)."""
+                ops = self.t["ops"]
+                self.legacy_acks = store.conn.execute(select(ops.c.op_id).limit(1)).first() \
+                    is not None
+                """True while the old ``ops`` table still holds acks (ops without an
+                audit row, which the upgrade could not move): dedupe reads it too."""
         except BaseException:
             self.engine.dispose()
             raise
@@ -170,11 +174,6 @@ class SqlServerStore:
         self._blobs: dict[tuple[str, str], bytes] = {}
         self._changes: list[tuple[Any, ...]] = []
         self._scope: list[tuple[Any, ...]] = []
-        self._ops: dict[str, bytes] = {}
-        """op id -> ack, to insert. An op id recorded twice in one transaction
-        (a client repeating an op inside one group) keeps its last ack, as the
-        memory store does."""
-        self._ops_written: set[str] = set()
         self._audit: list[tuple[Any, ...]] = []
         self._conflicts: list[tuple[Any, ...]] = []
         self._head: int | None = None
@@ -186,12 +185,9 @@ class SqlServerStore:
 
     # -- reads -----------------------------------------------------------------
     def prefetch(self, ops: list[Op]) -> None:
-        ops_t = self.db.t["ops"]
         ids = [op.op_id for op in ops if op.op_id not in self._acks]
         for chunk in _chunks(ids):
-            found = dict(self.conn.execute(
-                select(ops_t.c.op_id, ops_t.c.ack).where(ops_t.c.op_id.in_(chunk))
-            ).all())
+            found = self._stored_acks(chunk)
             for op_id in chunk:
                 blob = found.get(op_id)
                 self._acks[op_id] = decode_ack(blob) if blob is not None else None
@@ -219,11 +215,25 @@ class SqlServerStore:
 
     def seen(self, op_id: str) -> Ack | None:
         if op_id not in self._acks:
-            ops_t = self.db.t["ops"]
-            blob = self.conn.execute(
-                select(ops_t.c.ack).where(ops_t.c.op_id == op_id)).scalar()
+            blob = self._stored_acks([op_id]).get(op_id)
             self._acks[op_id] = decode_ack(blob) if blob is not None else None
         return self._acks[op_id]
+
+    def _stored_acks(self, op_ids: Sequence[str]) -> dict[str, bytes]:
+        """The acks committed for these op ids: each op id's latest audit row
+        (and the old ``ops`` table, while it holds any)."""
+        audit = self.db.t["audit"]
+        found: dict[str, bytes] = dict(self.conn.execute(  # in id order: the latest wins
+            select(audit.c.op_id, audit.c.ack)
+            .where(audit.c.op_id.in_(op_ids), audit.c.ack.is_not(None))
+            .order_by(audit.c.id)).all())
+        if self.db.legacy_acks:
+            ops_t = self.db.t["ops"]
+            rest = [i for i in op_ids if i not in found]
+            if rest:
+                found.update(self.conn.execute(
+                    select(ops_t.c.op_id, ops_t.c.ack).where(ops_t.c.op_id.in_(rest))).all())
+        return found
 
     def load(self, entity: str, key: str) -> Row | None:
         k = (entity, key)
@@ -259,8 +269,9 @@ class SqlServerStore:
                 self._scope.append((site, seq))
             self.published.append((Change(seq, row), sites))
             self.changed = True
+        # An op id recorded twice in one transaction gets a second audit row,
+        # whose (latest) ack answers later resends, as in the memory store.
         self._acks[outcome.op.op_id] = outcome.ack
-        self._ops[outcome.op.op_id] = encode(outcome.ack)
         last_id, last_hash = self._audit_last()
         digest = chain_hash(last_hash, audit)
         self._audit_tail = (last_id + 1, digest)
@@ -269,7 +280,7 @@ class SqlServerStore:
             audit.site, audit.hlc, audit.status, audit.policy, audit.reason,
             _json.encode(audit.before).decode() if audit.before is not None else None,
             _json.encode(audit.after).decode() if audit.after is not None else None,
-            digest,
+            digest, encode(outcome.ack),
         ))
         for c in outcome.conflicts:
             self._conflicts.append((
@@ -308,21 +319,14 @@ class SqlServerStore:
             table = self.db.entities[entity]
             # executemany: the SET columns are the keys of the parameter sets
             self.conn.execute(table.update().where(table.c.id == bindparam("b_id")), changed)
-        ops = [(i, a) for i, a in self._ops.items() if i not in self._ops_written]
-        again = [{"b_id": i, "ack": a} for i, a in self._ops.items() if i in self._ops_written]
-        if again:
-            self.conn.execute(t["ops"].update().where(t["ops"].c.op_id == bindparam("b_id")),
-                              again)
-        self._ops_written.update(self._ops)
         for name, columns, rows in (("changes", CHANGE_COLUMNS, self._changes),
                                     ("change_scope", SCOPE_COLUMNS, self._scope),
-                                    ("ops", OPS_COLUMNS, ops),
                                     ("audit", AUDIT_COLUMNS, self._audit),
                                     ("conflicts", CONFLICT_COLUMNS, self._conflicts)):
             if rows:
                 self._insert(t[name], columns, rows)
         self._dirty.clear()
-        self._changes, self._scope, self._ops, self._audit, self._conflicts = [], [], {}, [], []
+        self._changes, self._scope, self._audit, self._conflicts = [], [], [], []
 
     def _insert(self, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
                 ) -> None:

@@ -3,9 +3,10 @@
 Every entity gets one table: ``id`` plus one column per declared field plus the
 merge bookkeeping (``_version``, ``_deleted``, ``_seq``, and ``_row``: the
 whole row with its per-field clocks, as msgpack, served as-is to devices). The
-infrastructure tables hold the change sequence, its scope index, the acks of
-applied ops (dedupe across restarts), the hash-chained audit log, the
-conflict queue and the device registry.
+infrastructure tables hold the change sequence, its scope index, the
+hash-chained audit log (whose rows also keep the ack of each applied op: the
+dedupe of resends across restarts), the conflict queue and the device
+registry. The ``ops`` table held those acks before; an upgrade moves them.
 
 Scope columns: a change visible to every site has one ``change_scope`` row
 with ``site = EVERY_SITE`` (the empty string); a change visible to some sites
@@ -48,6 +49,10 @@ EVERY_SITE = ""
 """``change_scope.site`` of a change every site receives."""
 
 
+ON_HAND = {"stock_movement": ("site", "product_id", "qty")}
+"""Ledgers whose sum is read per (site, product): a covering index each."""
+
+
 def _key() -> TypeEngine[str]:
     # byte order ("C" collation) on PostgreSQL too, so keyset paging is stable
     return String(36).with_variant(String(36, collation="C"), "postgresql")
@@ -69,6 +74,10 @@ def entity_table(metadata: MetaData, entity: Entity) -> Table:
             raise ValueError(f"{entity.name}.{name} places rows at a site; it must be a ref")
         # (site, id): a site's snapshot pages are read in key order, never sorted
         Index(f"ix_{entity.name}_{name}_id", table.c[name], table.c.id)
+    if entity.name in ON_HAND:
+        # stock on hand at (site, product) is a sum read from this index alone,
+        # not a walk over every movement of the site (push automation, reports)
+        Index(f"ix_{entity.name}_on_hand", *(table.c[c] for c in ON_HAND[entity.name]))
     return table
 
 
@@ -111,6 +120,9 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("before", Text, nullable=True),
         Column("after", Text, nullable=True),
         Column("hash", String(64), nullable=False),
+        # the ack given for the op (dedupe across restarts): the latest audit
+        # row of an op id answers a resend; not part of the hashed record
+        Column("ack", LargeBinary, nullable=True),
     )
     Table(
         "conflicts", metadata,

@@ -26,7 +26,8 @@ from .messages import Ack, Op, Row, Status
 
 
 def _latest(row: Row) -> str:
-    return max((hlc for hlc, _ in row.meta.values()), default="")
+    # (hlc, version) pairs: the greatest pair holds the greatest HLC
+    return max(row.meta.values())[0] if row.meta else ""
 
 
 class LocalRejected(Exception):
