@@ -122,7 +122,17 @@ class GroupCommit:
                                        <= GROUP_OPS):
                     jobs.append(self._queue.pop(0))
                     taken += len(jobs[-1][1].ops)
-            self._run(jobs)
+            try:
+                self._run(jobs)
+            except BaseException as exc:  # never leave a waiting push hanging
+                log.exception("group commit failed")
+                for job in jobs:
+                    _resolve(job, None, exc if isinstance(exc, Exception)
+                             else RuntimeError("group commit interrupted"))
+                if not isinstance(exc, Exception):
+                    with self._mutex:
+                        self._draining = False
+                    raise
 
     def _run(self, jobs: list[_Job]) -> None:
         try:
@@ -163,7 +173,8 @@ def _resolve(job: _Job, result: list[ServerMessage] | None, exc: Exception | Non
             assert result is not None
             future.set_result(result)
 
-    loop.call_soon_threadsafe(settle)
+    with contextlib.suppress(RuntimeError):  # that loop is gone: nobody waits
+        loop.call_soon_threadsafe(settle)
 
 
 _committers: weakref.WeakKeyDictionary[Hub, GroupCommit] = weakref.WeakKeyDictionary()
