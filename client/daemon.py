@@ -47,6 +47,7 @@ from sync.messages import (
     Welcome,
     decode_server,
     encode,
+    snapshot_blobs,
 )
 
 from .edge import Edge, now_ms
@@ -171,9 +172,10 @@ class _Link:
             raise Unreachable("the server sent a text frame; the protocol is binary msgpack")
         with no_cycle_collection():
             msg = decode_server(frame)
+            blobs = snapshot_blobs(frame) if isinstance(msg, SnapshotPage) else None
             now = now_ms()
             with self.edge.transaction() as store:
-                replies = self.session.receive(msg, now)
+                replies = self.session.receive(msg, now, blobs)
                 if self.session.phase is Phase.READY:
                     store.set_state("last_sync_ms", str(now))
         self.observe(msg)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import sqlite_utils
 
 from schema import Schema
@@ -175,40 +176,54 @@ class SqliteLocalStore:
     def _values(self, entity: str, key: str, row: Row) -> tuple[Any, ...]:
         return (key, *map(row.fields.get, self._fields[entity]), row.version, int(row.deleted))
 
-    def apply_rows(self, rows: list[Row], check_versions: bool = True) -> list[Row]:
+    def apply_rows(self, rows: list[Row], check_versions: bool = True,
+                   blobs: Sequence[bytes | msgspec.Raw] | None = None) -> list[Row]:
         """Bulk path (snapshot pages, batches of changes): the rows with no pending
         ops that are newer than the base become base and view in a few statements;
         the others are returned for the per-row rebase. ``check_versions=False``
-        trusts the caller that no row is older than what is stored (a snapshot)."""
+        trusts the caller that no row is older than what is stored (a snapshot).
+        ``blobs[i]``, when given, is ``rows[i]`` as received: stored as the base
+        as it is, not encoded again."""
         if not rows:
             return []
+        if blobs is not None and len(blobs) != len(rows):
+            blobs = None
         pending = self._pending_keys()
+        keys = [(r.entity, r.key) for r in rows]
         later: list[Row] = []
-        newest: dict[tuple[str, str], Row] = {}
-        for r in rows:
-            k = (r.entity, r.key)
-            if k in pending:
-                later.append(r)
-            elif (seen := newest.get(k)) is None or seen.version < r.version:
-                newest[k] = r
-        fast = list(newest.values())
+        if len(set(keys)) == len(keys) and pending.isdisjoint(keys):
+            picked = list(range(len(rows)))  # the usual page: every row once, none pending
+        else:
+            newest: dict[tuple[str, str], int] = {}
+            for i, (r, k) in enumerate(zip(rows, keys, strict=True)):
+                if k in pending:
+                    later.append(r)
+                elif (seen := newest.get(k)) is None or rows[seen].version < r.version:
+                    newest[k] = i
+            picked = list(newest.values())
         if check_versions:
-            stored = self._versions(fast)
-            fast = [r for r in fast if stored.get((r.entity, r.key), -1) < r.version]
-        if not fast:
+            stored = self._versions([rows[i] for i in picked])
+            picked = [i for i in picked if stored.get(keys[i], -1) < rows[i].version]
+        if not picked:
             return later
+        base = ([(rows[i].entity, rows[i].key, rows[i].version, blobs[i]) for i in picked]
+                if blobs is not None else
+                [(rows[i].entity, rows[i].key, rows[i].version, encode(rows[i])) for i in picked])
         self.conn.executemany(
-            "INSERT OR REPLACE INTO _base (entity, key, version, row) VALUES (?, ?, ?, ?)",
-            [(r.entity, r.key, r.version, encode(r)) for r in fast])
+            "INSERT OR REPLACE INTO _base (entity, key, version, row) VALUES (?, ?, ?, ?)", base)
         if self.conn.execute("SELECT 1 FROM _view_override LIMIT 1").fetchone():
             self.conn.executemany("DELETE FROM _view_override WHERE entity = ? AND key = ?",
-                                  [(r.entity, r.key) for r in fast])
-        by_entity: dict[str, list[tuple[Any, ...]]] = {}
-        for r in fast:
-            if r.entity in self._fields:
-                by_entity.setdefault(r.entity, []).append(self._values(r.entity, r.key, r))
-        for entity, values in by_entity.items():
-            self.conn.executemany(self._upsert_sql[entity], values)
+                                  [keys[i] for i in picked])
+        by_entity: dict[str, list[Row]] = {}
+        for i in picked:
+            r = rows[i]
+            by_entity.setdefault(r.entity, []).append(r)
+        for entity, taken in by_entity.items():
+            names = self._fields.get(entity)
+            if names is None:
+                continue  # an entity of a newer schema: kept whole, no view table
+            self.conn.executemany(self._upsert_sql[entity], [
+                (r.key, *map(r.fields.get, names), r.version, int(r.deleted)) for r in taken])
         return later
 
     def _pending_keys(self) -> set[tuple[str, str]]:

@@ -8,7 +8,10 @@ and resends every op still pending (the server drops duplicates by op id).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
+
+import msgspec
 
 from .messages import (
     Acks,
@@ -84,8 +87,10 @@ class ClientSession:
             and not self.replica.store.outbox(self.sent_upto, 1)
         )
 
-    def receive(self, msg: ServerMessage, now_ms: int) -> list[ClientMessage]:
-        """Handle one server message; return what to send next."""
+    def receive(self, msg: ServerMessage, now_ms: int,
+                blobs: Sequence[bytes | msgspec.Raw] | None = None) -> list[ClientMessage]:
+        """Handle one server message; return what to send next. ``blobs``: the
+        rows of a SnapshotPage as received (``messages.snapshot_blobs``)."""
         r = self.replica
         match msg:
             case Welcome() as w:
@@ -96,7 +101,7 @@ class ClientSession:
                 self.phase = Phase.CATCHUP
                 return [Pull(r.cursor)]
             case SnapshotPage(rows=rows, at=at, done=done):
-                r.on_rows(rows, now_ms, snapshot=True)
+                r.on_rows(rows, now_ms, snapshot=True, blobs=blobs)
                 self.snapshot_rows += len(rows)
                 if rows:
                     r.store.set_state("snapshot_after", f"{rows[-1].entity} {rows[-1].key}")

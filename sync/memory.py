@@ -8,6 +8,9 @@ the shared store tests run against all of them.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
+
+import msgspec
 
 from .audit import GENESIS, AuditRecord, chain_hash
 from .merge import Conflict, Outcome
@@ -123,7 +126,8 @@ class MemoryLocalStore:
     def add_rejection(self, op: Op, reason: str) -> None:
         self.rejections.append((op, reason))
 
-    def apply_rows(self, rows: list[Row], check_versions: bool = True) -> list[Row]:
+    def apply_rows(self, rows: list[Row], check_versions: bool = True,
+                   blobs: Sequence[bytes | msgspec.Raw] | None = None) -> list[Row]:
         pending = {(op.entity, op.key) for op in self.pending.values()}
         rest = []
         for row in rows:

@@ -288,6 +288,21 @@ def decode_server(data: bytes) -> ServerMessage:
     return msg
 
 
+class _PageBlobs(msgspec.Struct, tag="SnapshotPage"):
+    rows: list[msgspec.Raw]
+
+
+_page_blobs_decoder = msgspec.msgpack.Decoder(_PageBlobs)
+
+
+def snapshot_blobs(data: bytes) -> list[msgspec.Raw]:
+    """The rows of a SnapshotPage frame as they came, each the msgpack of one
+    ``Row``: the edge stores them as its base rows without encoding them again.
+    Call it after ``decode_server`` accepted the frame as a SnapshotPage."""
+    page: _PageBlobs = _decode(_page_blobs_decoder, data, "snapshot page")
+    return page.rows
+
+
 def decode_op(data: bytes) -> Op:
     """Decode an Op stored in an outbox."""
     op: Op = _op_decoder.decode(data)

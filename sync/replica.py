@@ -13,6 +13,7 @@ All storage goes through ``LocalStore`` (SQLite in ``client.store``, memory in
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import msgspec
@@ -81,11 +82,14 @@ class LocalStore(Protocol):
         """Keep a rejected op and its reason, for the store manager to see."""
         ...
 
-    def apply_rows(self, rows: list[Row], check_versions: bool = True) -> list[Row]:
+    def apply_rows(self, rows: list[Row], check_versions: bool = True,
+                   blobs: Sequence[bytes | msgspec.Raw] | None = None) -> list[Row]:
         """Bulk path: store the rows that have no pending ops and are newer than
         the base, as base and view at once; return the rows left for ``on_row``.
         ``check_versions=False`` (snapshot pages: every row is the newest, and
-        nothing else arrives meanwhile) skips reading the current versions."""
+        nothing else arrives meanwhile) skips reading the current versions.
+        ``blobs``, when given, holds the msgpack of each row as received (the
+        store may keep it instead of encoding the row again)."""
         ...
 
 
@@ -184,13 +188,18 @@ class Replica:
         self.rebase(row.entity, row.key)
         return True
 
-    def on_rows(self, rows: list[Row], now_ms: int, snapshot: bool = False) -> None:
-        """Take many rows from the server (a snapshot page, a batch of changes)."""
+    def on_rows(self, rows: list[Row], now_ms: int, snapshot: bool = False,
+                blobs: Sequence[bytes | msgspec.Raw] | None = None) -> None:
+        """Take many rows from the server (a snapshot page, a batch of changes);
+        ``blobs``: each row's msgpack as received, if the caller has it."""
         if not rows:
             return
-        for row in self.store.apply_rows(rows, check_versions=not snapshot):
+        for row in self.store.apply_rows(rows, check_versions=not snapshot, blobs=blobs):
             self.on_row(row, now_ms)
-        self._observe(max(rows, key=_latest), now_ms)
+        # the greatest (hlc, version) pair of every row's clocks, in one pass
+        pairs = [max(r.meta.values()) for r in rows if r.meta]
+        if pairs:
+            self._observe_hlc(max(pairs)[0], now_ms)
 
     def on_ack(self, ack: Ack, now_ms: int) -> Op | None:
         """Apply the server's answer to one of our ops; returns the op (None: a duplicate)."""
@@ -212,7 +221,9 @@ class Replica:
         return op
 
     def _observe(self, row: Row, now_ms: int) -> None:
-        latest = _latest(row)
+        self._observe_hlc(_latest(row), now_ms)
+
+    def _observe_hlc(self, latest: str, now_ms: int) -> None:
         if not latest:
             return
         try:
