@@ -57,6 +57,9 @@ from .store import Database, SqlServerStore
 
 log = logging.getLogger("branchline.sync")
 HELLO_TIMEOUT = 10.0
+REAUTH_SECONDS = 5.0
+"""How often a connected device's token is checked again: a device revoked,
+re-keyed or expired while connected is cut off (4401) within this time."""
 CLOSE_CODES = {
     ErrorCode.BAD_MESSAGE: 4400,
     ErrorCode.AUTH: 4401,
@@ -221,6 +224,7 @@ class Connection:
         self.session: ServerSession | None = None
         self.lock = asyncio.Lock()  # one message at a time touches the session
         self.device = "?"
+        self.token = ""
         self.ahead: tuple[SnapshotRequest, asyncio.Future[list[ServerMessage]]] | None = None
         self.committer = committer(db, hub)
 
@@ -258,7 +262,7 @@ class Connection:
         hello = self.decode(frame)
         if not isinstance(hello, Hello):
             raise Closing(Error(ErrorCode.BAD_MESSAGE, "the first message must be a Hello", True))
-        self.device = hello.device
+        self.device, self.token = hello.device, hello.token
         who = await anyio.to_thread.run_sync(authenticate, self.db, hello.token)
         if not isinstance(who, DeviceInfo):
             raise Closing(Error(ErrorCode.AUTH, who, True))
@@ -282,6 +286,7 @@ class Connection:
         session = self.session
         wake = self.hub.subscribe()
         pusher = asyncio.create_task(self.guarded(self.fan_out(session, wake)))
+        watchdog = asyncio.create_task(self.watch_token())
         try:
             while True:
                 msg = self.decode(await self.receive())
@@ -301,9 +306,30 @@ class Connection:
                         raise Closing(answer)
         finally:
             self.hub.unsubscribe(wake)
-            pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pusher
+            for task in (pusher, watchdog):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def watch_token(self) -> None:
+        """Check the device's token again every ``REAUTH_SECONDS``; once it is
+        revoked, replaced or expired, say why and close (4401). Its in-flight
+        message finishes first: the check waits for the connection's lock."""
+        while True:
+            await asyncio.sleep(REAUTH_SECONDS)
+            try:
+                who = await anyio.to_thread.run_sync(authenticate, self.db, self.token)
+            except Exception:
+                log.exception("token check of device %s failed; trying again", self.device)
+                continue
+            if isinstance(who, DeviceInfo):
+                continue
+            log.info("closing %s: %s", self.device, who)
+            async with self.lock:
+                with contextlib.suppress(Exception):
+                    await self.socket.send_bytes(encode(Error(ErrorCode.AUTH, who, True)))
+                    await self.socket.close(CLOSE_CODES[ErrorCode.AUTH], who[:120])
+            return
 
     def read_ahead(self, session: ServerSession, msg: ClientMessage,
                    answers: list[ServerMessage]) -> None:

@@ -133,6 +133,21 @@ def test_an_expired_token_is_refused_with_when_it_expired(server: ServerProc) ->
     assert any(line.startswith("brief\tS1\texpired ") for line in listed.splitlines())
 
 
+def test_a_connected_device_is_cut_off_once_revoked(server: ServerProc) -> None:
+    token = server.add_device("stolen", "S1")
+    ws = _session(server, "stolen", "S1", token)
+    subprocess.run([str(BIN / "branchline"), "device", "revoke", "--db", server.db_url,
+                    "--device", "stolen"], check=True, capture_output=True)
+    started = time.monotonic()
+    with pytest.raises(ConnectionClosed) as info:
+        while True:  # live changes may come first; then the reason, then the close
+            msg = _recv(ws, timeout=15)
+            if isinstance(msg, Error):
+                assert msg.code == "auth" and "revoked" in msg.message
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4401
+    assert time.monotonic() - started < 12  # checked again every 5 s
+
+
 def test_a_device_claiming_another_site_is_refused_with_4403(
     server: ServerProc, tokens: dict[str, str]
 ) -> None:
