@@ -22,6 +22,7 @@ import contextlib
 import functools
 import gc
 import logging
+import sys
 import threading
 import time
 import weakref
@@ -188,12 +189,21 @@ acks, audit records): at the default 700 allocations it walked them again and
 again, some 15% of the ingest's CPU. It still runs, every 50,000 allocations."""
 
 
+SWITCH_INTERVAL = 0.0005
+"""Seconds a thread may hold the GIL while another waits for it."""
+
+
 def tune_gc() -> None:
     """Raise the collector's thresholds once per process and move what the
-    process holds after start (modules, the app) out of its reach."""
+    process holds after start (modules, the app) out of its reach; shorten
+    the GIL's switch interval."""
     if gc.get_threshold()[0] < GC_THRESHOLD[0]:
         gc.freeze()
         gc.set_threshold(*GC_THRESHOLD)
+        # The write thread lets go of the GIL at every row SQLite steps and then
+        # queues for it behind the event loop for up to the switch interval
+        # (5 ms by default); 0.5 ms gave the ingest some 6% more.
+        sys.setswitchinterval(SWITCH_INTERVAL)
 
 
 def committer(db: Database, hub: Hub) -> GroupCommit:
