@@ -144,6 +144,20 @@ def trial_balance(db: Database, site: str | None) -> TrialBalance:
     return TrialBalance(site, accounts, debit, credit, debit == credit)
 
 
+def sale_filters(db: Database, lo: str | None, hi: str | None,
+                 site: str | None) -> list[ColumnElement[bool]]:
+    """Sales dated from ``lo`` to ``hi`` (inclusive; None: open) at ``site`` (None: all)."""
+    sale = db.entities["sale"]
+    found: list[ColumnElement[bool]] = []
+    if lo:
+        found.append(sale.c.date >= lo)
+    if hi:
+        found.append(sale.c.date <= hi)
+    if site:
+        found.append(sale.c.site == site)
+    return found
+
+
 def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                   site: str | None = None) -> list[SiteSales]:
     sale, line = db.entities["sale"], db.entities["sale_line"]
@@ -151,14 +165,8 @@ def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
             .group_by(line.c.sale_id).subquery())
     q = (select(sale.c.site, func.count(), func.sum(sale.c.net), func.sum(sale.c.tax),
                 func.coalesce(func.sum(cost.c.cost), 0))
-         .outerjoin(cost, cost.c.sale_id == sale.c.id).group_by(sale.c.site)
-         .order_by(sale.c.site))
-    if lo:
-        q = q.where(sale.c.date >= lo)
-    if hi:
-        q = q.where(sale.c.date <= hi)
-    if site:
-        q = q.where(sale.c.site == site)
+         .outerjoin(cost, cost.c.sale_id == sale.c.id).where(*sale_filters(db, lo, hi, site))
+         .group_by(sale.c.site).order_by(sale.c.site))
     with db.engine.connect() as conn:
         rows = conn.execute(q).all()
     return [SiteSales(s, int(n), int(net), int(tax), int(c), int(net) - int(c))

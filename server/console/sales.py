@@ -7,7 +7,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from sqlalchemy import func, select
 
-from ..reports import sales_by_site
+from ..reports import sale_filters, sales_by_site
 from .auth import Ctx
 from .common import parse_date
 from .html import Num, join, money, table, tag
@@ -27,17 +27,11 @@ def sales(ctx: NamedDependency[Ctx], date_from: FromQuery[str | None] = None,
         lo = hi = None
         error = str(exc)
     site = ctx.user.site_filter
-    rows = [r for r in sales_by_site(db, lo, hi) if site is None or r.site == site]
+    rows = sales_by_site(db, lo, hi, site)
     sale = db.entities["sale"]
     q = (select(sale.c.date, sale.c.site, func.count(), func.sum(sale.c.net),
-                func.sum(sale.c.tax)).group_by(sale.c.date, sale.c.site)
-         .order_by(sale.c.date.desc(), sale.c.site))
-    if lo:
-        q = q.where(sale.c.date >= lo)
-    if hi:
-        q = q.where(sale.c.date <= hi)
-    if site:
-        q = q.where(sale.c.site == site)
+                func.sum(sale.c.tax)).where(*sale_filters(db, lo, hi, site))
+         .group_by(sale.c.date, sale.c.site).order_by(sale.c.date.desc(), sale.c.site))
     with db.engine.connect() as conn:
         days = conn.execute(q.limit(DAYS * 10)).all()
     total = [sum(getattr(r, f) for r in rows) for f in ("receipts", "net", "tax", "cost",
