@@ -84,39 +84,64 @@ class Field:
         """Return why ``value`` is not a valid value of this field, or None."""
         if value is None:
             return f"field {self.name!r} is required" if self.required else None
-        match self.kind:
-            case Kind.TEXT:
-                if not isinstance(value, str):
-                    return f"field {self.name!r} must be text, got {type(value).__name__}"
-                if len(value) > MAX_TEXT:
-                    return f"field {self.name!r} is longer than {MAX_TEXT} characters"
-                if self.choices and value not in self.choices:
-                    return (f"field {self.name!r} must be one of {', '.join(self.choices)}, "
-                            f"got {value!r}")
-            case Kind.INT | Kind.MONEY:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    return f"field {self.name!r} must be an integer, got {type(value).__name__}"
-                if abs(value) >= 2**62:
-                    return f"field {self.name!r} is out of range"
-                if self.minimum is not None and value < self.minimum:
-                    return f"field {self.name!r} must be at least {self.minimum}, got {value}"
-                if self.maximum is not None and value > self.maximum:
-                    return f"field {self.name!r} must be at most {self.maximum}, got {value}"
-                if self.nonzero and value == 0:
-                    return f"field {self.name!r} cannot be 0"
-            case Kind.BOOL:
-                if not isinstance(value, bool):
-                    return f"field {self.name!r} must be true or false, got {type(value).__name__}"
-            case Kind.UUID:
-                if not is_uuid(value):
-                    return f"field {self.name!r} must be a lower-case UUID"
-            case Kind.REF:
-                if not isinstance(value, str) or not 0 < len(value) <= 64:
-                    return f"field {self.name!r} must be an id (1 to 64 characters)"
-            case Kind.DATE:
-                if not isinstance(value, str) or not _DATE_RE.match(value):
-                    return f"field {self.name!r} must be a date yyyy-mm-dd"
-        return None
+        return _CHECKS[self.kind](self, value)
+
+
+def _check_text(f: Field, value: Any) -> str | None:
+    if value.__class__ is not str and not isinstance(value, str):
+        return f"field {f.name!r} must be text, got {type(value).__name__}"
+    if len(value) > MAX_TEXT:
+        return f"field {f.name!r} is longer than {MAX_TEXT} characters"
+    if f.choices and value not in f.choices:
+        return f"field {f.name!r} must be one of {', '.join(f.choices)}, got {value!r}"
+    return None
+
+
+def _check_int(f: Field, value: Any) -> str | None:
+    if value.__class__ is not int and (isinstance(value, bool) or not isinstance(value, int)):
+        return f"field {f.name!r} must be an integer, got {type(value).__name__}"
+    if not -(2**62) < value < 2**62:
+        return f"field {f.name!r} is out of range"
+    if f.minimum is not None and value < f.minimum:
+        return f"field {f.name!r} must be at least {f.minimum}, got {value}"
+    if f.maximum is not None and value > f.maximum:
+        return f"field {f.name!r} must be at most {f.maximum}, got {value}"
+    if f.nonzero and value == 0:
+        return f"field {f.name!r} cannot be 0"
+    return None
+
+
+def _check_bool(f: Field, value: Any) -> str | None:
+    if not isinstance(value, bool):
+        return f"field {f.name!r} must be true or false, got {type(value).__name__}"
+    return None
+
+
+def _check_uuid(f: Field, value: Any) -> str | None:
+    if not is_uuid(value):
+        return f"field {f.name!r} must be a lower-case UUID"
+    return None
+
+
+def _check_ref(f: Field, value: Any) -> str | None:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        return f"field {f.name!r} must be an id (1 to 64 characters)"
+    return None
+
+
+def _check_date(f: Field, value: Any) -> str | None:
+    if not isinstance(value, str) or not _DATE_RE.match(value):
+        return f"field {f.name!r} must be a date yyyy-mm-dd"
+    return None
+
+
+_CHECKS = {
+    Kind.TEXT: _check_text, Kind.INT: _check_int, Kind.MONEY: _check_int,
+    Kind.BOOL: _check_bool, Kind.UUID: _check_uuid, Kind.REF: _check_ref,
+    Kind.DATE: _check_date,
+}
+"""The value check of each kind (a table, not a ``match``: this runs for every
+field of every op the server ingests)."""
 
 
 @dataclass(frozen=True)
@@ -189,6 +214,11 @@ class Entity:
     fixed_fields: frozenset[str] = field(init=False, repr=False, compare=False,
                                          default=frozenset())
     """Fields that place a row (its owner and scope); they never change."""
+    names: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
+    """Every field name, in declaration order."""
+    hq_owned: frozenset[str] = field(init=False, repr=False, compare=False,
+                                     default=frozenset())
+    """Names of the fields only HQ may set."""
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -214,6 +244,9 @@ class Entity:
         object.__setattr__(self, "required", tuple(f.name for f in self.fields if f.required))
         fixed = set(self.scope_fields) | ({self.site_field} if self.site_field else set())
         object.__setattr__(self, "fixed_fields", frozenset(fixed))
+        object.__setattr__(self, "names", tuple(names))
+        object.__setattr__(self, "hq_owned", frozenset(
+            f.name for f in self.fields if f.policy is Policy.HQ_OWNED))
 
     @property
     def field_names(self) -> frozenset[str]:

@@ -72,6 +72,10 @@ set:FIELD, move:STATE. An action not listed is open to every role (the
 site and policy checks still apply)."""
 
 
+GUARDED = frozenset(entity for entity, _ in PERMISSIONS)
+"""Entities with at least one action limited to some roles."""
+
+
 def allowed(entity: str, action: str) -> frozenset[str] | None:
     """The roles allowed to take ``action`` on ``entity``; None: anybody."""
     return PERMISSIONS.get((entity, action))

@@ -27,11 +27,26 @@ class Stamp:
 
     @classmethod
     def decode(cls, text: str) -> Stamp:
-        try:
-            ms, counter, device = text.split("-", 2)
-            return cls(int(ms), int(counter), device)
-        except ValueError:
-            raise ValueError(f"not an HLC timestamp: {text!r}") from None
+        ms, counter, device = _parts(text)
+        return cls(ms, counter, device)
+
+
+def _parts(text: str) -> tuple[int, int, str]:
+    try:
+        ms, counter, device = text.split("-", 2)
+        return int(ms), int(counter), device
+    except ValueError:
+        raise ValueError(f"not an HLC timestamp: {text!r}") from None
+
+
+def check_stamp(text: str) -> str | None:
+    """Why ``text`` is not an HLC timestamp, or None (``Stamp.decode`` would
+    accept it; this check runs for every op the server ingests)."""
+    try:
+        _parts(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 class ClockDriftError(ValueError):

@@ -26,7 +26,7 @@ from schema import HQ_SITE, Entity, Policy, Schema, Who, is_uuid
 
 from .authorize import RoleOf
 from .authorize import check as authorize
-from .hlc import Stamp
+from .hlc import Stamp, check_stamp
 from .messages import Ack, Op, Row, Status
 
 
@@ -100,8 +100,9 @@ def created_row(schema: Schema, op: Op) -> Row:
 
 
 def created_row_of(entity: Entity, op: Op) -> Row:
-    values = {f.name: op.fields.get(f.name) for f in entity.fields}
-    return Row(entity.name, op.key, 1, values, False, {n: (op.hlc, 1) for n in op.fields})
+    names = entity.names
+    values = dict(zip(names, map(op.fields.get, names)))  # noqa: B905 (same length)
+    return Row(entity.name, op.key, 1, values, False, dict.fromkeys(op.fields, (op.hlc, 1)))
 
 
 def short(key: str) -> str:
@@ -126,28 +127,31 @@ def check_op(schema: Schema, op: Op, actor: Actor) -> str | None:
         return f"op claims device {op.device!r} but was sent by device {actor.device!r}"
     if not is_uuid(op.key):
         return f"{op.entity} key must be a lower-case UUID, got {op.key!r}"
-    try:
-        Stamp.decode(op.hlc)
-    except ValueError as exc:
-        return str(exc)
+    bad_stamp = check_stamp(op.hlc)
+    if bad_stamp is not None:
+        return bad_stamp
     if op.delete and op.fields:
         return "a delete op carries no fields"
+    get_field = entity.get_field
     for name, value in op.fields.items():
-        f = entity.get_field(name)
+        f = get_field(name)
         if f is None:
             return f"{op.entity} has no field {name!r}"
         err = f.check(value)
         if err is not None:
             return f"{op.entity} {short(op.key)}: {err}"
-    same = [name for name in entity.distinct if name in op.fields]
-    if len(same) > 1 and len({op.fields[name] for name in same}) < len(same):
-        return f"{op.entity} {short(op.key)}: {' and '.join(same)} must differ"
+    if entity.distinct:
+        same = [name for name in entity.distinct if name in op.fields]
+        if len(same) > 1 and len({op.fields[name] for name in same}) < len(same):
+            return f"{op.entity} {short(op.key)}: {' and '.join(same)} must differ"
     return None
 
 
 def _sites_allow(entity: Entity, values: dict[str, Any], actor: Actor) -> bool:
     if actor.is_hq:
         return True
+    if entity.site_field is not None:  # the usual case, without building a set
+        return str(values.get(entity.site_field)) == actor.site
     sites = entity.sites_of(values)
     return sites is None or actor.site in sites
 
@@ -185,9 +189,9 @@ def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:
         return _reject(
             op, actor, None, "validation", f"{name} cannot be created without {', '.join(missing)}"
         )
-    if not actor.is_hq:
+    if not actor.is_hq and not entity.hq_owned.isdisjoint(op.fields):
         for fname in op.fields:
-            if entity.field(fname).policy is Policy.HQ_OWNED:
+            if fname in entity.hq_owned:
                 return _reject(
                     op, actor, None, Policy.HQ_OWNED,
                     f"{fname} of {entity.name} is owned by HQ; site {actor.site} cannot set it",

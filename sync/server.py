@@ -149,19 +149,20 @@ def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -
     """
     acks: list[Ack] = []
     start = 0
+    role_of = role_reader(schema, store, actor)
     while start < len(ops):
         end = start + 1
         group = ops[start].group
         if group:
             while end < len(ops) and ops[end].group == group:
                 end += 1
-        acks.extend(_apply_group(schema, store, actor, ops[start:end]))
+        acks.extend(_apply_group(schema, store, actor, ops[start:end], role_of))
         start = end
     return acks
 
 
-def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -> list[Ack]:
-    role_of = role_reader(schema, store, actor)
+def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op],
+                 role_of: RoleOf | None) -> list[Ack]:
     if len(ops) == 1:  # the common case, kept lean: it is the ingest hot path
         op = ops[0]
         previous = store.seen(op.op_id)
