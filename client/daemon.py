@@ -172,9 +172,14 @@ class _Link:
             raise Unreachable("the server sent a text frame; the protocol is binary msgpack")
         with no_cycle_collection():
             msg = decode_server(frame)
-            blobs = snapshot_blobs(frame) if isinstance(msg, SnapshotPage) else None
+            page = isinstance(msg, SnapshotPage)
+            blobs = snapshot_blobs(frame) if page else None
             now = now_ms()
-            with self.edge.transaction() as store:
+            # A snapshot page holds only what HQ can send again, and its progress
+            # marker commits with it: it need not wait for the disk sync (see
+            # ``SqliteLocalStore.resendable``; no await until FULL is back).
+            with (self.edge.store.resendable() if page else contextlib.nullcontext()), \
+                    self.edge.transaction() as store:
                 replies = self.session.receive(msg, now, blobs)
                 if self.session.phase is Phase.READY:
                     store.set_state("last_sync_ms", str(now))

@@ -158,6 +158,31 @@ class SqliteLocalStore:
         finally:
             self._depth = 0
 
+    @contextmanager
+    def resendable(self) -> Iterator[None]:
+        """Commit the transaction opened inside without syncing the disk
+        (``synchronous=NORMAL``): for data the server can always send again.
+
+        In WAL mode NORMAL keeps the file consistent; a power cut can only lose
+        the newest transactions, a suffix of the log (the next FULL commit
+        syncs everything before it too). A snapshot page qualifies: its
+        progress marker (``snapshot_after``) commits with its rows, so a lost
+        page is requested again, and the rows with pending ops are rebuilt
+        from the outbox, which was synced when it was written. Local writes
+        (sales, the outbox) must stay FULL, so the previous level comes back
+        in ``finally``; the caller must not await in between, or another
+        write on this connection could commit unsynced. Does nothing inside
+        an open transaction, whose own writes may not be resendable."""
+        level = int(self.conn.execute("PRAGMA synchronous").fetchone()[0])
+        if self._depth or self.conn.in_transaction or level <= 1:  # 1: NORMAL, 0: OFF
+            yield
+            return
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            self.conn.execute(f"PRAGMA synchronous={level}")
+
     # -- rows ----------------------------------------------------------------------
     def base(self, entity: str, key: str) -> Row | None:
         found = self.conn.execute("SELECT row FROM _base WHERE entity = ? AND key = ?",
