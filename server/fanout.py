@@ -26,6 +26,10 @@ CHANNEL = "branchline_changes"
 log = logging.getLogger("branchline.fanout")
 
 
+def _seq(change: Change) -> int:
+    return change.seq
+
+
 class Hub:
     """Wakes subscribers and keeps the changes this process committed recently,
     so each connected session can take its share without reading the database.
@@ -64,10 +68,15 @@ class Hub:
 
     def publish(self, committed: list[tuple[Change, frozenset[str] | None]]) -> None:
         """Add freshly committed changes (in seq order) and wake every subscriber."""
-        for change, sites in committed:
-            at = bisect.bisect(self.changes, change.seq, key=lambda c: c.seq)
-            self.changes.insert(at, change)
-            self.sites.insert(at, sites)
+        if committed and (not self.changes or committed[0][0].seq > self.changes[-1].seq):
+            # the usual case: this commit follows the last one published
+            self.changes.extend(change for change, _ in committed)
+            self.sites.extend(sites for _, sites in committed)
+        else:  # a commit that was published late (another writer got in first)
+            for change, sites in committed:
+                at = bisect.bisect(self.changes, change.seq, key=_seq)
+                self.changes.insert(at, change)
+                self.sites.insert(at, sites)
         if len(self.changes) > self.keep:
             del self.changes[: -self.keep], self.sites[: -self.keep]
         self.notify()
@@ -78,7 +87,7 @@ class Hub:
 
     def run_after(self, cursor: int) -> tuple[list[Change], list[frozenset[str] | None]]:
         """The buffered changes after ``cursor``."""
-        at = bisect.bisect(self.changes, cursor, key=lambda c: c.seq)
+        at = bisect.bisect(self.changes, cursor, key=_seq)
         return self.changes[at:], self.sites[at:]
 
     def notify_external(self) -> None:
