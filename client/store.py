@@ -17,6 +17,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import chain
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +33,17 @@ BUSY_TIMEOUT_MS = 30_000
 """How long a writer waits for another process's transaction before giving up."""
 _CHUNK = 10_000
 """Most keys in one ``IN (...)`` list."""
+_ROWS_PER_INSERT = 100
+"""Most rows in one multi-row ``INSERT`` of the bulk path (fewer if the
+connection allows fewer parameters per statement). 50 to 200 cost about
+the same; one row per statement costs 40% more for the base blobs."""
+
+
+_BASE_INSERT = ("INSERT OR REPLACE INTO _base (entity, key, version, row) ", "(?, ?, ?, ?)", "")
+
+
+def _statement(head: str, values: str, tail: str) -> str:
+    return f"{head}VALUES {values}{tail}"
 
 
 def _same(value: Any) -> Any:
@@ -110,7 +122,12 @@ class SqliteLocalStore:
                 if needs_upgrade(db, schema):  # another process may have done it meanwhile
                     self.upgraded = upgrade(db, schema)
         self._fields = {e.name: tuple(f.name for f in e.fields) for e in schema.entities}
-        self._upsert_sql = {name: self._upsert(name) for name in self._fields}
+        self._upsert_parts = {name: self._upsert(name) for name in self._fields}
+        self._upsert_sql = {name: _statement(*parts) for name, parts in self._upsert_parts.items()}
+        self._max_params = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._multi_sql: dict[tuple[tuple[str, str, str], int], str] = {}
+        self.rows_per_insert = _ROWS_PER_INSERT
+        """Most rows in one multi-row ``INSERT`` of the bulk path (tests lower it)."""
 
     @classmethod
     def open(cls, path: str | Path, schema: Schema) -> SqliteLocalStore:
@@ -119,12 +136,35 @@ class SqliteLocalStore:
     def close(self) -> None:
         self.conn.close()
 
-    def _upsert(self, entity: str) -> str:
+    def _upsert(self, entity: str) -> tuple[str, str, str]:
+        """The view table's upsert, as (``INSERT ... ``, ``(?, ...)``, `` ON CONFLICT ...``)."""
         cols = ["id", *self._fields[entity], "_version", "_deleted"]
         names = ", ".join(f'"{c}"' for c in cols)
         sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
-        return (f'INSERT INTO "{entity}" ({names}) VALUES ({", ".join("?" * len(cols))}) '
-                f"ON CONFLICT (id) DO UPDATE SET {sets}")
+        return (f'INSERT INTO "{entity}" ({names}) ', f'({", ".join("?" * len(cols))})',
+                f" ON CONFLICT (id) DO UPDATE SET {sets}")
+
+    def _insert_many(self, sql: tuple[str, str, str], rows: list[tuple[Any, ...]]) -> None:
+        """``executemany`` of ``INSERT ... VALUES (?, ...) ...`` (``sql`` in three
+        parts, see ``_upsert``) for many rows, sent as statements of up to
+        ``rows_per_insert`` rows each (``VALUES (...), (...)``): each run of a
+        statement costs about as much as binding a whole row again, so a
+        10,000-row page pays it 100 times instead of 10,000. The rows are
+        written in the same order, with the same effect."""
+        head, values, tail = sql
+        width = len(rows[0]) if rows else 1
+        per = min(self.rows_per_insert, self._max_params // width)
+        whole = len(rows) - len(rows) % per if per > 1 else 0
+        if whole:
+            multi = self._multi_sql.get((sql, per))
+            if multi is None:
+                multi = _statement(head, ", ".join([values] * per), tail)
+                self._multi_sql[(sql, per)] = multi
+            flat = list(chain.from_iterable(rows[:whole]))
+            step = per * width
+            self.conn.executemany(multi, [flat[i : i + step] for i in range(0, len(flat), step)])
+        if whole < len(rows):
+            self.conn.executemany(_statement(*sql), rows[whole:])
 
     @contextmanager
     def transaction(self) -> Iterator[SqliteLocalStore]:
@@ -260,8 +300,7 @@ class SqliteLocalStore:
         base = ([(rows[i].entity, rows[i].key, rows[i].version, blobs[i]) for i in picked]
                 if blobs is not None else
                 [(rows[i].entity, rows[i].key, rows[i].version, encode(rows[i])) for i in picked])
-        self.conn.executemany(
-            "INSERT OR REPLACE INTO _base (entity, key, version, row) VALUES (?, ?, ?, ?)", base)
+        self._insert_many(_BASE_INSERT, base)
         if self.conn.execute("SELECT 1 FROM _view_override LIMIT 1").fetchone():
             self.conn.executemany("DELETE FROM _view_override WHERE entity = ? AND key = ?",
                                   [keys[i] for i in picked])
@@ -273,7 +312,7 @@ class SqliteLocalStore:
             names = self._fields.get(entity)
             if names is None:
                 continue  # an entity of a newer schema: kept whole, no view table
-            self.conn.executemany(self._upsert_sql[entity], [
+            self._insert_many(self._upsert_parts[entity], [
                 (r.key, *map(r.fields.get, names), r.version, int(r.deleted)) for r in taken])
         return later
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+
 from client.store import SqliteLocalStore
 from schema import SCHEMA
 from sync.messages import Row, SnapshotPage, decode_server, encode, snapshot_blobs
@@ -33,5 +35,34 @@ def test_snapshot_rows_are_stored_as_received(tmp_path: Path) -> None:
             assert store.view("product", row.key) == row
         got = store.conn.execute("SELECT sku, price FROM product ORDER BY sku").fetchall()
         assert got == [(f"SKU-{n}", 100 + n) for n in range(1, 6)]
+    finally:
+        store.close()
+
+
+def test_a_large_batch_is_stored_like_one_row_at_a_time(tmp_path: Path) -> None:
+    """The bulk path sends its rows as multi-row INSERTs (and the rest one by one):
+    new rows, newer versions of stored rows, stale rows and tombstones all end as
+    base, view and view row exactly as before."""
+    store = SqliteLocalStore.open(tmp_path / "edge.db", SCHEMA)
+    try:
+        older = [msgspec.structs.replace(_product(n), version=2) for n in range(0, 300, 3)]
+        with store.transaction():
+            assert store.apply_rows(older) == []
+        assert store.conn.execute("SELECT count(*) FROM product").fetchone()[0] == 100
+        rows = [msgspec.structs.replace(_product(n), version=3, deleted=n % 7 == 0)
+                if n % 2 else _product(n) for n in range(1, 251)]
+        with store.transaction():
+            assert store.apply_rows(rows) == []
+        stored = {r.key: r for r in older}
+        for r in rows:
+            if r.key not in stored or stored[r.key].version < r.version:
+                stored[r.key] = r
+        for row in stored.values():
+            assert store.base("product", row.key) == row
+            assert store.view("product", row.key) == row
+        got = {k: (sku, v, d) for k, sku, v, d in store.conn.execute(
+            "SELECT id, sku, _version, _deleted FROM product")}
+        assert got == {r.key: (r.fields["sku"], r.version, int(r.deleted))
+                       for r in stored.values()}
     finally:
         store.close()

@@ -41,7 +41,9 @@ def _sqlite_store() -> SqliteLocalStore:
         SqliteLocalStore(_template, SCHEMA)
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     _template.backup(conn)
-    return SqliteLocalStore(conn, SCHEMA)
+    store = SqliteLocalStore(conn, SCHEMA)
+    store.rows_per_insert = 2  # pages of 3: multi-row and single-row inserts both run
+    return store
 
 
 @dataclass
