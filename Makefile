@@ -25,7 +25,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict sync schema
-	$(BIN)/mypy server client
+	$(BIN)/mypy server client bench
 
 test: $(STAMP) services lint
 	$(BIN)/pytest

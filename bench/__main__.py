@@ -16,12 +16,13 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from .bootstrap import measure_bootstrap
 from .ingest import measure_ingest
-from .peer import measure_pouchdb, measure_sqlite_ceiling
+from .peer import measure_op_rows_floor, measure_pouchdb, measure_sqlite_ceiling
 from .propagation import measure_propagation
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -32,8 +33,9 @@ def run() -> dict[str, Any]:
     quick = bool(os.environ.get("BENCH_QUICK"))
     out: dict[str, Any] = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                            "machine": f"{os.cpu_count()} cores, {platform.python_version()}"}
-    steps = [
+    steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
         ("sqlite", lambda: measure_sqlite_ceiling(200_000 if quick else None)),
+        ("floor", lambda: measure_op_rows_floor(20_000 if quick else None)),
         ("pouchdb", lambda: measure_pouchdb(10_000 if quick else None)),
         ("ingest", lambda: measure_ingest(per_device=5_000 if quick else None)),
         ("propagation", lambda: measure_propagation(devices=50 if quick else None,
@@ -48,8 +50,9 @@ def run() -> dict[str, Any]:
 
 
 def table(r: dict[str, Any]) -> str:
-    pouch, ing, prop, boot, sq = (r["pouchdb"], r["ingest"], r["propagation"],
-                                  r["bootstrap"], r["sqlite"])
+    pouch, ing, prop, boot, sq, floor = (r["pouchdb"], r["ingest"], r["propagation"],
+                                         r["bootstrap"], r["sqlite"], r["floor"])
+    floor_x = floor["op_rows_floor_ops_per_s"] / pouch["push_docs_per_s"]
     push_x = ing["push_ops_per_s"] / pouch["push_docs_per_s"]
     boot_x = boot["bootstrap_rows_per_s"] / pouch["bootstrap_docs_per_s"]
     rss = ing["rss_last_third_mean_mb"] / max(ing["rss_first_third_mean_mb"], 1)
@@ -69,6 +72,9 @@ def table(r: dict[str, Any]) -> str:
         f"| server RSS under push load | {ing['rss_first_third_mean_mb']} MB first third, "
         f"{ing['rss_last_third_mean_mb']} MB last third (x{rss:.2f}), "
         f"max {ing['rss_max_mb']} MB | | | flat |",
+        f"| the rows one pushed op stores (movement, change, scope, audit) in the server's "
+        f"tables, bare sqlite3, nothing else (floor of the layout) | "
+        f"{floor['op_rows_floor_ops_per_s']:,} ops/s | | {floor_x:.1f}x | |",
         f"| sqlite3 executemany, same rows (ceiling) | "
         f"{sq['sqlite_executemany_rows_per_s']:,} rows/s with the UUID key, "
         f"{sq['sqlite_executemany_no_index_rows_per_s']:,} without | | | |",
