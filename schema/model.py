@@ -15,14 +15,15 @@ from typing import Any
 HQ_SITE = "HQ"
 """Site id of headquarters. Devices of this site act with HQ rights."""
 
-_UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# matched whole (fullmatch): "$" would also let a trailing newline through
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_TEXT = 2000
 
 
 def is_uuid(value: object) -> bool:
     """True for a lower-case canonical UUID string (the form every key takes)."""
-    return isinstance(value, str) and _UUID_RE.match(value) is not None
+    return isinstance(value, str) and _UUID_RE.fullmatch(value) is not None
 
 
 class Kind(StrEnum):
@@ -130,7 +131,7 @@ def _check_ref(f: Field, value: Any) -> str | None:
 
 
 def _check_date(f: Field, value: Any) -> str | None:
-    if not isinstance(value, str) or not _DATE_RE.match(value):
+    if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
         return f"field {f.name!r} must be a date yyyy-mm-dd"
     return None
 

@@ -42,6 +42,7 @@ GOOD = op(S1_TILL1, "customer", key(7), {"name": "Bob", "phone": "1"})
         (_replace(GOOD, fields={"phone": "1"}), "cannot be created without name"),
         (_replace(GOOD, key="42"), "key must be a lower-case UUID"),
         (_replace(GOOD, key=""), "key must be a lower-case UUID"),
+        (_replace(GOOD, key=key(7) + "\n"), "key must be a lower-case UUID"),  # not "a UUID, then more"
         (_replace(GOOD, schema_version=0), "schema version 0"),
         (_replace(GOOD, schema_version=SCHEMA.version + 1), f"schema version {SCHEMA.version + 1}"),
         (_replace(GOOD, hlc="yesterday"), "not an HLC timestamp"),
@@ -82,6 +83,9 @@ def _move(**fields: Any) -> dict[str, Any]:
         (S1_TILL1, "stock_count", {"site": "S1", "product_id": PRODUCT, "counted": -2,
                                    "expected": 4, "counted_by": "u", "date": "2026-11-23"},
          "'counted' must be at least 0"),
+        (S1_TILL1, "stock_count", {"site": "S1", "product_id": PRODUCT, "counted": 2,
+                                   "expected": 4, "counted_by": "u", "date": "2026-11-23\n"},
+         "'date' must be a date yyyy-mm-dd"),
         (S1_TILL1, "journal_line", {"entry_id": key(9), "site": "S1", "account": "1000",
                                     "debit": -100, "credit": 0, "memo": "m",
                                     "date": "2026-11-23"}, "'debit' must be at least 0"),
