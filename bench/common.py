@@ -16,7 +16,6 @@ import tempfile
 import threading
 import time
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from schema import SCHEMA
 from sync.hlc import Clock
+from sync.ids import new_id
 from sync.messages import (
     MAX_MESSAGE_BYTES,
     Hello,
@@ -190,7 +190,7 @@ class RawDevice:
             await self.ws.close()
 
     def op(self, entity: str, key: str, fields: dict[str, Any]) -> Op:
-        return Op(str(uuid.uuid4()), entity, key, 0, fields,
+        return Op(new_id(int(time.time() * 1000)), entity, key, 0, fields,
                   self.clock.now(int(time.time() * 1000)), "bench", self.device, SCHEMA.version)
 
 

@@ -7,6 +7,7 @@ import time
 import uuid
 from typing import Any
 
+from sync.ids import new_id
 from sync.messages import Acks, Op, Push
 
 from .common import RawDevice, RssSampler, Server, env_int
@@ -17,7 +18,7 @@ PRODUCT = str(uuid.UUID(int=1))
 def _batches(dev: RawDevice, n_ops: int, batch: int) -> list[list[Op]]:
     """The device's sales, made before the clock starts (as pouchdb's local fill is)."""
     ops = [
-        dev.op("stock_movement", str(uuid.uuid4()),
+        dev.op("stock_movement", new_id(int(time.time() * 1000)),
                {"site": dev.site, "product_id": PRODUCT, "qty": -1, "reason": "sale"})
         for _ in range(n_ops)
     ]

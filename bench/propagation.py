@@ -7,11 +7,11 @@ import asyncio
 import contextlib
 import statistics
 import time
-import uuid
 from typing import Any
 
 from websockets.exceptions import ConnectionClosed
 
+from sync.ids import new_id
 from sync.messages import Changes, Pull, Push
 
 from .common import RawDevice, RssSampler, Server, env_int
@@ -45,7 +45,7 @@ async def _propagation(url: str, tokens: dict[str, tuple[str, str]], writes: int
         welcome = await d.connect()
         await d.send(Pull(welcome.head))  # catch up, then live
     writer, reader, others = devices[0], devices[1], devices[2:]
-    key = str(uuid.uuid4())
+    key = new_id(int(time.time() * 1000))
     arrivals: dict[str, float] = {}
     await asyncio.sleep(0.5)
     listener = asyncio.create_task(_listen(reader, key, arrivals))

@@ -12,12 +12,12 @@ not synced yet is the one thing it cannot know.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from schema.finance import payment_posting
 from schema.sales import running_balance
+from sync.ids import new_id
 
 from .edge import Edge, now_ms
 from .pos import Pos, PosError, balance
@@ -103,7 +103,7 @@ class Accounts:
         if amount <= 0:
             raise AccountError("a payment needs an amount in cash or by card")
         site = self.edge.setting("site")
-        key = str(uuid.uuid4())
+        key = new_id(now_ms())
         today = dt.date.today().isoformat()
         write = self.edge.replica.write
         ms = now_ms()
@@ -115,12 +115,12 @@ class Accounts:
                 "site": site, "customer_id": customer_id, "receipt_no": receipt_no,
                 "amount": amount, "cash": cash, "card": card, "cashier": cashier,
                 "date": today}, cashier, ms, group=key)
-            write("customer_entry", str(uuid.uuid4()), {
+            write("customer_entry", new_id(now_ms()), {
                 "customer_id": customer_id, "site": site, "kind": "payment",
                 "amount": -amount, "document_id": key, "receipt_no": receipt_no,
                 "date": today}, cashier, ms, group=key)
             for p in postings:
-                write("journal_line", str(uuid.uuid4()), {
+                write("journal_line", new_id(now_ms()), {
                     "entry_id": key, "site": site, "account": p.account, "debit": p.debit,
                     "credit": p.credit, "memo": p.memo, "date": today}, cashier, ms, group=key)
             left = balance(self.edge, customer_id)

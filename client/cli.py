@@ -10,16 +10,16 @@ import os
 import signal
 import sqlite3
 import sys
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sync.ids import new_id
 from sync.replica import LocalRejected
 
 from .accounts import Accounts
 from .daemon import probe, run_daemon, sync_once
-from .edge import Edge
+from .edge import Edge, now_ms
 from .errors import EdgeError, Refused, Unreachable
 from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
@@ -348,7 +348,7 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
                     if not found:
                         raise PosError(f"no sale {args.receipt} at this store")
                     sale_id = found[0]["id"]
-                key = str(uuid.uuid4())
+                key = new_id(now_ms())
                 edge.write("ticket", key, {"site": edge.setting("site"), "kind": args.kind,
                                            "sale_id": sale_id, "text": args.text,
                                            "status": "open"})

@@ -11,10 +11,10 @@ both ends see the transfer (named scope), so both see what is on the road.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from schema.finance import IN_TRANSIT, INVENTORY, OPENING_EQUITY, SHRINKAGE, Posting, post
+from sync.ids import new_id
 
 from .costing import standard_cost, unit_cost
 from .edge import Edge, now_ms
@@ -46,14 +46,14 @@ class Inventory:
                  site: str | None = None) -> None:
         today = dt.date.today().isoformat()
         for p in post(postings):
-            self.edge.replica.write("journal_line", str(uuid.uuid4()), {
+            self.edge.replica.write("journal_line", new_id(now_ms()), {
                 "entry_id": entry, "site": site or self.site, "account": p.account,
                 "debit": p.debit, "credit": p.credit, "memo": p.memo, "date": today},
                 user, now_ms(), group=group)
 
     def _move(self, product_id: str, qty: int, reason: str, user: str, group: str,
               unit_cost: int, document: str) -> None:
-        self.edge.replica.write("stock_movement", str(uuid.uuid4()), {
+        self.edge.replica.write("stock_movement", new_id(now_ms()), {
             "site": self.site, "product_id": product_id, "qty": qty, "reason": reason,
             "unit_cost": unit_cost, "document_id": document}, user, now_ms(), group=group)
 
@@ -65,7 +65,7 @@ class Inventory:
         the first day. HQ may load any site; a store loads its own. Returns the
         document (and sync group) id."""
         where = site or self.site
-        key = str(uuid.uuid4())
+        key = new_id(now_ms())
         for product_id, qty, cost in items:
             if qty <= 0:
                 raise StockError(f"opening stock must be positive, got {qty} of {product_id}")
@@ -75,7 +75,7 @@ class Inventory:
         memo = f"opening stock {where}, {len(items)} products"
         with self.edge.transaction():
             for product_id, qty, cost in items:
-                self.edge.replica.write("stock_movement", str(uuid.uuid4()), {
+                self.edge.replica.write("stock_movement", new_id(now_ms()), {
                     "site": where, "product_id": product_id, "qty": qty, "reason": "opening",
                     "unit_cost": cost, "document_id": key}, user, now_ms(), group=key)
             self._journal(key, [Posting(INVENTORY, value, 0, memo),
@@ -87,7 +87,7 @@ class Inventory:
         if counted < 0:
             raise StockError(f"a count cannot be negative, got {counted}")
         product = self.pos.product(code)
-        key = str(uuid.uuid4())
+        key = new_id(now_ms())
         with self.edge.transaction():
             expected = self.edge.stock(self.site, product["id"])
             diff = counted - expected
@@ -116,7 +116,7 @@ class Inventory:
         if not self.edge.query("site", code=to_site):
             raise StockError(f"unknown site {to_site!r}")
         product = self.pos.product(code)
-        key = str(uuid.uuid4())
+        key = new_id(now_ms())
         memo = f"transfer {product['sku']} x{qty} {self.site} -> {to_site}"
         with self.edge.transaction():
             unit = unit_cost(self.edge, self.site, product)
@@ -157,7 +157,7 @@ class Inventory:
                 self._move(transfer["product_id"], received, "transfer_in", user,
                            transfer_id + "-in", cost, transfer_id)
             if short:
-                self.edge.replica.write("discrepancy", str(uuid.uuid4()), {
+                self.edge.replica.write("discrepancy", new_id(now_ms()), {
                     "transfer_id": transfer_id, "from_site": transfer["from_site"],
                     "to_site": self.site, "product_id": transfer["product_id"],
                     "shipped": shipped, "received": received}, user, now_ms(),

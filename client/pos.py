@@ -10,13 +10,13 @@ or nothing, so HQ never sees a sale without its stock or its money.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from schema.finance import Posting, sale_posting
 from schema.sales import credit_refusal
+from sync.ids import new_id
 
 from .costing import unit_cost
 from .edge import Edge, now_ms
@@ -252,7 +252,7 @@ class Pos:
             back_card = -min(card, -due)
             back_cash, sale_card = -(refund + back_card), 0
             change = -due + back_card  # cash handed back
-        group = str(uuid.uuid4())
+        group = new_id(now_ms())
         with self.edge.transaction():
             returned = self._book("return", priced, back_cash, back_card, 0,
                                   sale["customer_id"], cashier, change=0,
@@ -269,7 +269,7 @@ class Pos:
         in one local transaction (a savepoint inside the caller's) and one group.
         A sale's lines leave at the moving-average cost of this site, taken inside
         the transaction; a return's come back at the cost they left at."""
-        sale_id = str(uuid.uuid4())
+        sale_id = new_id(now_ms())
         group = group or sale_id
         today = dt.date.today().isoformat()
         site = self.site
@@ -297,25 +297,25 @@ class Pos:
                 "total": net + tax, "cash": cash, "card": card, "on_account": on_account,
                 "cashier": cashier, "date": today}, cashier, ms, group=group)
             for n, (p, ln, line_net, line_tax) in enumerate(priced, 1):
-                line_id = str(uuid.uuid4())
+                line_id = new_id(now_ms())
                 fields = {
                     "sale_id": sale_id, "site": site, "line_no": n, "product_id": p["id"],
                     "qty": ln.qty, "price": p["price"], "discount": ln.discount,
                     "tax": line_tax, "cost": units[p["id"]],
                     "original_line_id": original[1][n - 1] if original else None}
                 write("sale_line", line_id, fields, cashier, ms, group=group)
-                write("stock_movement", str(uuid.uuid4()), {
+                write("stock_movement", new_id(now_ms()), {
                     "site": site, "product_id": p["id"], "qty": -ln.qty, "reason": kind,
                     "unit_cost": units[p["id"]], "document_id": sale_id}, cashier, ms,
                     group=group)
                 lines_out.append({**fields, "id": line_id, "net": line_net})
             for posting in postings:
-                write("journal_line", str(uuid.uuid4()), {
+                write("journal_line", new_id(now_ms()), {
                     "entry_id": sale_id, "site": site, "account": posting.account,
                     "debit": posting.debit, "credit": posting.credit, "memo": posting.memo,
                     "date": today}, cashier, ms, group=group)
             if on_account and customer_id:
-                write("customer_entry", str(uuid.uuid4()), {
+                write("customer_entry", new_id(now_ms()), {
                     "customer_id": customer_id, "site": site,
                     "kind": "charge" if on_account > 0 else "return", "amount": on_account,
                     "document_id": sale_id, "receipt_no": receipt_no, "date": today},

@@ -10,12 +10,12 @@ reason, and the receiving site's stock and books return to what they were.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from dataclasses import dataclass
 
 from schema.finance import INVENTORY, PAYABLE, Posting, post
 from schema.procurement import approval
 from schema.retail import SECOND_APPROVAL_ABOVE
+from sync.ids import new_id
 
 from .costing import valuation
 from .edge import Edge, now_ms
@@ -49,14 +49,14 @@ class Procurement:
                 raise ProcurementError(f"line {line.code}: quantity must be positive and "
                                        "cost not negative")
             priced.append((self.pos.product(line.code), line))
-        po = str(uuid.uuid4())
+        po = new_id(now_ms())
         total = sum(line.qty * line.unit_cost for _, line in priced)
         with self.edge.transaction():
             self.edge.replica.write("purchase_order", po, {
                 "site": site, "supplier": supplier, "total": total, "status": "draft"},
                 self.user, now_ms(), group=po)
             for product, line in priced:
-                self.edge.replica.write("po_line", str(uuid.uuid4()), {
+                self.edge.replica.write("po_line", new_id(now_ms()), {
                     "po_id": po, "site": site, "product_id": product["id"], "qty": line.qty,
                     "unit_cost": line.unit_cost}, self.user, now_ms(), group=po)
         return po
@@ -106,23 +106,23 @@ class Procurement:
             already[product["id"]] = already.get(product["id"], 0) + qty
         done = all(already.get(pid, 0) >= int(ln["qty"]) for pid, ln in lines.items())
         status = "received" if done else "partially_received"
-        group = str(uuid.uuid4())
+        group = new_id(now_ms())
         today = dt.date.today().isoformat()
         value = sum(qty * int(line["unit_cost"]) for _, line, qty in take)
         write = self.edge.replica.write
         with self.edge.transaction():
             for product, line, qty in take:
-                write("goods_receipt", str(uuid.uuid4()), {
+                write("goods_receipt", new_id(now_ms()), {
                     "po_id": po, "site": site, "product_id": product["id"], "qty": qty,
                     "unit_cost": line["unit_cost"], "received_by": self.user, "date": today},
                     self.user, now_ms(), group=group)
-                write("stock_movement", str(uuid.uuid4()), {
+                write("stock_movement", new_id(now_ms()), {
                     "site": site, "product_id": product["id"], "qty": qty,
                     "reason": "receipt", "unit_cost": line["unit_cost"], "document_id": group},
                     self.user, now_ms(), group=group)
             memo = f"goods receipt PO {po[:8]}"
             for p in post([Posting(INVENTORY, value, 0, memo), Posting(PAYABLE, 0, value, memo)]):
-                write("journal_line", str(uuid.uuid4()), {
+                write("journal_line", new_id(now_ms()), {
                     "entry_id": group, "site": site, "account": p.account, "debit": p.debit,
                     "credit": p.credit, "memo": p.memo, "date": today}, self.user, now_ms(),
                     group=group)
@@ -148,20 +148,20 @@ class Procurement:
             if not line:
                 raise ProcurementError(f"{code} is not on purchase order {po[:8]}")
             cost = int(line[0]["unit_cost"])
-        key = str(uuid.uuid4())
+        key = new_id(now_ms())
         write = self.edge.replica.write
         memo = f"return to {supplier}: {product['sku']} x{qty}"
         with self.edge.transaction():
             write("supplier_return", key, {
                 "site": site, "supplier": supplier, "po_id": po, "product_id": product["id"],
                 "qty": qty, "unit_cost": cost, "reason": reason}, self.user, now_ms(), group=key)
-            write("stock_movement", str(uuid.uuid4()), {
+            write("stock_movement", new_id(now_ms()), {
                 "site": site, "product_id": product["id"], "qty": -qty,
                 "reason": "supplier_return", "unit_cost": cost, "document_id": key},
                 self.user, now_ms(), group=key)
             for p in post([Posting(PAYABLE, qty * cost, 0, memo),
                            Posting(INVENTORY, 0, qty * cost, memo)]):
-                write("journal_line", str(uuid.uuid4()), {
+                write("journal_line", new_id(now_ms()), {
                     "entry_id": key, "site": site, "account": p.account, "debit": p.debit,
                     "credit": p.credit, "memo": p.memo, "date": dt.date.today().isoformat()},
                     self.user, now_ms(), group=key)

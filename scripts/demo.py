@@ -33,6 +33,7 @@ from server.api_auth import issue_api_token  # noqa: E402
 from server.console.auth import set_password  # noqa: E402
 from server.devices import issue_token  # noqa: E402
 from server.store import Database  # noqa: E402
+from sync.ids import new_id  # noqa: E402
 from sync.replica import LocalRejected  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -124,7 +125,7 @@ def main() -> int:
     subprocess.run([str(BIN / "branchline-edge"), "--db", str(hq.path), "sync"], check=True,
                    stdout=subprocess.DEVNULL)  # learn the employees first
     products = catalog(5000, rnd)
-    customers = [str(uuid.uuid4()) for _ in range(50)]
+    customers = [new_id(int(time.time() * 1000)) for _ in range(50)]
     with hq.transaction():
         for p in products:
             hq.replica.write("product", str(p["id"]), {k: v for k, v in p.items() if k != "id"},
@@ -205,7 +206,7 @@ Tills sell, the warehouse receives, and store uplinks drop now and then. Ctrl-C 
                 try:
                     if site == "W1":
                         if rnd.random() < 0.3:
-                            edge.write("stock_movement", str(uuid.uuid4()), {
+                            edge.write("stock_movement", new_id(int(time.time() * 1000)), {
                                 "site": "W1", "product_id": rnd.choice(products)["id"],
                                 "qty": rnd.randint(10, 50), "reason": "receipt"}, "receiver")
                         continue

@@ -5,7 +5,6 @@ as every device's ops."""
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -17,6 +16,7 @@ from sync.merge import Actor, created_row
 from sync.messages import Ack, Op
 from sync.server import SERVER_DEVICE, apply_ops
 
+from .clock import fresh_id
 from .fanout import Hub
 from .store import Database
 
@@ -36,7 +36,7 @@ def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
     (a rejection is an ack too, with its reason). Connected devices in scope
     are told at once when ``hub`` is given (a web request), or at their next
     sync otherwise (the command line)."""
-    op = Op(str(uuid.uuid4()), entity, key, 0, fields, _clock.now(int(time.time() * 1000)),
+    op = Op(fresh_id(), entity, key, 0, fields, _clock.now(int(time.time() * 1000)),
             user, SERVER_DEVICE, db.schema.version)
     with db.transaction() as store:
         store.prefetch([op])
@@ -53,8 +53,8 @@ def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]
     """Like ``apply_as_hq`` for several (entity, key, fields) that make one
     business transaction (a purchase order and its lines): one sync group,
     applied all or nothing, one ack each."""
-    group = str(uuid.uuid4())
-    ops = [Op(str(uuid.uuid4()), entity, key, 0, fields, _clock.now(int(time.time() * 1000)),
+    group = fresh_id()
+    ops = [Op(fresh_id(), entity, key, 0, fields, _clock.now(int(time.time() * 1000)),
               user, SERVER_DEVICE, db.schema.version, group=group)
            for entity, key, fields in changes]
     with db.transaction() as store:

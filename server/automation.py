@@ -16,7 +16,6 @@ it and reaches devices the same way (the owning store and HQ).
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -26,13 +25,14 @@ from sync.messages import Op
 from sync.server import SERVER_DEVICE, apply_ops
 
 from .admin import SYSTEM
+from .clock import fresh_id
 from .store import SqlServerStore
 
 _clock = Clock(SERVER_DEVICE)
 
 
 def _op(store: SqlServerStore, entity: str, fields: dict[str, Any]) -> Op:
-    return Op(str(uuid.uuid4()), entity, str(uuid.uuid4()), 0, fields,
+    return Op(fresh_id(), entity, fresh_id(), 0, fields,
               _clock.now(int(time.time() * 1000)), "system", SERVER_DEVICE,
               store.db.schema.version)
 

@@ -5,7 +5,6 @@ receives it (``server.hq_api`` describes the answers)."""
 from __future__ import annotations
 
 import datetime
-import uuid
 
 import msgspec
 from litestar import Controller, Response, get, patch, post
@@ -15,6 +14,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import or_
 
+from .clock import fresh_id
 from .hq_api import (
     AUTH,
     EXPLAIN,
@@ -121,7 +121,7 @@ class CatalogController(Controller):
         unique(db, "product", "sku", data.sku)
         if data.barcode is not None:
             unique(db, "product", "barcode", data.barcode)
-        return write(state, "product", str(uuid.uuid4()), given(data), user, created=True)
+        return write(state, "product", fresh_id(), given(data), user, created=True)
 
     @get("/", sync_to_thread=True, summary="Search products")
     def list_products(self, state: State, user: NamedDependency[str],
@@ -182,7 +182,7 @@ class CatalogController(Controller):
                                       "set today's price with /price")
         fields = {"product_id": product_id, "price": data.price,
                   "effective": data.effective.isoformat()}
-        return write(state, "price_change", str(uuid.uuid4()), fields, user, created=True)
+        return write(state, "price_change", fresh_id(), fields, user, created=True)
 
     @get("/{product_id:str}/price-changes", sync_to_thread=True,
          summary="List a product's price changes")

@@ -20,6 +20,7 @@ from schema.finance import CHART
 from schema.people import DEPARTMENTS, ROLES, employee_key
 
 from .api_auth import report_guard
+from .clock import fresh_id
 from .hq_api import (
     AUTH,
     EXPLAIN,
@@ -176,7 +177,7 @@ class CustomersController(Controller):
                         user: NamedDependency[str]) -> Response[Result]:
         """Open a customer account every store sees (a credit limit: finance,
         store managers)."""
-        return write(state, "customer", str(uuid.uuid4()), given(data), user, created=True)
+        return write(state, "customer", fresh_id(), given(data), user, created=True)
 
     @get("/", sync_to_thread=True, summary="Search customers")
     def list_customers(self, state: State, user: NamedDependency[str],

@@ -5,7 +5,6 @@ group: applied all or nothing, and the receiving site gets them together."""
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated, Any
 
 import msgspec
@@ -20,6 +19,7 @@ from schema.procurement import approval
 from schema.retail import SECOND_APPROVAL_ABOVE
 
 from .admin import apply_group_as_hq
+from .clock import fresh_id
 from .hq_api import (
     AUTH,
     EXPLAIN,
@@ -80,7 +80,7 @@ class SuppliersController(Controller):
     def create_supplier(self, state: State, data: JSONBody[SupplierIn],
                         user: NamedDependency[str]) -> Response[Result]:
         """Add a supplier (buyers, procurement)."""
-        return write(state, "supplier", str(uuid.uuid4()), given(data), user, created=True)
+        return write(state, "supplier", fresh_id(), given(data), user, created=True)
 
     @get("/", sync_to_thread=True, summary="List suppliers")
     def list_suppliers(self, state: State, user: NamedDependency[str],
@@ -147,7 +147,7 @@ class ReorderRulesController(Controller):
         if found:
             return write(state, "reorder_rule", found[0]["id"],
                          {"level": data.level, "order_qty": data.order_qty}, user)
-        return write(state, "reorder_rule", str(uuid.uuid4()), given(data), user, created=True)
+        return write(state, "reorder_rule", fresh_id(), given(data), user, created=True)
 
     @get("/", sync_to_thread=True, summary="List reorder levels")
     def list_rules(self, state: State, user: NamedDependency[str],
@@ -241,12 +241,12 @@ class PurchaseOrdersController(Controller):
             raise ValidationException("goods are not ordered to the transit location")
         for product in products:
             known(db, "product", product)
-        po = str(uuid.uuid4())
+        po = fresh_id()
         total = sum(line.qty * line.unit_cost for line in data.lines)
         changes: list[tuple[str, str, dict[str, Any]]] = [("purchase_order", po, {
             "site": data.site, "supplier": supplier.fields["name"],
             "supplier_id": data.supplier_id, "total": total, "status": "draft"})]
-        changes += [("po_line", str(uuid.uuid4()), {
+        changes += [("po_line", fresh_id(), {
             "po_id": po, "site": data.site, "product_id": line.product_id, "qty": line.qty,
             "unit_cost": line.unit_cost}) for line in data.lines]
         acks = apply_group_as_hq(db, changes, user, state.hub)

@@ -12,7 +12,6 @@ All storage goes through ``LocalStore`` (SQLite in ``client.store``, memory in
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -22,6 +21,7 @@ from schema import Schema
 from schema.people import employee_key
 
 from .hlc import Clock, ClockDriftError, Stamp
+from .ids import new_id
 from .merge import Actor, created_row, decide
 from .messages import Ack, Op, Row, Status
 
@@ -140,7 +140,7 @@ class Replica:
         """
         base = self.store.base(entity, key)
         op = Op(
-            op_id=op_id or str(uuid.uuid4()),
+            op_id=op_id or new_id(now_ms),
             entity=entity,
             key=key,
             base_version=base.version if base else 0,
