@@ -17,6 +17,8 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from sync.ids import new_id
+
 from .common import env_int, free_port
 
 PEER = Path(__file__).parent / "peer"
@@ -117,21 +119,22 @@ def measure_op_rows_floor(n_ops: int | None = None, per_commit: int = 4000) -> d
     engine.dispose()
     table = entities["stock_movement"]
     columns = [c.name for c in table.columns]
-    product, blob, ack = str(uuid.uuid4()), b"\x85" * 180, b"\x82" * 50
+    product, blob, ack = new_id(0), b"\x85" * 180, b"\x82" * 50
     after = json.dumps({c: None for c in columns if not c.startswith("_") and c != "id"})
     entity_rows: list[tuple[Any, ...]] = []
     change_rows: list[tuple[Any, ...]] = []
     scope_rows: list[tuple[Any, ...]] = []
     audit_rows: list[tuple[Any, ...]] = []
     for seq in range(1, n_ops + 1):
-        key, site = str(uuid.uuid4()), f"S{seq % 4 + 1}"
+        now = int(time.time() * 1000)
+        key, site = new_id(now), f"S{seq % 4 + 1}"
         values: dict[str, Any] = {
             "id": key, "site": site, "product_id": product, "qty": -1, "reason": "sale",
             "_version": 1, "_deleted": 0, "_row": blob, "_seq": seq}
         entity_rows.append(tuple(values.get(c) for c in columns))
         change_rows.append((seq, "stock_movement", key, blob))
         scope_rows.append((site, seq))
-        audit_rows.append((seq, str(uuid.uuid4()), "stock_movement", key, "bench", "till",
+        audit_rows.append((seq, new_id(now), "stock_movement", key, "bench", "till",
                            site, f"{seq:015d}-000000-till", "accepted", "ledger", "", None,
                            after, "0" * 64, ack))
     tables: list[tuple[str, list[str], list[tuple[Any, ...]], int]] = [
