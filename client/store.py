@@ -13,6 +13,8 @@ not at all. WAL and a busy timeout let the CLI and the daemon share one file.
 
 from __future__ import annotations
 
+import contextlib
+import operator
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -122,8 +124,10 @@ class SqliteLocalStore:
                 if needs_upgrade(db, schema):  # another process may have done it meanwhile
                     self.upgraded = upgrade(db, schema)
         self._fields = {e.name: tuple(f.name for f in e.fields) for e in schema.entities}
-        self._upsert_parts = {name: self._upsert(name) for name in self._fields}
-        self._upsert_sql = {name: _statement(*parts) for name, parts in self._upsert_parts.items()}
+        self._upserts: dict[tuple[str, frozenset[int]], tuple[str, str, str]] = {}
+        self._upsert_sql = {name: _statement(*self._upsert(name)) for name in self._fields}
+        self._getters = {name: operator.itemgetter(*names)
+                         for name, names in self._fields.items() if len(names) > 1}
         self._max_params = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
         self._multi_sql: dict[tuple[tuple[str, str, str], int], str] = {}
         self.rows_per_insert = _ROWS_PER_INSERT
@@ -136,13 +140,45 @@ class SqliteLocalStore:
     def close(self) -> None:
         self.conn.close()
 
-    def _upsert(self, entity: str) -> tuple[str, str, str]:
-        """The view table's upsert, as (``INSERT ... ``, ``(?, ...)``, `` ON CONFLICT ...``)."""
-        cols = ["id", *self._fields[entity], "_version", "_deleted"]
-        names = ", ".join(f'"{c}"' for c in cols)
-        sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
-        return (f'INSERT INTO "{entity}" ({names}) ', f'({", ".join("?" * len(cols))})',
-                f" ON CONFLICT (id) DO UPDATE SET {sets}")
+    def _upsert(self, entity: str, unset: frozenset[int] = frozenset()) -> tuple[str, str, str]:
+        """The view table's upsert, as (``INSERT ... ``, ``(?, ...)``, `` ON CONFLICT ...``).
+        The columns at the positions in ``unset`` are left out of the VALUES, so
+        they are NULL (no view column has a default), and still set (to NULL) on
+        a conflict: the same effect as binding None to each, for less."""
+        parts = self._upserts.get((entity, unset))
+        if parts is None:
+            cols = ["id", *self._fields[entity], "_version", "_deleted"]
+            given = [c for i, c in enumerate(cols) if i not in unset]
+            names = ", ".join(f'"{c}"' for c in given)
+            sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
+            parts = (f'INSERT INTO "{entity}" ({names}) ', f'({", ".join("?" * len(given))})',
+                     f" ON CONFLICT (id) DO UPDATE SET {sets}")
+            if len(self._upserts) >= 1024:  # patterns of unset columns are data-made
+                self._upserts.clear()
+            self._upserts[(entity, unset)] = parts
+        return parts
+
+    def _put_view_rows(self, entity: str, rows: list[Row]) -> None:
+        """Upsert many rows into their view table. Built column by column: a column
+        that is None in every row is left out of the statement (see ``_upsert``),
+        as sqlite3 binds None (and any value that is not a str, int or float)
+        through a slower path, and most rows leave most fields unset."""
+        names = self._fields[entity]
+        fields = [r.fields for r in rows]
+        values: list[tuple[Any, ...]] | None = None
+        if (get := self._getters.get(entity)) is not None:
+            with contextlib.suppress(KeyError):  # a row of an older schema lacks a field
+                values = list(map(get, fields))
+        if values is None:
+            values = [tuple(map(f.get, names)) for f in fields]
+        columns: list[Sequence[Any]] = [[r.key for r in rows], *zip(*values, strict=True),
+                                        [r.version for r in rows],
+                                        [int(r.deleted) for r in rows]]
+        unset: frozenset[int] = frozenset()
+        if len(rows) >= self.rows_per_insert:  # a bulk page: few patterns of unset columns
+            unset = frozenset(i for i, c in enumerate(columns) if c.count(None) == len(c))
+            columns = [c for i, c in enumerate(columns) if i not in unset]
+        self._insert_many(self._upsert(entity, unset), list(zip(*columns, strict=True)))
 
     def _insert_many(self, sql: tuple[str, str, str], rows: list[tuple[Any, ...]]) -> None:
         """``executemany`` of ``INSERT ... VALUES (?, ...) ...`` (``sql`` in three
@@ -309,11 +345,9 @@ class SqliteLocalStore:
             r = rows[i]
             by_entity.setdefault(r.entity, []).append(r)
         for entity, taken in by_entity.items():
-            names = self._fields.get(entity)
-            if names is None:
+            if entity not in self._fields:
                 continue  # an entity of a newer schema: kept whole, no view table
-            self._insert_many(self._upsert_parts[entity], [
-                (r.key, *map(r.fields.get, names), r.version, int(r.deleted)) for r in taken])
+            self._put_view_rows(entity, taken)
         return later
 
     def _pending_keys(self) -> set[tuple[str, str]]:

@@ -40,17 +40,20 @@ def test_snapshot_rows_are_stored_as_received(tmp_path: Path) -> None:
 
 
 def test_a_large_batch_is_stored_like_one_row_at_a_time(tmp_path: Path) -> None:
-    """The bulk path sends its rows as multi-row INSERTs (and the rest one by one):
-    new rows, newer versions of stored rows, stale rows and tombstones all end as
-    base, view and view row exactly as before."""
+    """The bulk path sends its rows as multi-row INSERTs (and the rest one by one),
+    leaving out the columns no row sets: new rows, newer versions of stored rows,
+    stale rows and tombstones all end as base, view and view row exactly as before."""
     store = SqliteLocalStore.open(tmp_path / "edge.db", SCHEMA)
     try:
-        older = [msgspec.structs.replace(_product(n), version=2) for n in range(0, 300, 3)]
+        older = [msgspec.structs.replace(_product(n), version=2,
+                                         fields={**_product(n).fields, "description": "old"})
+                 for n in range(0, 300, 3)]
         with store.transaction():
             assert store.apply_rows(older) == []
         assert store.conn.execute("SELECT count(*) FROM product").fetchone()[0] == 100
         rows = [msgspec.structs.replace(_product(n), version=3, deleted=n % 7 == 0)
                 if n % 2 else _product(n) for n in range(1, 251)]
+        del rows[4].fields["barcode"]  # a row from an older schema lacks a field
         with store.transaction():
             assert store.apply_rows(rows) == []
         stored = {r.key: r for r in older}
@@ -60,9 +63,11 @@ def test_a_large_batch_is_stored_like_one_row_at_a_time(tmp_path: Path) -> None:
         for row in stored.values():
             assert store.base("product", row.key) == row
             assert store.view("product", row.key) == row
-        got = {k: (sku, v, d) for k, sku, v, d in store.conn.execute(
-            "SELECT id, sku, _version, _deleted FROM product")}
-        assert got == {r.key: (r.fields["sku"], r.version, int(r.deleted))
-                       for r in stored.values()}
+        # a field set in the stored row and unset in the whole batch becomes NULL
+        got = {k: (sku, desc, v, d) for k, sku, desc, v, d in store.conn.execute(
+            "SELECT id, sku, description, _version, _deleted FROM product")}
+        assert got == {r.key: (r.fields["sku"], r.fields["description"], r.version,
+                               int(r.deleted)) for r in stored.values()}
+        assert {desc for _, desc, _, _ in got.values()} == {"old", None}
     finally:
         store.close()
