@@ -56,9 +56,13 @@ class Conflict:
     hlc: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
-    """What one op did: the ack, the row before and after, the conflicts."""
+    """What one op did: the ack, the row before and after, the conflicts.
+
+    Treat it as immutable. It is not declared frozen because a frozen
+    dataclass sets each of its ten fields through ``object.__setattr__``:
+    2 us per op on the ingest path, against 0.3 us for a plain one."""
 
     op: Op
     actor: Actor
@@ -77,7 +81,7 @@ class Outcome:
     """The answer to send for this op."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ack", self._make_ack())
+        self.ack = self._make_ack()
 
     def _make_ack(self) -> Ack:
         # An accepted create is fully determined by its op (the device rebuilds
