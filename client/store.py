@@ -195,6 +195,8 @@ class SqliteLocalStore:
             multi = self._multi_sql.get((sql, per))
             if multi is None:
                 multi = _statement(head, ", ".join([values] * per), tail)
+                if len(self._multi_sql) >= 1024:  # as many as the upserts, see _upsert
+                    self._multi_sql.clear()
                 self._multi_sql[(sql, per)] = multi
             flat = list(chain.from_iterable(rows[:whole]))
             step = per * width
