@@ -91,6 +91,8 @@ class Database:
         self.columns = {e.name: ("id", *(f.name for f in e.fields), *BOOKKEEPING)
                         for e in schema.entities}
         """Insert column order of each entity table."""
+        self.field_names = {e.name: tuple(f.name for f in e.fields) for e in schema.entities}
+        """The declared fields of each entity, in column order."""
         self._write_lock = threading.Lock()
         self.engine: Engine = create_engine(url, **self._engine_args())
         if self.is_sqlite:
@@ -351,11 +353,10 @@ class SqlServerStore:
         updates: dict[str, list[dict[str, Any]]] = {}
         for k, row in self._dirty.items():
             # every declared column, also those a row stored by an older schema lacks
-            get = row.fields.get
-            names = self.db.columns[row.entity]
-            values = (row.key, *(get(n) for n in names[1 : -len(BOOKKEEPING)]),
+            values = (row.key, *map(row.fields.get, self.db.field_names[row.entity]),
                       row.version, row.deleted, self._blobs[k], self._seqs[k])
             if k in self._stored:
+                names = self.db.columns[row.entity]
                 updates.setdefault(row.entity, []).append(
                     {"b_id": row.key, **dict(zip(names[1:], values[1:], strict=True))})
             else:
