@@ -172,6 +172,8 @@ class _Link:
             raise Unreachable("the server sent a text frame; the protocol is binary msgpack")
         with no_cycle_collection():
             msg = decode_server(frame)
+        await self.send(self.session.ahead(msg))  # HQ prepares the next page meanwhile
+        with no_cycle_collection():
             page = isinstance(msg, SnapshotPage)
             blobs = snapshot_blobs(frame) if page else None
             now = now_ms()

@@ -64,6 +64,8 @@ class ClientSession:
         self.error: Error | None = None
         self.snapshot_rows = 0
         self.snapshot_head = 0
+        self.asked_ahead: SnapshotRequest | None = None
+        """The next snapshot page, asked for before this page was stored."""
 
     def start(self) -> list[ClientMessage]:
         """The first message of the connection."""
@@ -87,6 +89,21 @@ class ClientSession:
             and not self.replica.store.outbox(self.sent_upto, 1)
         )
 
+    def ahead(self, msg: ServerMessage) -> list[ClientMessage]:
+        """What to send as soon as ``msg`` arrives, before it is stored: the
+        request for the snapshot page after this one, which depends only on
+        this page's last row. HQ then reads, encodes and sends that page while
+        this one is being stored, instead of after. Should storing fail, the
+        connection ends and the next one starts again after the last page
+        stored, so an early page is never applied out of turn."""
+        if (isinstance(msg, SnapshotPage) and msg.rows and not msg.done
+                and self.phase is Phase.SNAPSHOT):
+            last = msg.rows[-1]
+            self.asked_ahead = SnapshotRequest(after_entity=last.entity, after_key=last.key,
+                                               at=msg.at, limit=self.snapshot_page)
+            return [self.asked_ahead]
+        return []
+
     def receive(self, msg: ServerMessage, now_ms: int,
                 blobs: Sequence[bytes | msgspec.Raw] | None = None) -> list[ClientMessage]:
         """Handle one server message; return what to send next. ``blobs``: the
@@ -106,8 +123,10 @@ class ClientSession:
                 if rows:
                     r.store.set_state("snapshot_after", f"{rows[-1].entity} {rows[-1].key}")
                 r.store.set_state("snapshot_at", str(at))
+                early, self.asked_ahead = self.asked_ahead, None
                 if not done:
-                    return [self._snapshot_request()]
+                    request = self._snapshot_request()
+                    return [] if request == early else [request]  # asked for already?
                 if at > r.cursor:
                     r.cursor = at
                 r.store.set_state("bootstrapped", "1")

@@ -87,6 +87,8 @@ class World:
         while inbox and (budget is None or delivered < budget):
             msg = inbox.pop(0)
             delivered += 1
+            for early in client.ahead(msg):  # the next page, asked for before this one is stored
+                inbox.extend(server.handle(self.server, early))
             with self.atomically():
                 answers = client.receive(msg, ms)
             for out in answers:

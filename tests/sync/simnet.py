@@ -69,7 +69,8 @@ class SimNet:
     def connect(self, d: SimDevice) -> None:
         if d.link is not None:
             self.cut(d, keep=0)
-        link = Link(d, ClientSession(d.replica, "token", batch_size=3, window=2))
+        link = Link(d, ClientSession(d.replica, "token", batch_size=3, window=2,
+                                     snapshot_page=4))
         link.up.extend(link.client.start())
         d.link = link
         self.links.append(link)
@@ -111,6 +112,7 @@ class SimNet:
         else:
             msg = link.down.popleft()
         self.sent_down.append((link, msg))
+        link.up.extend(link.client.ahead(msg))  # sent before the message is stored
         link.up.extend(link.client.receive(msg, self.tick()))
 
     def fan_out(self, rnd: random.Random | None = None) -> None:
