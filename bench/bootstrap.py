@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from client.daemon import sync_once
 from client.edge import Edge
+from sync.ids import new_id
 from sync.messages import MAX_BATCH_OPS, Acks, Push
 
 from .common import RawDevice, RssSampler, Server, env_int
@@ -30,7 +30,7 @@ async def _seed(url: str, token: str, rows: int) -> float:
     while acked < rows:
         while in_flight < window and sent < rows:
             n = min(batch, rows - sent)
-            ops = [hq.op("product", str(uuid.uuid4()),
+            ops = [hq.op("product", new_id(int(time.time() * 1000)),
                          {"sku": f"SKU-{sent + i:07d}", "name": f"Product {sent + i}",
                           "price": 100 + (sent + i) % 5000}) for i in range(n)]
             await hq.send(Push(batch=sent, ops=ops))
