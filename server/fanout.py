@@ -20,7 +20,9 @@ from collections.abc import Callable
 import anyio.to_thread
 import psycopg
 
-from sync.messages import Change
+from sync.messages import Change, Changes
+
+from .frames import fit
 
 CHANNEL = "branchline_changes"
 log = logging.getLogger("branchline.fanout")
@@ -47,6 +49,9 @@ class Hub:
         self.sites: list[frozenset[str] | None] = []
         self.external = 0
         """Bumped when another process committed: sessions must read the database."""
+        self._frames: dict[tuple[object, ...], bytes] = {}
+        """Encoded live Changes of the latest publish, shared by the sessions that
+        are sent the same one (all those at the same cursor with the same view)."""
 
     def subscribe(self) -> asyncio.Event:
         self._loop = asyncio.get_running_loop()
@@ -79,7 +84,17 @@ class Hub:
                 self.sites.insert(at, sites)
         if len(self.changes) > self.keep:
             del self.changes[: -self.keep], self.sites[: -self.keep]
+        self._frames.clear()
         self.notify()
+
+    def frame(self, msg: Changes) -> bytes:
+        """The frame of a live ``msg`` served from this buffer, encoded once for
+        every session it goes to."""
+        key = (msg.since, msg.cursor, msg.more, msg.live, *(c.seq for c in msg.changes))
+        data = self._frames.get(key)
+        if data is None:
+            data = self._frames[key] = fit(msg)[0]
+        return data
 
     def publish_threadsafe(self, committed: list[tuple[Change, frozenset[str] | None]]) -> None:
         if self._loop is not None:

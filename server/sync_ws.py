@@ -101,25 +101,28 @@ class GroupCommit:
     def __init__(self, db: Database, hub: Hub) -> None:
         self.db, self.hub = db, hub
         self._queue: list[_Job] = []
-        self._mutex = threading.Lock()
-        self._draining = False
+        self._wakeup = threading.Condition(threading.Lock())
+        self._thread: threading.Thread | None = None
+        """One writer thread for the life of the app, started by the first push
+        (starting a thread per burst made the event loop wait for each start)."""
 
     async def push(self, session: ServerSession, msg: Push) -> list[ServerMessage]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[list[ServerMessage]] = loop.create_future()
-        with self._mutex:
+        with self._wakeup:
             self._queue.append((session, msg, loop, future))
-            start, self._draining = not self._draining, True
-        if start:
-            threading.Thread(target=self._drain, name="group-commit", daemon=True).start()
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._drain, name="group-commit",
+                                                daemon=True)
+                self._thread.start()
+            self._wakeup.notify()
         return await future
 
     def _drain(self) -> None:
         while True:
-            with self._mutex:
-                if not self._queue:
-                    self._draining = False
-                    return
+            with self._wakeup:
+                while not self._queue:
+                    self._wakeup.wait()
                 jobs: list[_Job] = []
                 taken = 0
                 while self._queue and (not jobs or taken + len(self._queue[0][1].ops)
@@ -134,9 +137,7 @@ class GroupCommit:
                     _resolve(job, None, exc if isinstance(exc, Exception)
                              else RuntimeError("group commit interrupted"))
                 if not isinstance(exc, Exception):
-                    with self._mutex:
-                        self._draining = False
-                    raise
+                    raise  # the thread ends; the next push starts another
 
     def _run(self, jobs: list[_Job]) -> None:
         try:
@@ -382,7 +383,7 @@ class Connection:
                     run, sites = self.hub.run_after(session.cursor)
                     changes, read_db = session.live_run(run, sites)
                     if changes is not None:
-                        await self.send([changes])
+                        await self.socket.send_bytes(self.hub.frame(changes))
                 while read_db:
                     changes = await self.in_db(False, session.poll)
                     if changes is not None:
