@@ -64,7 +64,8 @@ def fast_sqlite_binding() -> None:
     A registered adapter is found by one dict lookup instead. Each binds exactly
     what sqlite3 binds by default: None as NULL, bytes and ``Raw`` as a BLOB (a
     buffer, bound as it is), a bool as the integer 0 or 1. Process-wide and
-    idempotent."""
+    idempotent. (HQ registers the same but ``Raw`` in ``server.store``: server
+    and client share no module that may import sqlite3.)"""
     none: Callable[[None], None] = cast(Callable[[None], None], {}.get)  # in C: x -> None
     sqlite3.register_adapter(type(None), none)
     sqlite3.register_adapter(bytes, bytes)  # the same object back

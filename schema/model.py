@@ -89,7 +89,7 @@ class Field:
 
 
 def _check_text(f: Field, value: Any) -> str | None:
-    if value.__class__ is not str and not isinstance(value, str):
+    if not isinstance(value, str):
         return f"field {f.name!r} must be text, got {type(value).__name__}"
     if len(value) > MAX_TEXT:
         return f"field {f.name!r} is longer than {MAX_TEXT} characters"

@@ -71,7 +71,9 @@ def _fast_sqlite_binding() -> None:
     (its NULL columns, three blobs, a flag). Registered adapters are found by
     one dict lookup instead. They bind exactly what sqlite3 binds by default:
     None as NULL, bytes as a BLOB, a bool as the integer 0 or 1 (as SQLAlchemy
-    stores it). Process-wide, and idempotent."""
+    stores it). Process-wide, and idempotent. (The edge registers the same,
+    plus msgspec ``Raw``, in ``client.store.fast_sqlite_binding``: server and
+    client share no module that may import sqlite3.)"""
     none: Callable[[None], None] = cast("Callable[[None], None]", {}.get)  # C: x -> None
     sqlite3.register_adapter(type(None), none)
     sqlite3.register_adapter(bytes, bytes)  # the same object back
@@ -88,10 +90,10 @@ class Database:
         self.t = self.metadata.tables
         self.is_sqlite = url.startswith("sqlite")
         self._insert_sql: dict[tuple[str, tuple[str, ...]], str] = {}
-        self.columns = {e.name: ("id", *(f.name for f in e.fields), *BOOKKEEPING)
+        self.columns = {e.name: ("id", *e.names, *BOOKKEEPING)
                         for e in schema.entities}
         """Insert column order of each entity table."""
-        self.field_names = {e.name: tuple(f.name for f in e.fields) for e in schema.entities}
+        self.field_names = {e.name: e.names for e in schema.entities}
         """The declared fields of each entity, in column order."""
         self._write_lock = threading.Lock()
         self.engine: Engine = create_engine(url, **self._engine_args())
@@ -395,11 +397,10 @@ class SqlServerStore:
         per = min(MULTI_ROW, MAX_VARIABLES // len(columns))
         whole = len(rows) - len(rows) % per if db.is_sqlite else 0
         if whole:
-            block = db.insert_sql(table, columns, per)
             flat = list(chain.from_iterable(rows[:whole]))
             step = per * len(columns)
-            for start in range(0, len(flat), step):
-                self.conn.exec_driver_sql(block, tuple(flat[start : start + step]))
+            blocks = [tuple(flat[i : i + step]) for i in range(0, len(flat), step)]
+            self.conn.exec_driver_sql(db.insert_sql(table, columns, per), blocks)
         if whole < len(rows):
             self.conn.exec_driver_sql(db.insert_sql(table, columns), rows[whole:])
 
