@@ -18,12 +18,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import ColumnElement, Row, Table, select
 
 from sync.hlc import Clock
 from sync.messages import Op
 from sync.server import SERVER_DEVICE, apply_ops
 
+from . import on_hand
 from .admin import SYSTEM
 from .clock import fresh_id
 from .store import SqlServerStore
@@ -37,62 +38,75 @@ def _op(store: SqlServerStore, entity: str, fields: dict[str, Any]) -> Op:
               store.db.schema.version)
 
 
-def _suggestion(store: SqlServerStore, site: str, product: str, on_hand: int) -> Op | None:
-    db = store.db
-    if "reorder_rule" not in db.entities or "purchase_suggestion" not in db.entities:
-        return None
-    rule, sug = db.entities["reorder_rule"], db.entities["purchase_suggestion"]
-    found = store.conn.execute(select(rule.c.level, rule.c.order_qty).where(
-        and_(rule.c.site == site, rule.c.product_id == product, rule.c._deleted.is_(False))
-    )).first()
-    if found is None or on_hand > found.level:
-        return None
-    open_ = store.conn.execute(select(sug.c.id).where(and_(
-        sug.c.site == site, sug.c.product_id == product, sug.c.status == "open"))).first()
-    if open_ is not None:
-        return None
-    return _op(store, "purchase_suggestion", {
-        "site": site, "product_id": product, "qty": int(found.order_qty),
-        "on_hand": on_hand, "status": "open"})
+Pair = tuple[str, str]
+"""(site, product id)."""
+CHUNK = 500
 
 
-def _exception(store: SqlServerStore, site: str, product: str, on_hand: int,
-               movement: Any) -> Op | None:
-    db = store.db
-    if on_hand >= 0 or "stock_exception" not in db.entities:
-        return None
-    exc = db.entities["stock_exception"]
-    open_ = store.conn.execute(select(exc.c.id).where(and_(
-        exc.c.site == site, exc.c.product_id == product, exc.c.status == "open"))).first()
-    if open_ is not None:
-        return None
-    return _op(store, "stock_exception", {
-        "site": site, "product_id": product, "on_hand": on_hand,
-        "movement_id": movement.key, "reason": str(movement.fields.get("reason") or ""),
-        "document_id": movement.fields.get("document_id"), "status": "open"})
+def _matching(store: SqlServerStore, table: Table, pairs: list[Pair], columns: list[Any],
+              *where: ColumnElement[bool]) -> dict[Pair, Row[Any]]:
+    """The row of ``table`` (its ``columns``) for each of ``pairs`` that has one
+    matching ``where``: one query per site and 500 products, read through the
+    table's (site, product_id[, ...]) index, whatever the number of pairs."""
+    by_site: dict[str, list[str]] = {}
+    for site, product in pairs:
+        by_site.setdefault(site, []).append(product)
+    found: dict[Pair, Row[Any]] = {}
+    for site, products in by_site.items():
+        for at in range(0, len(products), CHUNK):
+            q = select(table.c.site, table.c.product_id, *columns).where(
+                table.c.site == site, table.c.product_id.in_(products[at : at + CHUNK]), *where)
+            found.update(((r.site, r.product_id), r) for r in store.conn.execute(q))
+    return found
+
+
+def _open(store: SqlServerStore, entity: str, pairs: list[Pair]) -> set[Pair]:
+    """Which of ``pairs`` already have an open ``entity`` (suggestion, exception)."""
+    if not pairs:
+        return set()
+    t = store.db.entities[entity]
+    return set(_matching(store, t, pairs, [], t.c.status == "open"))
 
 
 def after_push(store: SqlServerStore) -> int:
     """Raise the purchase suggestions and stock exceptions this transaction's
     movements call for. Returns how many were opened."""
-    db = store.db
-    last: dict[tuple[str, str], Any] = {}
+    last: dict[Pair, Any] = {}
     for change, _ in store.published:
         if change.row.entity == "stock_movement":
             f = change.row.fields
             last[(f["site"], f["product_id"])] = change.row
     if not last:
         return 0
-    store.flush()
-    sm = db.entities["stock_movement"]
+    store.flush()  # the balances now hold this transaction's movements
+    db, pairs = store.db, sorted(last)
+    balances = on_hand.table(db.metadata)
+    assert balances is not None
+    level = {k: int(r.qty) for k, r in _matching(store, balances, pairs, [balances.c.qty]).items()}
+    rules: dict[Pair, Row[Any]] = {}
+    if "reorder_rule" in db.entities and "purchase_suggestion" in db.entities:
+        rule = db.entities["reorder_rule"]
+        rules = _matching(store, rule, pairs, [rule.c.level, rule.c.order_qty],
+                          rule.c._deleted.is_(False))
+    low = {k for k in pairs if k in rules and level.get(k, 0) <= int(rules[k].level)}
+    below = {k for k in pairs if level.get(k, 0) < 0} if "stock_exception" in db.entities \
+        else set()
+    suggested = _open(store, "purchase_suggestion", sorted(low))
+    raised = _open(store, "stock_exception", sorted(below))
     ops = []
-    for (site, product), movement in sorted(last.items(), key=lambda kv: kv[0]):
-        on_hand = int(store.conn.execute(select(func.coalesce(func.sum(sm.c.qty), 0)).where(
-            and_(sm.c.site == site, sm.c.product_id == product))).scalar_one())
-        for made in (_suggestion(store, site, product, on_hand),
-                     _exception(store, site, product, on_hand, movement)):
-            if made is not None:
-                ops.append(made)
+    for k in pairs:  # in (site, product) order: a suggestion, then an exception
+        site, product = k
+        on_hand_now = level.get(k, 0)
+        if k in low and k not in suggested:
+            ops.append(_op(store, "purchase_suggestion", {
+                "site": site, "product_id": product, "qty": int(rules[k].order_qty),
+                "on_hand": on_hand_now, "status": "open"}))
+        if k in below and k not in raised:
+            movement = last[k]
+            ops.append(_op(store, "stock_exception", {
+                "site": site, "product_id": product, "on_hand": on_hand_now,
+                "movement_id": movement.key, "reason": str(movement.fields.get("reason") or ""),
+                "document_id": movement.fields.get("document_id"), "status": "open"}))
     if ops:
         apply_ops(db.schema, store, SYSTEM, ops)
     return len(ops)

@@ -67,6 +67,12 @@ def parser() -> argparse.ArgumentParser:
                          "(read from stdin, or prompted twice on a terminal; never argv)")
     _db_arg(pw)
     pw.add_argument("login", help="the employee's login")
+
+    chk = sub.add_parser("check-stock", help="check the kept stock balances against the "
+                         "movement ledger (exit 1 if any differ)")
+    _db_arg(chk)
+    chk.add_argument("--rebuild", action="store_true",
+                     help="rebuild every balance from the ledger")
     return p
 
 
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     db = Database(args.db, SCHEMA)
     try:
+        if args.command == "check-stock":
+            return _check_stock(db, args.rebuild)
         if args.command == "user" and args.action == "password":
             return _set_password(db, args.login, prompt=True)
         if args.command == "user":
@@ -137,6 +145,25 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{d.device}\t{d.site}\t{d.state()}")
     finally:
         db.dispose()
+    return 0
+
+
+def _check_stock(db: Database, rebuild: bool) -> int:
+    """Compare (or rebuild) ``on_hand`` with the sum of the movements."""
+    from . import on_hand
+
+    with db.transaction(write=rebuild) as store:
+        if rebuild:
+            print(f"rebuilt {on_hand.fill(store.conn, db.metadata)} stock balances "
+                  "from the movement ledger")
+        wrong = on_hand.drift(store.conn, db.metadata)
+    for d in wrong:
+        print(f"{d.site}\t{d.product_id}\tkept {d.kept}\tmovements add up to {d.summed}")
+    if wrong:
+        print(f"{len(wrong)} stock balance(s) differ from the ledger; "
+              "run again with --rebuild", file=sys.stderr)
+        return 1
+    print("every stock balance equals the sum of its movements")
     return 0
 
 

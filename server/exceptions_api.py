@@ -23,12 +23,13 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.params import FromPath, FromQuery, JSONBody
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 
 from schema import HQ_SITE
 from schema.model import MAX_TEXT
 from schema.people import employee_key
 
+from . import on_hand
 from .admin import apply_as_hq
 from .api_auth import current_user
 from .store import Database
@@ -73,8 +74,7 @@ def _site_of(db: Database, login: str) -> str | None:
 
 def list_exceptions(db: Database, site: str | None, status: str | None,
                     product_id: str | None) -> list[StockException]:
-    exc, sm, product = (db.entities["stock_exception"], db.entities["stock_movement"],
-                        db.entities["product"])
+    exc, product = db.entities["stock_exception"], db.entities["product"]
     q = select(exc, product.c.sku).outerjoin(product, product.c.id == exc.c.product_id)
     for column, value in ((exc.c.site, site), (exc.c.status, status),
                           (exc.c.product_id, product_id)):
@@ -84,8 +84,7 @@ def list_exceptions(db: Database, site: str | None, status: str | None,
         rows = conn.execute(q.order_by(exc.c.site, exc.c.product_id, exc.c._seq)).all()
         out = []
         for r in rows:
-            now = conn.execute(select(func.coalesce(func.sum(sm.c.qty), 0)).where(and_(
-                sm.c.site == r.site, sm.c.product_id == r.product_id))).scalar_one()
+            now = on_hand.level(conn, db.metadata, r.site, r.product_id)
             out.append(StockException(
                 r.id, r.site, r.product_id, r.sku, int(r.on_hand), int(now), r.movement_id,
                 r.reason, r.document_id, r.status, r.resolution, r.resolved_by))

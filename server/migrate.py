@@ -24,7 +24,8 @@ from sqlalchemy import Column, Connection, MetaData, delete, func, inspect, sele
 
 from schema import Schema, Scope
 
-from .tables import EVERY_SITE, ON_HAND
+from . import on_hand
+from .tables import EVERY_SITE, LOOKUPS, ON_HAND
 
 Step = Callable[[Connection, MetaData, Schema], None]
 STEPS: list[tuple[str, Step]] = []
@@ -81,6 +82,23 @@ def _on_hand_index(conn: Connection, metadata: MetaData, schema: Schema) -> None
         if name in metadata.tables:
             for index in metadata.tables[name].indexes:
                 index.create(conn, checkfirst=True)
+
+
+@step("automation-lookups")
+def _automation_lookups(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """The automation's per-product lookups walked every rule, suggestion and
+    exception of the site; (site, product_id[, status]) indexes read one."""
+    for name in LOOKUPS:
+        if name in metadata.tables:
+            for index in metadata.tables[name].indexes:
+                index.create(conn, checkfirst=True)
+
+
+@step("on-hand-table")
+def _on_hand_table(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """Stock on hand was a sum over every movement of (site, product), read at
+    each push; the balance is now kept in ``on_hand``: build it from the ledger."""
+    on_hand.fill(conn, metadata)
 
 
 @step("acks-in-audit")

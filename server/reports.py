@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, func, select
 
 from schema.finance import CHART, COGS, RETURNS, REVENUE, moving_average
 
+from . import on_hand
 from .api_auth import report_guard
 from .hq_api import SECURITY, Limit, Offset
 from .store import Database
@@ -309,15 +310,9 @@ class ReportsController(Controller):
         """Stock on hand per (site, product), the sum of its movements; with
         ``negative_only``, the stock exceptions HQ must resolve."""
         db = _db(state)
-        sm = db.entities["stock_movement"]
-        total = func.sum(sm.c.qty)
-        q = select(sm.c.site, sm.c.product_id, total).group_by(sm.c.site, sm.c.product_id)
-        if site:
-            q = q.where(sm.c.site == site)
-        if negative_only:
-            q = q.having(total < 0)
+        q = on_hand.levels(db.metadata, site or None, negative_only=negative_only)
         with db.engine.connect() as conn:
-            rows = conn.execute(q.order_by(sm.c.site, sm.c.product_id).limit(10_000)).all()
+            rows = conn.execute(q.limit(10_000)).all()
         return [StockLevel(s, p, int(n)) for s, p, n in rows]
 
 

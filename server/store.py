@@ -40,8 +40,9 @@ from sync.audit import GENESIS, AuditRecord, chain_hash
 from sync.merge import Outcome
 from sync.messages import Ack, Change, Op, Row, decode_ack, encode
 
+from . import on_hand
 from .migrate import upgrade
-from .tables import EVERY_SITE, build
+from .tables import EVERY_SITE, ON_HAND, build
 
 ADVISORY_LOCK = 7262_2024
 _row_decoder = msgspec.msgpack.Decoder(Row)
@@ -97,6 +98,9 @@ class Database:
         """The declared fields of each entity, in column order."""
         self._write_lock = threading.Lock()
         self.engine: Engine = create_engine(url, **self._engine_args())
+        self.on_hand_sql = on_hand.upsert_sql(self.engine.dialect) \
+            if on_hand.table(self.metadata) is not None else None
+        """Adds a transaction's tallies to the stock balances (``server.on_hand``)."""
         if self.is_sqlite:
             _fast_sqlite_binding()
             self._tune_sqlite(self.engine)
@@ -228,6 +232,8 @@ class SqlServerStore:
         self._scope: list[tuple[Any, ...]] = []
         self._audit: list[tuple[Any, ...]] = []
         self._conflicts: list[tuple[Any, ...]] = []
+        self._on_hand: dict[tuple[Any, Any], list[int]] = {}
+        """(site, product) -> [qty, movements] this transaction adds to ``on_hand``."""
         self._head: int | None = None
         self._audit_tail: tuple[int, str] | None = None
         self.changed = False
@@ -321,6 +327,8 @@ class SqlServerStore:
                 self._scope.append((site, seq))
             self.published.append((Change(seq, row), sites))
             self.changed = True
+            if row.entity in ON_HAND:
+                self._tally(outcome.before, row)
         # An op id recorded twice in one transaction gets a second audit row,
         # whose (latest) ack answers later resends, as in the memory store.
         self._acks[outcome.op.op_id] = outcome.ack
@@ -339,6 +347,27 @@ class SqlServerStore:
                 c.op_id, c.entity, c.key, c.field, _json.encode(c.server_value).decode(),
                 _json.encode(c.proposed_value).decode(), c.device, c.hlc, False,
             ))
+
+    def _tally(self, before: Row | None, after: Row) -> None:
+        """Count a ledger row's new version into the balances, the old one out."""
+        site, product, qty = ON_HAND[after.entity]
+        for row, sign in ((before, -1), (after, 1)):
+            if row is None or row.deleted:
+                continue
+            f = row.fields
+            k = (f.get(site), f.get(product))
+            if k[0] is None or k[1] is None:
+                continue  # not a movement of a product at a site: no balance
+            got = self._on_hand.get(k)
+            if got is None:
+                got = self._on_hand[k] = [0, 0]
+            got[0] += sign * int(f.get(qty) or 0)
+            got[1] += sign
+
+    def on_hand(self, site: str, product: str) -> int:
+        """Stock on hand at (site, product), this transaction's movements included."""
+        self.flush()
+        return on_hand.level(self.conn, self.db.metadata, site, product)
 
     def _audit_last(self) -> tuple[int, str]:
         if self._audit_tail is None:
@@ -380,6 +409,12 @@ class SqlServerStore:
                                     ("conflicts", CONFLICT_COLUMNS, self._conflicts)):
             if rows:
                 self._insert(t[name], columns, rows)
+        if self._on_hand:
+            assert self.db.on_hand_sql is not None
+            self.conn.exec_driver_sql(self.db.on_hand_sql, [
+                (site, product, qty, n) for (site, product), (qty, n)
+                in sorted(self._on_hand.items()) if qty or n])
+            self._on_hand.clear()
         self._dirty.clear()
         self._changes, self._scope, self._audit, self._conflicts = [], [], [], []
 

@@ -50,7 +50,25 @@ EVERY_SITE = ""
 
 
 ON_HAND = {"stock_movement": ("site", "product_id", "qty")}
-"""Ledgers whose sum is read per (site, product): a covering index each."""
+"""Ledgers whose sum is read per (site, product): a covering index each, and
+a running balance in ``ON_HAND_TABLE``."""
+
+LOOKUPS = {
+    "reorder_rule": ("site", "product_id"),
+    "purchase_suggestion": ("site", "product_id", "status"),
+    "stock_exception": ("site", "product_id", "status"),
+}
+"""What a push's automation looks up for every (site, product) it moved: an
+index each, so a lookup reads that product's rows, not every row of the site
+(5 ms per product with 20,000 reorder rules at a site, 88 ms with 100,000 past
+suggestions; a push that sold 300 products paid it 300 times)."""
+
+ON_HAND_TABLE = "on_hand"
+"""Stock on hand per (site, product) and its number of movements, kept by the
+store in the very transaction that writes the movements (``server.on_hand``).
+A push's automation and the console read one row here instead of summing
+every movement a product ever had at the site: 55 ms per (site, product)
+at a million movements, paid again by every push that sold one."""
 
 
 def _key() -> TypeEngine[str]:
@@ -78,6 +96,8 @@ def entity_table(metadata: MetaData, entity: Entity) -> Table:
         # stock on hand at (site, product) is a sum read from this index alone,
         # not a walk over every movement of the site (push automation, reports)
         Index(f"ix_{entity.name}_on_hand", *(table.c[c] for c in ON_HAND[entity.name]))
+    if entity.name in LOOKUPS:
+        Index(f"ix_{entity.name}_lookup", *(table.c[c] for c in LOOKUPS[entity.name]))
     return table
 
 
@@ -98,6 +118,14 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("seq", BigInteger, nullable=False),
     )
     Index("ix_change_scope_site_seq", scope.c.site, scope.c.seq, unique=True)
+    if "stock_movement" in entities:
+        Table(
+            ON_HAND_TABLE, metadata,
+            Column("site", String, primary_key=True),
+            Column("product_id", _key(), primary_key=True),
+            Column("qty", BigInteger, nullable=False),
+            Column("movements", BigInteger, nullable=False),
+        )
     Table(
         "ops", metadata,
         Column("op_id", String, primary_key=True),

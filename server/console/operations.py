@@ -9,10 +9,11 @@ from typing import Any
 from litestar import Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, URLEncodedBody
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 
 from schema.people import allowed
 
+from .. import on_hand
 from ..admin import apply_as_hq
 from .auth import Ctx
 from .common import label, product_labels
@@ -24,17 +25,12 @@ ROWS = 200
 def render(ctx: Ctx, *, error: str | None = None, code: int = 200) -> Response[str]:
     db = ctx.db
     site = ctx.user.site_filter
-    sm, tr = db.entities["stock_movement"], db.entities["transfer"]
-    on_hand = func.sum(sm.c.qty)
-    by_site = select(sm.c.site, func.count(func.distinct(sm.c.product_id)), on_hand,
-                     func.count()).group_by(sm.c.site).order_by(sm.c.site)
-    negative = (select(sm.c.site, sm.c.product_id, on_hand.label("on_hand"))
-                .group_by(sm.c.site, sm.c.product_id).having(on_hand < 0)
-                .order_by(on_hand, sm.c.site).limit(ROWS))
+    tr = db.entities["transfer"]
+    by_site = on_hand.by_site(db.metadata, site or None)
+    negative = on_hand.levels(db.metadata, site or None, negative_only=True).limit(ROWS)
     transit = (select(tr.c.id, tr.c.from_site, tr.c.to_site, tr.c.product_id, tr.c.qty)
                .where(tr.c.status == "shipped").order_by(tr.c._seq.desc()).limit(ROWS))
     if site:
-        by_site, negative = by_site.where(sm.c.site == site), negative.where(sm.c.site == site)
         transit = transit.where(or_(tr.c.from_site == site, tr.c.to_site == site))
     se = db.entities.get("stock_exception")
     with db.engine.connect() as conn:

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from schema import HQ_SITE
 
+from .. import on_hand
 from ..devices import list_devices
 from ..reports import sales_by_site, trial_balance
 from .auth import Ctx
@@ -26,14 +27,8 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
     t = db.t
     with db.engine.connect() as conn:
         head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
-        sm = db.entities["stock_movement"]
-        stock = conn.execute(
-            select(sm.c.site, func.count(func.distinct(sm.c.product_id)), func.sum(sm.c.qty),
-                   func.count()).group_by(sm.c.site).order_by(sm.c.site)).all()
-        negative = conn.execute(
-            select(sm.c.site, sm.c.product_id, func.sum(sm.c.qty).label("on_hand"))
-            .group_by(sm.c.site, sm.c.product_id).having(func.sum(sm.c.qty) < 0)
-            .limit(20)).all()
+        stock = conn.execute(on_hand.by_site(db.metadata)).all()
+        negative = conn.execute(on_hand.levels(db.metadata, negative_only=True).limit(20)).all()
         conflicts = conn.execute(
             select(t["conflicts"]).where(t["conflicts"].c.resolved.is_(False))
             .order_by(t["conflicts"].c.id.desc()).limit(20)).all()

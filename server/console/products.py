@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select
 
 from schema.people import allowed
 
+from .. import on_hand
 from ..admin import apply_as_hq
 from .auth import Ctx
 from .html import hidden_csrf, join, money, parse_money, table, tag
@@ -52,13 +53,9 @@ def render(ctx: Ctx, product_id: str, *, error: str | None = None,
         return ctx.page("products", "Products", "", error=f"no product {product_id}",
                         status=404)
     p: dict[str, Any] = dict(row.fields)
-    sm = ctx.db.entities["stock_movement"]
-    q = (select(sm.c.site, func.sum(sm.c.qty)).where(sm.c.product_id == product_id)
-         .group_by(sm.c.site).order_by(sm.c.site))
-    if ctx.user.site_filter:
-        q = q.where(sm.c.site == ctx.user.site_filter)
+    q = on_hand.levels(ctx.db.metadata, ctx.user.site_filter or None, product_id)
     with ctx.db.engine.connect() as conn:
-        stock = conn.execute(q).all()
+        stock = [(s, n) for s, _, n in conn.execute(q)]
     body = [
         table(["SKU", "name", "price", "cost", "tax rate", "barcode", "category", "unit"],
               [[p.get("sku"), p.get("name"), tag("span", money(p.get("price")), id="price"),

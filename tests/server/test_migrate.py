@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import inspect, select
 
 from schema import SCHEMA, Field, Kind, Policy, Schema
+from server import on_hand
 from server.devices import list_devices
 from server.migrate import STEPS
 from server.store import Database
@@ -50,6 +51,13 @@ def test_an_old_database_is_upgraded_once(old_db: str) -> None:
     assert verify_chain(chain) is None
     indexes = {i["name"] for i in inspect(db.engine).get_indexes("transfer")}
     assert indexes == {"ix_transfer_from_site_id", "ix_transfer_to_site_id"}
+    with db.transaction(write=False) as store:  # the old sales, now as stock balances
+        levels = store.conn.execute(on_hand.levels(db.metadata)).all()
+        assert on_hand.drift(store.conn, db.metadata) == []
+    assert [tuple(r) for r in levels] == [("S1", PRODUCT, -1), ("S2", PRODUCT, -1)]
+    for name, index in (("reorder_rule", "ix_reorder_rule_lookup"),
+                        ("purchase_suggestion", "ix_purchase_suggestion_lookup")):
+        assert index in {i["name"] for i in inspect(db.engine).get_indexes(name)}
     db.dispose()
     again = Database(old_db, SCHEMA)
     assert again.applied == []
