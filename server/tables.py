@@ -50,8 +50,10 @@ EVERY_SITE = ""
 
 
 ON_HAND = {"stock_movement": ("site", "product_id", "qty")}
-"""Ledgers whose sum is read per (site, product): a covering index each, and
-a running balance in ``ON_HAND_TABLE``."""
+"""Ledgers whose sum is read per (site, product): kept as a running balance
+in ``ON_HAND_TABLE``. (They had a covering (site, product_id, qty) index for
+the sum; it is gone: every movement paid an insert at a random place of it,
+and nothing on a push's path reads the sum any more.)"""
 
 LOOKUPS = {
     "reorder_rule": ("site", "product_id"),
@@ -92,10 +94,6 @@ def entity_table(metadata: MetaData, entity: Entity) -> Table:
             raise ValueError(f"{entity.name}.{name} places rows at a site; it must be a ref")
         # (site, id): a site's snapshot pages are read in key order, never sorted
         Index(f"ix_{entity.name}_{name}_id", table.c[name], table.c.id)
-    if entity.name in ON_HAND:
-        # stock on hand at (site, product) is a sum read from this index alone,
-        # not a walk over every movement of the site (push automation, reports)
-        Index(f"ix_{entity.name}_on_hand", *(table.c[c] for c in ON_HAND[entity.name]))
     if entity.name in LOOKUPS:
         Index(f"ix_{entity.name}_lookup", *(table.c[c] for c in LOOKUPS[entity.name]))
     return table

@@ -117,3 +117,20 @@ def test_a_newer_schema_adds_its_columns_and_an_older_server_is_refused(old_db: 
     db.dispose()
     with pytest.raises(RuntimeError, match="newer than this server's"):
         Database(old_db, SCHEMA)
+
+
+def test_the_ledger_index_the_balances_replaced_is_dropped(tmp_path: Path) -> None:
+    """A database of the 11-25 server has the (site, product_id, qty) index that
+    the stock sums read; with the balances kept in ``on_hand`` it goes."""
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    Database(url, SCHEMA).dispose()
+    with sqlite3.connect(tmp_path / "hq.db") as conn:  # as the 11-25 server left it
+        conn.execute("CREATE INDEX ix_stock_movement_on_hand "
+                     "ON stock_movement (site, product_id, qty)")
+        conn.execute("DELETE FROM server_meta WHERE name = 'migration:on-hand-index-dropped'")
+    conn.close()
+    db = Database(url, SCHEMA)
+    assert db.applied == ["on-hand-index-dropped"]
+    names = {i["name"] for i in inspect(db.engine).get_indexes("stock_movement")}
+    assert names == {"ix_stock_movement_site_id"}
+    db.dispose()
