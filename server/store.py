@@ -409,12 +409,12 @@ class SqlServerStore:
                                     ("conflicts", CONFLICT_COLUMNS, self._conflicts)):
             if rows:
                 self._insert(t[name], columns, rows)
-        if self._on_hand:
+        tallies = [(site, product, qty, n) for (site, product), (qty, n)
+                   in sorted(self._on_hand.items()) if qty or n]
+        if tallies:
             assert self.db.on_hand_sql is not None
-            self.conn.exec_driver_sql(self.db.on_hand_sql, [
-                (site, product, qty, n) for (site, product), (qty, n)
-                in sorted(self._on_hand.items()) if qty or n])
-            self._on_hand.clear()
+            self.conn.exec_driver_sql(self.db.on_hand_sql, tallies)
+        self._on_hand.clear()
         self._dirty.clear()
         self._changes, self._scope, self._audit, self._conflicts = [], [], [], []
 
