@@ -49,7 +49,7 @@ def _push(db: Database, actor: Actor, moves: list[tuple[str, str, int]], first: 
 def _open(db: Database, entity: str) -> list[tuple[str, str, int]]:
     t = db.entities[entity]
     with db.transaction(write=False) as store:
-        return [tuple(r) for r in store.conn.execute(  # type: ignore[misc]
+        return [tuple(r) for r in store.conn.execute(
             select(t.c.site, t.c.product_id, t.c.on_hand).where(t.c.status == "open")
             .order_by(t.c.site, t.c.product_id))]
 

@@ -12,8 +12,10 @@ from sqlalchemy import select, update
 from schema import SCHEMA
 from server import on_hand
 from server.cli import main as branchline
+from sync.merge import Actor
+from sync.messages import Op
 from sync.server import apply_ops
-from tests.sync.kit import HQ, PRODUCT, S1_TILL1, S2_TILL1, hire_staff, key, op
+from tests.sync.kit import HQ, PRODUCT, S1_TILL1, S1_TILL2, S2_TILL1, hire_staff, key, op
 
 from .conftest import Backend
 
@@ -32,10 +34,10 @@ def _levels(backend: Backend) -> dict[tuple[str, str], int]:
             on_hand.levels(backend.db.metadata))}
 
 
-def _statuses(backend: Backend, actor: object, ops: list[object]) -> list[str]:
+def _statuses(backend: Backend, actor: Actor, ops: list[Op]) -> list[str]:
     with backend.tx() as store:
-        store.prefetch(ops)  # type: ignore[arg-type]
-        return [a.status for a in apply_ops(SCHEMA, store, actor, ops)]  # type: ignore[arg-type]
+        store.prefetch(ops)
+        return [a.status for a in apply_ops(SCHEMA, store, actor, ops)]
 
 
 def test_each_balance_is_the_sum_of_the_movements_committed(sql_backend: Backend) -> None:
@@ -106,3 +108,44 @@ def test_check_stock_finds_a_wrong_balance_and_rebuilds_it(
     with backend.db.transaction(write=False) as store:
         assert store.conn.execute(select(t.c.qty, t.c.movements)).one() == (-6, 3)
     backend.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_balances_hold_with_two_servers_writing_at_once(kind: str, tmp_path: object) -> None:
+    """Two servers (two engines, as two processes have) take pushes of the same
+    product at the same store at the same time: every movement counts once."""
+    from concurrent.futures import ThreadPoolExecutor
+    from contextlib import ExitStack
+
+    from server.store import Database
+    from tests.pg import fresh_database
+
+    with ExitStack() as stack:
+        url = (f"sqlite:///{tmp_path}/hq.db" if kind == "sqlite"
+               else stack.enter_context(fresh_database()))
+        a = Database(url, SCHEMA)
+        b = Database(url, SCHEMA)
+        stack.callback(a.dispose)
+        stack.callback(b.dispose)
+        with a.transaction() as store:
+            hire_staff(store)
+
+        def pushes(db: Database, till: Actor, first: int) -> int:
+            accepted = 0
+            for n in range(20):
+                ops = [op(till, "stock_movement", key(first + 50 * n + i),
+                          _move("S1", -1 if i % 5 else 3)) for i in range(50)]
+                with db.transaction() as store:
+                    store.prefetch(ops)
+                    acks = apply_ops(SCHEMA, store, till, ops)
+                accepted += sum(x.status == "accepted" for x in acks)
+            return accepted
+
+        with ThreadPoolExecutor(2) as pool:
+            done = [pool.submit(pushes, a, S1_TILL1, 10_000),
+                    pool.submit(pushes, b, S1_TILL2, 20_000)]
+            assert [f.result() for f in done] == [1000, 1000]
+        # 2 x 20 pushes of 40 sales (-1) and 10 receipts (+3): -10 each
+        with a.transaction(write=False) as store:
+            assert store.on_hand("S1", PRODUCT) == 2 * 20 * (-40 + 30)
+            assert on_hand.drift(store.conn, a.metadata) == []

@@ -25,4 +25,5 @@ def test_module_imports_no_io_library(path: Path) -> None:
             imported.add(node.module.split(".")[0])
     assert not imported & FORBIDDEN, f"{path.name} imports {imported & FORBIDDEN}"
     if path.parent.name == "schema":
-        assert imported <= {"__future__", "re", "dataclasses", "enum", "typing", "uuid"}
+        assert imported <= {"__future__", "re", "dataclasses", "enum", "functools", "typing",
+                            "uuid"}
