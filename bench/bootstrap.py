@@ -8,6 +8,7 @@ websocket connect to the last snapshot row committed in the store's SQLite.
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -56,6 +57,7 @@ def measure_bootstrap(rows: int | None = None) -> dict[str, Any]:
             result = asyncio.run(sync_once(edge, timeout=1800))
         got = edge.conn.execute("SELECT count(*) FROM product").fetchone()[0]
         edge.close()
+        shutil.rmtree(folder, ignore_errors=True)
     if got != rows:
         raise RuntimeError(f"new store holds {got} products, expected {rows}")
     return {

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -136,6 +137,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if not os.environ.get("BENCH_KEEP"):  # a seeded server's file is gigabytes
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     @property
     def pid(self) -> int:
