@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import logging
 
-from sync.messages import MAX_MESSAGE_BYTES, ServerMessage, SnapshotPage, encode
+from sync.messages import MAX_MESSAGE_BYTES, Outgoing, SnapshotPage, StoredPage, encode
 
 log = logging.getLogger("branchline.sync")
 
 
-def fit(msg: ServerMessage, cap: int = MAX_MESSAGE_BYTES) -> tuple[bytes, ServerMessage]:
+def fit(msg: Outgoing, cap: int = MAX_MESSAGE_BYTES) -> tuple[bytes, Outgoing]:
     """The frame to send for ``msg`` and the message it holds (a snapshot page
     may come back shorter)."""
     data = encode(msg)
     if len(data) <= cap:
         return data, msg
-    if not isinstance(msg, SnapshotPage) or len(msg.rows) < 2:
+    if not isinstance(msg, SnapshotPage | StoredPage) or len(msg.rows) < 2:
         log.error("sending a %s of %d bytes, over the %d-byte limit",
                   type(msg).__name__, len(data), cap)
         return data, msg
@@ -31,6 +31,13 @@ def fit(msg: ServerMessage, cap: int = MAX_MESSAGE_BYTES) -> tuple[bytes, Server
     while len(data) > cap and keep > 1:
         # rows of one page are alike in size: aim just under the cap, then step down
         keep = max(1, min(keep - 1, int(keep * cap / len(data) * 0.97)))
-        msg = SnapshotPage(rows=msg.rows[:keep], at=msg.at, done=False)
+        msg = _cut(msg, keep)
         data = encode(msg)
     return data, msg
+
+
+def _cut(page: SnapshotPage | StoredPage, keep: int) -> SnapshotPage | StoredPage:
+    """The page's first ``keep`` rows, not done: the device asks for the rest."""
+    if isinstance(page, StoredPage):
+        return StoredPage(rows=page.rows[:keep], at=page.at, done=False)
+    return SnapshotPage(rows=page.rows[:keep], at=page.at, done=False)

@@ -465,14 +465,19 @@ class SqlServerStore:
         return found, max(self.head(), cursor)
 
     def snapshot(self, site: str | None, after: tuple[str, str], limit: int) -> list[Row]:
+        return [_row_decoder.decode(blob) for blob in self.stored_snapshot(site, after, limit)]
+
+    def stored_snapshot(self, site: str | None, after: tuple[str, str], limit: int
+                        ) -> list[msgspec.Raw]:
+        """The page's rows as stored (``_row``), sent without decoding them."""
         self.flush()
-        out: list[Row] = []
+        out: list[msgspec.Raw] = []
         for entity in sorted(e.name for e in self.schema.entities):
             if entity < after[0] or len(out) >= limit:
                 continue
             q = self._snapshot_page(entity, site, after[1] if entity == after[0] else None,
                                     limit - len(out))
-            out.extend(_row_decoder.decode(blob) for blob in self.conn.execute(q).scalars())
+            out.extend(map(msgspec.Raw, self.conn.execute(q).scalars()))
         return out
 
     def _snapshot_page(self, entity: str, site: str | None, after: str | None,

@@ -40,11 +40,12 @@ from sync.messages import (
     Error,
     ErrorCode,
     Hello,
+    Outgoing,
     ProtocolError,
     Push,
-    ServerMessage,
     SnapshotPage,
     SnapshotRequest,
+    StoredPage,
     decode_client,
     encode,
 )
@@ -74,7 +75,7 @@ T = TypeVar("T")
 Socket = WebSocket[Any, Any, Any]
 
 
-def push(session: ServerSession, msg: Push, store: SqlServerStore) -> list[ServerMessage]:
+def push(session: ServerSession, msg: Push, store: SqlServerStore) -> list[Outgoing]:
     """Apply a push and the automation it triggers, in one transaction."""
     answers = session.handle(store, msg)
     after_push(store)
@@ -84,7 +85,7 @@ def push(session: ServerSession, msg: Push, store: SqlServerStore) -> list[Serve
 GROUP_OPS = 20_000
 """At most this many ops share one group-commit transaction."""
 
-_Job = tuple[ServerSession, Push, asyncio.AbstractEventLoop, "asyncio.Future[list[ServerMessage]]"]
+_Job = tuple[ServerSession, Push, asyncio.AbstractEventLoop, "asyncio.Future[list[Outgoing]]"]
 
 
 class GroupCommit:
@@ -106,9 +107,9 @@ class GroupCommit:
         """One writer thread for the life of the app, started by the first push
         (starting a thread per burst made the event loop wait for each start)."""
 
-    async def push(self, session: ServerSession, msg: Push) -> list[ServerMessage]:
+    async def push(self, session: ServerSession, msg: Push) -> list[Outgoing]:
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[list[ServerMessage]] = loop.create_future()
+        future: asyncio.Future[list[Outgoing]] = loop.create_future()
         with self._wakeup:
             self._queue.append((session, msg, loop, future))
             if self._thread is None or not self._thread.is_alive():
@@ -157,7 +158,7 @@ class GroupCommit:
         for job, result in zip(jobs, results, strict=True):
             _resolve(job, result, None)
 
-    def _commit(self, jobs: list[_Job]) -> list[list[ServerMessage]]:
+    def _commit(self, jobs: list[_Job]) -> list[list[Outgoing]]:
         with self.db.transaction(write=True) as store:
             results = [session.handle(store, msg) for session, msg, _, _ in jobs]
             after_push(store)
@@ -166,7 +167,7 @@ class GroupCommit:
         return results
 
 
-def _resolve(job: _Job, result: list[ServerMessage] | None, exc: Exception | None) -> None:
+def _resolve(job: _Job, result: list[Outgoing] | None, exc: Exception | None) -> None:
     _, _, loop, future = job
 
     def settle() -> None:
@@ -236,7 +237,7 @@ class Connection:
         self.lock = asyncio.Lock()  # one message at a time touches the session
         self.device = "?"
         self.token = ""
-        self.ahead: tuple[SnapshotRequest, asyncio.Future[list[ServerMessage]]] | None = None
+        self.ahead: tuple[SnapshotRequest, asyncio.Future[list[Outgoing]]] | None = None
         self.committer = committer(db, hub)
 
     async def in_db(self, write: bool, work: Callable[[SqlServerStore], T]) -> T:
@@ -249,7 +250,7 @@ class Connection:
 
         return await anyio.to_thread.run_sync(run)
 
-    async def send(self, messages: list[ServerMessage]) -> list[ServerMessage]:
+    async def send(self, messages: list[Outgoing]) -> list[Outgoing]:
         """Send each message in a frame within the size cap; return what was sent
         (a snapshot page may have been cut short, see ``server.frames``)."""
         sent = []
@@ -343,16 +344,19 @@ class Connection:
             return
 
     def read_ahead(self, session: ServerSession, msg: ClientMessage,
-                   answers: list[ServerMessage]) -> None:
+                   answers: list[Outgoing]) -> None:
         """While the device stores a snapshot page, read the page it will ask
         for next (its request is determined by the last row sent)."""
         if not (isinstance(msg, SnapshotRequest) and len(answers) == 1):
             return
         page = answers[0]
-        if not isinstance(page, SnapshotPage) or page.done or not page.rows:
+        if not isinstance(page, SnapshotPage | StoredPage) or page.done or not page.rows:
             return
-        last = page.rows[-1]
-        nxt = SnapshotRequest(last.entity, last.key, page.at, msg.limit)
+        if isinstance(page, StoredPage):
+            entity, key = page.last_key()
+        else:
+            entity, key = page.rows[-1].entity, page.rows[-1].key
+        nxt = SnapshotRequest(entity, key, page.at, msg.limit)
         future = asyncio.ensure_future(
             self.in_db(False, functools.partial(session.handle, msg=nxt)))
         self.ahead = (nxt, future)

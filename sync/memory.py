@@ -71,6 +71,9 @@ class MemoryServerStore:
         start = bisect.bisect_right(keys, after)
         return [self.rows[k] for k in keys[start : start + limit]]
 
+    def stored_snapshot(self, site: str | None, after: tuple[str, str], limit: int) -> None:
+        return None  # rows are kept decoded: the session sends ``snapshot``
+
 
 class MemoryLocalStore:
     """Edge storage held in dicts."""

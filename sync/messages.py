@@ -211,6 +211,24 @@ class SnapshotPage(msgspec.Struct, tag=True):
     """True on the last page."""
 
 
+class StoredPage(msgspec.Struct, tag="SnapshotPage"):
+    """A ``SnapshotPage`` as a store that keeps each row's msgpack sends it:
+    the rows go out as the bytes they were stored as, not decoded and encoded
+    again (that was most of HQ's work in a bootstrap). It encodes byte for
+    byte as the ``SnapshotPage`` of those rows, and devices decode it as one;
+    only the server ever holds a ``StoredPage``."""
+
+    rows: list[msgspec.Raw]
+    """Each row's msgpack, ordered by (entity, key)."""
+    at: int
+    done: bool
+
+    def last_key(self) -> tuple[str, str]:
+        """(entity, key) of the last row, where the next page starts."""
+        row = _row_decoder.decode(self.rows[-1])
+        return row.entity, row.key
+
+
 class ErrorCode(StrEnum):
     """Kinds of protocol error."""
 
@@ -237,6 +255,9 @@ class Error(msgspec.Struct, tag=True):
 ClientMessage = Hello | Push | Pull | SnapshotRequest
 ServerMessage = Welcome | Acks | Changes | SnapshotPage | Error
 Message = ClientMessage | ServerMessage
+Outgoing = ServerMessage | StoredPage
+"""What the server's session answers with (a device decodes a ``StoredPage``
+as the ``SnapshotPage`` it encodes as)."""
 
 _encoder = msgspec.msgpack.Encoder()
 _client_decoder = msgspec.msgpack.Decoder(ClientMessage)
@@ -257,7 +278,7 @@ class ProtocolError(Exception):
         return Error(code=self.code, message=str(self), fatal=True)
 
 
-def encode(msg: Message | Op | Row | Ack | Change) -> bytes:
+def encode(msg: Message | StoredPage | Op | Row | Ack | Change) -> bytes:
     """Encode a message (or a stored Op/Row/Ack) to msgpack."""
     return _encoder.encode(msg)
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import msgspec
+
 from schema import Schema
 from schema.people import employee_key
 
@@ -31,13 +33,14 @@ from .messages import (
     ErrorCode,
     Hello,
     Op,
+    Outgoing,
     Pull,
     Push,
     Row,
-    ServerMessage,
     SnapshotPage,
     SnapshotRequest,
     Status,
+    StoredPage,
     Welcome,
     encode,
 )
@@ -77,6 +80,13 @@ class ServerStore(Protocol):
         self, site: str | None, after: tuple[str, str], limit: int
     ) -> list[Row]:
         """Current rows visible to ``site`` ordered by (entity, key), after ``after``."""
+        ...
+
+    def stored_snapshot(
+        self, site: str | None, after: tuple[str, str], limit: int
+    ) -> list[msgspec.Raw] | None:
+        """The rows ``snapshot`` returns, each as the msgpack the store keeps it
+        in, to be sent as it is; None from a store that keeps rows decoded."""
         ...
 
 
@@ -236,7 +246,7 @@ class ServerSession:
             server_ms=server_ms,
         )
 
-    def handle(self, store: ServerStore, msg: ClientMessage) -> list[ServerMessage]:
+    def handle(self, store: ServerStore, msg: ClientMessage) -> list[Outgoing]:
         """Answer one client message inside the caller's transaction on ``store``;
         the caller commits before sending the answer."""
         match msg:
@@ -311,8 +321,12 @@ class ServerSession:
         since, self.sent = self.sent, cursor
         return Changes(changes, cursor, more=more, since=since, live=live)
 
-    def _snapshot(self, store: ServerStore, req: SnapshotRequest) -> ServerMessage:
+    def _snapshot(self, store: ServerStore, req: SnapshotRequest) -> Outgoing:
         at = store.head() if req.at < 0 else req.at
         limit = max(1, min(req.limit, 20000))
-        rows = store.snapshot(self.scope_site, (req.after_entity, req.after_key), limit)
+        after = (req.after_entity, req.after_key)
+        stored = store.stored_snapshot(self.scope_site, after, limit)
+        if stored is not None:
+            return StoredPage(rows=stored, at=at, done=len(stored) < limit)
+        rows = store.snapshot(self.scope_site, after, limit)
         return SnapshotPage(rows=rows, at=at, done=len(rows) < limit)

@@ -5,8 +5,18 @@ from __future__ import annotations
 
 import uuid
 
+import msgspec
+
 from server.frames import fit
-from sync.messages import Changes, Row, SnapshotPage, Welcome, decode_server
+from sync.messages import (
+    Changes,
+    Row,
+    SnapshotPage,
+    StoredPage,
+    Welcome,
+    decode_server,
+    encode,
+)
 
 
 def _rows(n: int, size: int) -> list[Row]:
@@ -39,3 +49,26 @@ def test_rows_of_mixed_sizes_still_fit() -> None:
 def test_other_messages_are_sent_whole() -> None:
     big = Changes([], cursor=1)
     assert fit(big, cap=1)[1] is big
+
+
+def _stored(rows: list[Row]) -> list[msgspec.Raw]:
+    return [msgspec.Raw(encode(r)) for r in rows]
+
+
+def test_a_page_of_stored_rows_is_the_snapshot_page_of_those_rows() -> None:
+    deleted = Row("product", str(uuid.UUID(int=99)), 3, {"price": 5}, True,
+                  {"price": ("000001700000000000-000000-hq", 3)})
+    rows = [*_rows(50, 30), deleted]
+    stored = StoredPage(_stored(rows), at=12, done=False)
+    assert encode(stored) == encode(SnapshotPage(rows, at=12, done=False))  # byte for byte
+    assert decode_server(encode(stored)) == SnapshotPage(rows, at=12, done=False)
+    assert stored.last_key() == ("product", str(uuid.UUID(int=99)))
+
+
+def test_a_large_page_of_stored_rows_is_cut_to_fit_and_not_done() -> None:
+    rows = _rows(2_000, 1_000)
+    frame, sent = fit(StoredPage(_stored(rows), at=7, done=True), cap=500_000)
+    assert len(frame) <= 500_000 and isinstance(sent, StoredPage) and not sent.done
+    got = decode_server(frame)
+    assert isinstance(got, SnapshotPage) and got.at == 7 and not got.done
+    assert got.rows == rows[: len(got.rows)] and len(got.rows) == len(sent.rows) > 400
