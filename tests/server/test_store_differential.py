@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from schema import SCHEMA
 from schema.people import employee_key
+from server import on_hand
 from sync.hlc import Clock
 from sync.memory import MemoryServerStore
 from sync.merge import Actor
@@ -206,3 +207,15 @@ def test_sql_store_answers_like_the_reference(
     assert sql_backend.audit() == memory.audit
     assert sql_backend.conflicts() == [
         (c.op_id, c.field, c.server_value, c.proposed_value) for c in memory.conflicts]
+    # the SQL store's stock balances are the sums of the movements the reference holds
+    want: dict[tuple[str, str], int] = {}
+    for (entity, _), row in memory.rows.items():
+        if entity == "stock_movement" and not row.deleted:
+            k = (row.fields["site"], row.fields["product_id"])
+            want[k] = want.get(k, 0) + row.fields["qty"]
+    db = sql_backend.db
+    assert db is not None
+    with db.transaction(write=False) as sql:
+        got = {(s, p): int(n) for s, p, n in sql.conn.execute(on_hand.levels(db.metadata))}
+        assert on_hand.drift(sql.conn, db.metadata) == []
+    assert got == want
