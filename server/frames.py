@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+import msgspec
+
 from sync.messages import MAX_MESSAGE_BYTES, Outgoing, SnapshotPage, StoredPage, encode
 
 log = logging.getLogger("branchline.sync")
@@ -31,13 +33,6 @@ def fit(msg: Outgoing, cap: int = MAX_MESSAGE_BYTES) -> tuple[bytes, Outgoing]:
     while len(data) > cap and keep > 1:
         # rows of one page are alike in size: aim just under the cap, then step down
         keep = max(1, min(keep - 1, int(keep * cap / len(data) * 0.97)))
-        msg = _cut(msg, keep)
+        msg = msgspec.structs.replace(msg, rows=msg.rows[:keep], done=False)
         data = encode(msg)
     return data, msg
-
-
-def _cut(page: SnapshotPage | StoredPage, keep: int) -> SnapshotPage | StoredPage:
-    """The page's first ``keep`` rows, not done: the device asks for the rest."""
-    if isinstance(page, StoredPage):
-        return StoredPage(rows=page.rows[:keep], at=page.at, done=False)
-    return SnapshotPage(rows=page.rows[:keep], at=page.at, done=False)

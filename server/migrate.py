@@ -17,7 +17,7 @@ than the server's is refused: the server must be upgraded.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Column, Connection, MetaData, delete, func, inspect, select, text, update
@@ -41,6 +41,14 @@ def step(name: str) -> Callable[[Step], Step]:
         return fn
 
     return register
+
+
+def _create_indexes(conn: Connection, metadata: MetaData, tables: Iterable[str]) -> None:
+    """Create the declared indexes of these tables that the database lacks."""
+    for name in tables:
+        if name in metadata.tables:
+            for index in metadata.tables[name].indexes:
+                index.create(conn, checkfirst=True)
 
 
 def _quote(conn: Connection, name: str) -> str:
@@ -70,8 +78,7 @@ def _scope_index_with_key(conn: Connection, metadata: MetaData, schema: Schema) 
     for entity in schema.entities:
         for name in sorted(entity.fixed_fields):
             conn.execute(text(f"DROP INDEX IF EXISTS {_quote(conn, f'ix_{entity.name}_{name}')}"))
-        for index in metadata.tables[entity.name].indexes:
-            index.create(conn, checkfirst=True)
+    _create_indexes(conn, metadata, [e.name for e in schema.entities])
 
 
 @step("on-hand-index")
@@ -79,20 +86,14 @@ def _on_hand_index(conn: Connection, metadata: MetaData, schema: Schema) -> None
     """Stock on hand was summed by walking every movement of the site; a
     covering (site, product_id, qty) index read just the (site, product).
     (Superseded by the ``on_hand`` balances, which drop it again.)"""
-    for name in ON_HAND:
-        if name in metadata.tables:
-            for index in metadata.tables[name].indexes:
-                index.create(conn, checkfirst=True)
+    _create_indexes(conn, metadata, ON_HAND)
 
 
 @step("automation-lookups")
 def _automation_lookups(conn: Connection, metadata: MetaData, schema: Schema) -> None:
     """The automation's per-product lookups walked every rule, suggestion and
     exception of the site; (site, product_id[, status]) indexes read one."""
-    for name in LOOKUPS:
-        if name in metadata.tables:
-            for index in metadata.tables[name].indexes:
-                index.create(conn, checkfirst=True)
+    _create_indexes(conn, metadata, LOOKUPS)
 
 
 @step("on-hand-table")

@@ -352,11 +352,7 @@ class Connection:
         page = answers[0]
         if not isinstance(page, SnapshotPage | StoredPage) or page.done or not page.rows:
             return
-        if isinstance(page, StoredPage):
-            entity, key = page.last_key()
-        else:
-            entity, key = page.rows[-1].entity, page.rows[-1].key
-        nxt = SnapshotRequest(entity, key, page.at, msg.limit)
+        nxt = SnapshotRequest(*page.last_key(), page.at, msg.limit)
         future = asyncio.ensure_future(
             self.in_db(False, functools.partial(session.handle, msg=nxt)))
         self.ahead = (nxt, future)

@@ -98,8 +98,8 @@ class ClientSession:
         stored, so an early page is never applied out of turn."""
         if (isinstance(msg, SnapshotPage) and msg.rows and not msg.done
                 and self.phase is Phase.SNAPSHOT):
-            last = msg.rows[-1]
-            self.asked_ahead = SnapshotRequest(after_entity=last.entity, after_key=last.key,
+            entity, key = msg.last_key()
+            self.asked_ahead = SnapshotRequest(after_entity=entity, after_key=key,
                                                at=msg.at, limit=self.snapshot_page)
             return [self.asked_ahead]
         return []

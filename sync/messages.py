@@ -210,6 +210,10 @@ class SnapshotPage(msgspec.Struct, tag=True):
     done: bool
     """True on the last page."""
 
+    def last_key(self) -> tuple[str, str]:
+        """(entity, key) of the last row, where the next page starts."""
+        return self.rows[-1].entity, self.rows[-1].key
+
 
 class StoredPage(msgspec.Struct, tag="SnapshotPage"):
     """A ``SnapshotPage`` as a store that keeps each row's msgpack sends it:
