@@ -22,7 +22,7 @@ from sync.replica import Replica
 
 from .errors import NotConfigured, UnknownName
 from .store import SqliteLocalStore, connect
-from .tables import rebuild_stock, stock_mismatches
+from .tables import rebuild_stock, stock_mismatches, visible_columns
 
 SETTINGS = ("server", "device", "site", "token")
 """What ``configure`` records in ``_state``."""
@@ -76,6 +76,8 @@ class Edge:
         self._replica: Replica | None = None
         self._bools = {e.name: [f.name for f in e.fields if f.kind is Kind.BOOL]
                        for e in schema.entities}
+        self._select = {e.name: "SELECT " + ", ".join(f'"{c}"' for c in visible_columns(e))
+                                + f' FROM "{e.name}"' for e in schema.entities}
 
     def close(self) -> None:
         self.conn.close()
@@ -147,7 +149,7 @@ class Edge:
             ) -> dict[str, Any] | None:
         """The row as this device sees it (None if there is none, or it is deleted)."""
         self._entity(entity)
-        cur = self.conn.execute(f'SELECT * FROM "{entity}" WHERE id = ?', (key,))
+        cur = self.conn.execute(f"{self._select[entity]} WHERE id = ?", (key,))
         found = self._rows(entity, cur)
         if not found or (found[0]["_deleted"] and not include_deleted):
             return None
@@ -161,7 +163,7 @@ class Edge:
             raise UnknownName(f"{entity} has no field {sorted(unknown)[0]!r}")
         clause = "".join(f' AND "{k}" IS NULL' if v is None else f' AND "{k}" = ?'
                          for k, v in where.items())
-        cur = self.conn.execute(f'SELECT * FROM "{entity}" WHERE _deleted = 0{clause}',
+        cur = self.conn.execute(f"{self._select[entity]} WHERE _deleted = 0{clause}",
                                 [v for v in where.values() if v is not None])
         return self._rows(entity, cur)
 

@@ -28,7 +28,7 @@ from .errors import DatabaseTooNew
 from .tables import STOCK_TRIGGERS, create_internal_tables, create_tables
 
 Step = Callable[[sqlite_utils.Database], None]
-LAYOUT = 2
+LAYOUT = 3
 """Version of the generated layout; raise it when ``client.tables`` changes what it
 makes (a new index, a new internal table), so every database is checked again."""
 steps = Migrations("branchline-edge")

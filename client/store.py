@@ -42,6 +42,7 @@ the same; one row per statement costs 40% more for the base blobs."""
 
 
 _BASE_INSERT = ("INSERT OR REPLACE INTO _base (entity, key, version, row) ", "(?, ?, ?, ?)", "")
+"""The bulk path's base rows of entities with no view table (of a newer schema)."""
 
 
 def _statement(head: str, values: str, tail: str) -> str:
@@ -127,6 +128,9 @@ class SqliteLocalStore:
         self._fields = {e.name: tuple(f.name for f in e.fields) for e in schema.entities}
         self._upserts: dict[tuple[str, frozenset[int]], tuple[str, str, str]] = {}
         self._upsert_sql = {name: _statement(*self._upsert(name)) for name in self._fields}
+        self._settle_sql = {name: f'INSERT OR IGNORE INTO _base (entity, key, version, row) '
+                                  f'SELECT ?, id, _version, _row FROM "{name}" '
+                                  f'WHERE id = ? AND _row IS NOT NULL' for name in self._fields}
         self._getters = {name: operator.itemgetter(*names)
                          for name, names in self._fields.items() if len(names) > 1}
         self._max_params = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -148,7 +152,7 @@ class SqliteLocalStore:
         a conflict: the same effect as binding None to each, for less."""
         parts = self._upserts.get((entity, unset))
         if parts is None:
-            cols = ["id", *self._fields[entity], "_version", "_deleted"]
+            cols = ["id", *self._fields[entity], "_version", "_deleted", "_row"]
             given = [c for i, c in enumerate(cols) if i not in unset]
             names = ", ".join(f'"{c}"' for c in given)
             sets = ", ".join(f'"{c}" = excluded."{c}"' for c in cols[1:])
@@ -159,8 +163,10 @@ class SqliteLocalStore:
             self._upserts[(entity, unset)] = parts
         return parts
 
-    def _put_view_rows(self, entity: str, rows: list[Row]) -> None:
-        """Upsert many rows into their view table. Built column by column: a column
+    def _put_view_rows(self, entity: str, rows: list[Row],
+                       blobs: Sequence[bytes | msgspec.Raw]) -> None:
+        """Upsert many rows into their view table, each with its base blob as
+        ``_row`` (``blobs[i]`` is ``rows[i]`` encoded). Built column by column: a column
         that is None in every row is left out of the statement (see ``_upsert``),
         as sqlite3 binds None (and any value that is not a str, int or float)
         through a slower path, and most rows leave most fields unset."""
@@ -174,7 +180,7 @@ class SqliteLocalStore:
             values = [tuple(map(f.get, names)) for f in fields]
         columns: list[Sequence[Any]] = [[r.key for r in rows], *zip(*values, strict=True),
                                         [r.version for r in rows],
-                                        [int(r.deleted) for r in rows]]
+                                        [int(r.deleted) for r in rows], blobs]
         unset: frozenset[int] = frozenset()
         if len(rows) >= self.rows_per_insert:  # a bulk page: few patterns of unset columns
             unset = frozenset(i for i, c in enumerate(columns) if c.count(None) == len(c))
@@ -266,13 +272,25 @@ class SqliteLocalStore:
     def base(self, entity: str, key: str) -> Row | None:
         found = self.conn.execute("SELECT row FROM _base WHERE entity = ? AND key = ?",
                                   (entity, key)).fetchone()
+        if found is None and entity in self._fields:
+            found = self.conn.execute(f'SELECT _row FROM "{entity}" WHERE id = ? '
+                                      f'AND _row IS NOT NULL', (key,)).fetchone()
         return decode_row(found[0]) if found else None
+
+    def _settle(self, entity: str, key: str) -> None:
+        """Before a row is written one by one: copy its base from the view
+        table's ``_row`` (where the bulk path left it) into ``_base``, unless
+        ``_base`` has it already (then that one is newer). The per-row upsert
+        clears ``_row``, and a removed view row takes it along."""
+        if entity in self._fields:
+            self.conn.execute(self._settle_sql[entity], (entity, key))
 
     def put_base(self, row: Row) -> None:
         # The visible row does not change with the base: where it was the old base
         # (or nothing), pin it as an override; the put_view that follows in the
         # replica's rebase removes the pin again when the view equals the new base.
         e, k = row.entity, row.key
+        self._settle(e, k)
         self.conn.execute("INSERT OR IGNORE INTO _view_override (entity, key, row) "
                           "SELECT entity, key, row FROM _base WHERE entity = ? AND key = ?",
                           (e, k))
@@ -289,6 +307,7 @@ class SqliteLocalStore:
         return self.base(entity, key)
 
     def put_view(self, entity: str, key: str, row: Row | None) -> None:
+        self._settle(entity, key)
         if row == self.base(entity, key):
             self.conn.execute("DELETE FROM _view_override WHERE entity = ? AND key = ?",
                               (entity, key))
@@ -304,7 +323,8 @@ class SqliteLocalStore:
             self.conn.execute(self._upsert_sql[entity], self._values(entity, key, row))
 
     def _values(self, entity: str, key: str, row: Row) -> tuple[Any, ...]:
-        return (key, *map(row.fields.get, self._fields[entity]), row.version, int(row.deleted))
+        return (key, *map(row.fields.get, self._fields[entity]), row.version, int(row.deleted),
+                None)
 
     def apply_rows(self, rows: list[Row], check_versions: bool = True,
                    blobs: Sequence[bytes | msgspec.Raw] | None = None) -> list[Row]:
@@ -336,21 +356,27 @@ class SqliteLocalStore:
             picked = [i for i in picked if stored.get(keys[i], -1) < rows[i].version]
         if not picked:
             return later
-        base = ([(rows[i].entity, rows[i].key, rows[i].version, blobs[i]) for i in picked]
-                if blobs is not None else
-                [(rows[i].entity, rows[i].key, rows[i].version, encode(rows[i])) for i in picked])
-        self._insert_many(_BASE_INSERT, base)
         if self.conn.execute("SELECT 1 FROM _view_override LIMIT 1").fetchone():
             self.conn.executemany("DELETE FROM _view_override WHERE entity = ? AND key = ?",
                                   [keys[i] for i in picked])
-        by_entity: dict[str, list[Row]] = {}
+        by_entity: dict[str, list[int]] = {}
         for i in picked:
-            r = rows[i]
-            by_entity.setdefault(r.entity, []).append(r)
+            by_entity.setdefault(rows[i].entity, []).append(i)
         for entity, taken in by_entity.items():
-            if entity not in self._fields:
-                continue  # an entity of a newer schema: kept whole, no view table
-            self._put_view_rows(entity, taken)
+            got = ([blobs[i] for i in taken] if blobs is not None else
+                   [encode(rows[i]) for i in taken])
+            if entity not in self._fields:  # an entity of a newer schema: kept whole
+                self._insert_many(_BASE_INSERT, [
+                    (entity, rows[i].key, rows[i].version, b)
+                    for i, b in zip(taken, got, strict=True)])
+                continue
+            # the base goes with the view row (its _row); an older one in _base
+            # (the row was last written one by one) would be read first: it goes
+            if self.conn.execute("SELECT 1 FROM _base WHERE entity = ? LIMIT 1",
+                                 (entity,)).fetchone():
+                self.conn.executemany("DELETE FROM _base WHERE entity = ? AND key = ?",
+                                      [keys[i] for i in taken])
+            self._put_view_rows(entity, [rows[i] for i in taken], got)
         return later
 
     def _pending_keys(self) -> set[tuple[str, str]]:
@@ -364,9 +390,16 @@ class SqliteLocalStore:
         for entity, names in keys.items():
             for start in range(0, len(names), _CHUNK):
                 chunk = names[start : start + _CHUNK]
-                found.update(((entity, k), v) for k, v in self.conn.execute(
-                    f"SELECT key, version FROM _base WHERE entity = ? "
-                    f"AND key IN ({','.join('?' * len(chunk))})", [entity, *chunk]))
+                marks = ",".join("?" * len(chunk))
+                stored = list(self.conn.execute(
+                    f"SELECT key, version FROM _base WHERE entity = ? AND key IN ({marks})",
+                    [entity, *chunk]))
+                if entity in self._fields:
+                    stored += self.conn.execute(
+                        f'SELECT id, _version FROM "{entity}" WHERE id IN ({marks}) '
+                        f'AND _row IS NOT NULL', chunk).fetchall()
+                for k, v in stored:  # a key in both: _base holds the newer
+                    found[(entity, k)] = max(v, found.get((entity, k), v))
         return found
 
     # -- outbox ----------------------------------------------------------------------

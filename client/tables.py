@@ -1,9 +1,15 @@
 """Edge tables (sqlite-utils), generated from the schema, never written per entity.
 
 * one *view* table per entity, named like it: ``id`` + one column per field +
-  ``_version`` and ``_deleted``. It holds what the till sees (the server's row
-  with the pending ops re-applied) and is what store operations query;
-* ``_base``: the server's authoritative rows (msgpack ``Row``), for rebasing;
+  ``_version``, ``_deleted`` and ``_row``. It holds what the till sees (the
+  server's row with the pending ops re-applied) and is what store operations
+  query. ``_row`` is the server's row as received (msgpack ``Row``) where the
+  bulk path stored it, and NULL once the row was written one by one;
+* ``_base``: the server's authoritative rows (msgpack ``Row``), for rebasing,
+  where ``_row`` does not hold them: rows written one by one (local writes,
+  acks, rebased rows) and entities of a newer schema. A row here is never
+  older than its ``_row`` (the bulk path deletes it when it writes a newer
+  one), so it is read first;
 * ``_view_override``: the full visible row (with its merge metadata) wherever
   it differs from ``_base`` -- in practice the rows with pending ops; a NULL
   ``row`` means "no visible row" although a base exists;
@@ -37,6 +43,12 @@ STOCK = "stock_movement"
 
 def view_columns(entity: Entity) -> dict[str, type]:
     """The columns of an entity's view table, in order."""
+    return {**visible_columns(entity), "_row": bytes}
+
+
+def visible_columns(entity: Entity) -> dict[str, type]:
+    """The columns of an entity's view table that describe the visible row
+    (all but ``_row``), in order: what reads of the view select."""
     return {"id": str, **{f.name: _TYPES[f.kind] for f in entity.fields},
             "_version": int, "_deleted": int}
 

@@ -10,6 +10,7 @@ import msgspec
 from client.store import SqliteLocalStore
 from schema import SCHEMA
 from sync.messages import Row, SnapshotPage, decode_server, encode, snapshot_blobs
+from sync.replica import Replica
 from tests.sync.kit import key
 
 
@@ -69,5 +70,48 @@ def test_a_large_batch_is_stored_like_one_row_at_a_time(tmp_path: Path) -> None:
         assert got == {r.key: (r.fields["sku"], r.fields["description"], r.version,
                                int(r.deleted)) for r in stored.values()}
         assert {desc for _, desc, _, _ in got.values()} == {"old", None}
+    finally:
+        store.close()
+
+
+def test_a_snapshot_row_is_written_once_and_its_base_moves_out_when_written_alone(
+        tmp_path: Path) -> None:
+    """The bulk path keeps each base in its view row (``_row``), not a second
+    time in ``_base``. The first write of that row one by one (a local write,
+    a newer row with pending ops) moves the base to ``_base`` first, so rebasing
+    still starts from the server's row; a later page newer than it takes over."""
+    store = SqliteLocalStore.open(tmp_path / "edge.db", SCHEMA)
+    replica = Replica(SCHEMA, store, "till-1", "S1")
+    try:
+        rows = [_product(n) for n in range(1, 4)]
+        with store.transaction():
+            replica.on_rows(rows, 1_000, snapshot=True, blobs=[encode(r) for r in rows])
+        assert store.conn.execute("SELECT count(*) FROM _base").fetchone()[0] == 0
+        assert store.base("product", key(2)) == rows[1]
+
+        with store.transaction():  # a manager's local edit: pending, so view != base
+            replica.write("product", key(2), {"description": "on sale"}, "manager", 2_000)
+        assert store.base("product", key(2)) == rows[1]
+        assert store.view("product", key(2)).fields["description"] == "on sale"  # type: ignore[union-attr]
+        assert store.conn.execute("SELECT key FROM _base").fetchall() == [(key(2),)]
+        assert store.conn.execute("SELECT _row FROM product WHERE id = ?",
+                                  (key(2),)).fetchone() == (None,)
+
+        newer = msgspec.structs.replace(rows[1], version=2, fields={**rows[1].fields,
+                                                                    "price": 999})
+        with store.transaction():  # HQ's price change arrives while the edit is pending
+            replica.on_rows([newer], 3_000)
+        assert store.base("product", key(2)) == newer
+        view = store.view("product", key(2))
+        assert view is not None and view.fields["price"] == 999
+        assert view.fields["description"] == "on sale"
+
+        for op, in store.conn.execute("SELECT op_id FROM _outbox").fetchall():
+            store.drop_outbox(op)
+        newest = msgspec.structs.replace(newer, version=3)
+        with store.transaction():  # no longer pending: the bulk path takes it whole
+            replica.on_rows([newest], 4_000)
+        assert store.conn.execute("SELECT count(*) FROM _base").fetchone()[0] == 0
+        assert store.base("product", key(2)) == store.view("product", key(2)) == newest
     finally:
         store.close()

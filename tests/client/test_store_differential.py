@@ -23,7 +23,7 @@ from schema import SCHEMA
 from sync.client import ClientSession
 from sync.memory import MemoryLocalStore, MemoryServerStore
 from sync.merge import Actor
-from sync.messages import Op, Row, ServerMessage, decode_row
+from sync.messages import Op, Row, ServerMessage
 from sync.replica import LocalRejected, LocalStore, Replica
 from sync.server import ServerSession, apply_op
 from tests.sync.kit import HQ, PRODUCT, S1_TILL1, S1_TILL2, key, op, seeded_server
@@ -118,8 +118,12 @@ def dump(store: LocalStore) -> dict[str, Any]:
     else:
         assert isinstance(store, SqliteLocalStore)
         conn = store.conn
-        bases = {(e, k): decode_row(b) for e, k, b in conn.execute(
-            "SELECT entity, key, row FROM _base")}
+        # a base is in _base or, where the bulk path stored it, in its view row
+        stored = set(conn.execute("SELECT entity, key FROM _base"))
+        for entity in SCHEMA.entities:
+            stored |= {(entity.name, k) for (k,) in conn.execute(
+                f'SELECT id FROM "{entity.name}" WHERE _row IS NOT NULL')}
+        bases = {k: b for k in stored if (b := store.base(*k)) is not None}
         keys = set(bases) | set(conn.execute("SELECT entity, key FROM _view_override"))
         views = {k: v for k in keys if (v := store.view(*k)) is not None}
         state = {n: v for n, v in conn.execute("SELECT name, value FROM _state")
