@@ -7,9 +7,10 @@ the same figures HQ's valuation report computes (``schema.finance``). A
 movement without a cost (an opening balance typed in, or one made by an older
 till) counts at the product's standard cost, as HQ counts it.
 
-The sums are read through the index on ``stock_movement.product_id`` (the
-``+site`` keeps SQLite from choosing the far less selective site index), so a
-sale costs one indexed lookup per product, whatever the size of the catalog.
+The sums come from the stock cache (``stock_on_hand``, kept by triggers in
+the transaction of every movement, see ``client.tables``): on hand, the value
+of the movements with a cost, and the quantity of those without. So a sale
+line costs one primary-key lookup, however many movements the product has.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from schema.finance import average_cost
 
 from .edge import Edge
 
-_SUMS = ("SELECT COALESCE(SUM(qty), 0), COALESCE(SUM(qty * COALESCE(unit_cost, ?)), 0) "
-         "FROM stock_movement WHERE product_id = ? AND +site = ? AND _deleted = 0")
+_SUMS = ("SELECT qty, costed_value + uncosted_qty * ? FROM stock_on_hand "
+         "WHERE site = ? AND product_id = ?")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def standard_cost(product: dict[str, Any] | None) -> int:
 def valuation(edge: Edge, site: str, product: dict[str, Any]) -> Valuation:
     """Stock value and moving-average cost of ``product`` at ``site``, now."""
     standard = standard_cost(product)
-    on_hand, value = edge.conn.execute(_SUMS, (standard, product["id"], site)).fetchone()
+    on_hand, value = edge.conn.execute(_SUMS, (standard, site, product["id"])).fetchone() or (0, 0)
     return Valuation(int(on_hand), int(value), average_cost(int(on_hand), int(value), standard))
 
 

@@ -22,7 +22,7 @@ from sync.replica import Replica
 
 from .errors import NotConfigured, UnknownName
 from .store import SqliteLocalStore, connect
-from .tables import rebuild_stock, stock_mismatches, visible_columns
+from .tables import StockSums, rebuild_stock, stock_mismatches, visible_columns
 
 SETTINGS = ("server", "device", "site", "token")
 """What ``configure`` records in ``_state``."""
@@ -178,7 +178,7 @@ class Edge:
         with self.transaction():
             rebuild_stock(self.store.db)
 
-    def stock_mismatches(self) -> list[tuple[str, str, int, int]]:
+    def stock_mismatches(self) -> list[tuple[str, str, StockSums, StockSums]]:
         """(site, product, cached, ledger) wherever the cache is wrong; [] when right."""
         return stock_mismatches(self.store.db)
 

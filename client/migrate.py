@@ -25,7 +25,14 @@ from sqlite_utils.migrations import Migrations
 from schema import Schema
 
 from .errors import DatabaseTooNew
-from .tables import STOCK_TRIGGERS, create_internal_tables, create_tables
+from .tables import (
+    STOCK,
+    STOCK_SUMS,
+    STOCK_TRIGGERS,
+    create_internal_tables,
+    create_tables,
+    rebuild_stock,
+)
 
 Step = Callable[[sqlite_utils.Database], None]
 LAYOUT = 3
@@ -70,6 +77,24 @@ def _stock_update_trigger(db: sqlite_utils.Database) -> None:
     movement's view row; it now fires only when site, product, qty or the
     tombstone change. ``create_tables`` makes the new one."""
     db.execute("DROP TRIGGER IF EXISTS soh_update")
+
+
+@step("stock-value-sums")
+def _stock_value_sums(db: sqlite_utils.Database) -> None:
+    """The stock cache kept on hand only, and a sale summed the product's whole
+    ledger for its cost. It now keeps the costed value and the uncosted
+    quantity as well: the old triggers go (``create_tables`` makes the new
+    ones), the columns come, and every sum is recomputed from the ledger."""
+    table = db.table("stock_on_hand")
+    if not table.exists():
+        return
+    for name in STOCK_TRIGGERS:
+        db.execute(f"DROP TRIGGER IF EXISTS {name}")
+    for column in STOCK_SUMS[1:]:
+        if column not in table.columns_dict:
+            table.add_column(column, int, not_null_default=0)
+    if db.table(STOCK).exists():
+        rebuild_stock(db)
 
 
 def fingerprint(schema: Schema) -> str:

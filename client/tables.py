@@ -16,15 +16,20 @@
 * ``_outbox``: ops not yet acknowledged, in the order they were made;
 * ``_state``: cursor, clock, configuration, schema version;
 * ``_rejections``: ops HQ refused, with the reason;
-* ``stock_on_hand``: the sum of ``stock_movement.qty`` per (site, product),
-  kept by triggers whenever a movement's view row appears, changes or goes,
-  and rebuildable from the ledger at any time.
+* ``stock_on_hand``: per (site, product), the sum of ``stock_movement.qty``,
+  of ``qty x unit_cost`` over the movements with a cost (``costed_value``) and
+  of ``qty`` over those without (``uncosted_qty``, which count at the
+  product's standard cost): the on-hand and the stock value a sale needs,
+  without reading the ledger. Kept by triggers whenever a movement's view row
+  appears, changes or goes, and rebuildable from the ledger at any time.
 
 ``create_tables`` is idempotent: it makes what is missing and adds the columns
 of fields a newer schema declares; ``client.migrate`` runs it.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import sqlite_utils
 
@@ -38,7 +43,11 @@ _TYPES: dict[Kind, type] = {
     Kind.INT: int, Kind.MONEY: int, Kind.BOOL: int,
 }
 STOCK = "stock_movement"
-"""The ledger entity whose sum per (site, product_id) is cached in ``stock_on_hand``."""
+"""The ledger entity whose sums per (site, product_id) are cached in ``stock_on_hand``."""
+STOCK_SUMS = ("qty", "costed_value", "uncosted_qty")
+"""The sums ``stock_on_hand`` keeps per (site, product), in this order."""
+_TERMS = ("{r}.qty", "{r}.qty * COALESCE({r}.unit_cost, 0)", "{r}.qty * ({r}.unit_cost IS NULL)")
+"""What one movement ``{r}`` adds to each of ``STOCK_SUMS``."""
 
 
 def view_columns(entity: Entity) -> dict[str, type]:
@@ -102,8 +111,9 @@ def create_internal_tables(db: sqlite_utils.Database) -> None:
         {"op_id": str, "entity": str, "key": str, "reason": str, "op": bytes, "at_ms": int},
         pk="op_id", not_null=["op_id", "op"], if_not_exists=True)
     db.table("stock_on_hand").create(
-        {"site": str, "product_id": str, "qty": int},
-        pk=("site", "product_id"), not_null=["site", "product_id", "qty"], if_not_exists=True)
+        {"site": str, "product_id": str, "qty": int, **{c: int for c in STOCK_SUMS[1:]}},
+        pk=("site", "product_id"), not_null=["site", "product_id", *STOCK_SUMS],
+        defaults=dict.fromkeys(STOCK_SUMS[1:], 0), if_not_exists=True)
 
 
 def create_tables(db: sqlite_utils.Database, schema: Schema) -> list[str]:
@@ -119,8 +129,11 @@ def create_tables(db: sqlite_utils.Database, schema: Schema) -> list[str]:
 
 # -- the stock cache -------------------------------------------------------------
 
-_ADD = ("INSERT INTO stock_on_hand (site, product_id, qty) VALUES ({r}.site, {r}.product_id, "
-        "{sign}{r}.qty) ON CONFLICT (site, product_id) DO UPDATE SET qty = qty + excluded.qty;")
+_ADD = (f"INSERT INTO stock_on_hand (site, product_id, {', '.join(STOCK_SUMS)}) "
+        f"VALUES ({{r}}.site, {{r}}.product_id, "
+        + ", ".join(f"{{sign}}{t}" for t in _TERMS)
+        + ") ON CONFLICT (site, product_id) DO UPDATE SET "
+        + ", ".join(f"{c} = {c} + excluded.{c}" for c in STOCK_SUMS) + ";")
 STOCK_TRIGGERS = {
     "soh_insert": f"""CREATE TRIGGER IF NOT EXISTS soh_insert AFTER INSERT ON {STOCK}
         WHEN NEW._deleted = 0 BEGIN {_ADD.format(r="NEW", sign="")} END""",
@@ -128,12 +141,13 @@ STOCK_TRIGGERS = {
         WHEN OLD._deleted = 0 BEGIN {_ADD.format(r="OLD", sign="-")} END""",
     "soh_update": f"""CREATE TRIGGER IF NOT EXISTS soh_update AFTER UPDATE ON {STOCK}
         WHEN OLD.site IS NOT NEW.site OR OLD.product_id IS NOT NEW.product_id
-          OR OLD.qty IS NOT NEW.qty OR OLD._deleted IS NOT NEW._deleted BEGIN
+          OR OLD.qty IS NOT NEW.qty OR OLD.unit_cost IS NOT NEW.unit_cost
+          OR OLD._deleted IS NOT NEW._deleted BEGIN
         {_ADD.format(r="OLD", sign="-(OLD._deleted = 0) * ")}
         {_ADD.format(r="NEW", sign="(NEW._deleted = 0) * ")}
     END""",
 }
-"""Keep ``stock_on_hand`` equal to the sum of visible movements, in the same
+"""Keep ``stock_on_hand`` equal to the sums of visible movements, in the same
 transaction as the view row's change (an acknowledged movement whose view row
 is rewritten unchanged touches nothing)."""
 
@@ -143,24 +157,38 @@ def create_stock_triggers(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+_LEDGER_SUMS = ("SELECT site, product_id, "
+                + ", ".join(f"SUM({t.format(r=STOCK)}) AS {c}" for t, c in zip(
+                    _TERMS, STOCK_SUMS, strict=True))
+                + f" FROM {STOCK} WHERE _deleted = 0 GROUP BY site, product_id")
+
+
 def rebuild_stock(db: sqlite_utils.Database) -> None:
     """Recompute the stock cache from the ledger (run inside a transaction)."""
     db.execute("DELETE FROM stock_on_hand")
-    db.execute(
-        f"INSERT INTO stock_on_hand (site, product_id, qty) SELECT site, product_id, SUM(qty) "
-        f"FROM {STOCK} WHERE _deleted = 0 GROUP BY site, product_id")
+    db.execute(f"INSERT INTO stock_on_hand (site, product_id, {', '.join(STOCK_SUMS)}) "
+               f"{_LEDGER_SUMS}")
 
 
-def stock_mismatches(db: sqlite_utils.Database) -> list[tuple[str, str, int, int]]:
-    """(site, product, cached, ledger) wherever the cache disagrees with the sum of
-    the movements; empty when the cache tells the truth."""
-    rows = db.execute(
-        f"SELECT l.site, l.product_id, COALESCE(c.qty, 0), l.total FROM "
-        f"(SELECT site, product_id, SUM(qty) AS total FROM {STOCK} WHERE _deleted = 0 "
-        f" GROUP BY site, product_id) l LEFT JOIN stock_on_hand c "
-        f"ON c.site = l.site AND c.product_id = l.product_id WHERE COALESCE(c.qty, 0) != l.total "
-        f"UNION ALL SELECT c.site, c.product_id, c.qty, 0 FROM stock_on_hand c WHERE c.qty != 0 "
-        f"AND NOT EXISTS (SELECT 1 FROM {STOCK} m WHERE m.site = c.site AND "
-        f"m.product_id = c.product_id AND m._deleted = 0)"
-    ).fetchall()
-    return [(str(a), str(b), int(c), int(d)) for a, b, c, d in rows]
+class StockSums(NamedTuple):
+    """What the stock cache keeps for one (site, product)."""
+
+    qty: int
+    costed_value: int
+    uncosted_qty: int
+
+    def __str__(self) -> str:
+        return f"{self.qty} (costed value {self.costed_value}, uncosted {self.uncosted_qty})"
+
+
+def stock_mismatches(db: sqlite_utils.Database) -> list[tuple[str, str, StockSums, StockSums]]:
+    """(site, product, cached, ledger) wherever the cache disagrees with the sums
+    of the movements; empty when the cache tells the truth."""
+    cached = {(str(r[0]), str(r[1])): StockSums(*map(int, r[2:])) for r in db.execute(
+        f"SELECT site, product_id, {', '.join(STOCK_SUMS)} FROM stock_on_hand")}
+    ledger = {(str(r[0]), str(r[1])): StockSums(*map(int, r[2:]))
+              for r in db.execute(_LEDGER_SUMS)}
+    nothing = StockSums(0, 0, 0)
+    return [(site, product, cached.get(k, nothing), ledger.get(k, nothing))
+            for k in sorted(cached.keys() | ledger.keys()) for site, product in [k]
+            if cached.get(k, nothing) != ledger.get(k, nothing)]

@@ -17,6 +17,7 @@ from client.pos import LineIn, Pos, PosError, trial_balance
 from schema import SCHEMA
 from schema.finance import CASH, COGS, INVENTORY, RECEIVABLE, moving_average
 from sync.memory import MemoryServerStore
+from sync.messages import Row
 from sync.server import apply_ops
 from tests.sync.kit import HQ, PRODUCT, hire_staff, key, op
 
@@ -252,3 +253,38 @@ def test_opening_stock_puts_the_shelves_on_the_books(till: Pos) -> None:
     with pytest.raises(PosError, match="must be positive"):
         inv.opening_stock([(TEA, 3, 100), (PRODUCT, 0, 100)])
     assert edge.store.pending_count() == pending and edge.stock("S1", TEA) == 12
+
+
+def test_the_cached_value_follows_uncosted_corrected_and_deleted_movements(
+        till: Pos) -> None:
+    """The stock cache keeps what the moving average needs, so a sale reads no
+    ledger: a movement without a cost counts at the product's standard cost,
+    HQ correcting a movement's cost or deleting it moves the value at once,
+    and every figure equals HQ's reckoning over the same movements."""
+    edge = till.edge
+
+    def movement(n: int, qty: int, cost: int | None, version: int = 1,
+                 deleted: bool = False) -> Row:
+        return Row("stock_movement", key(n), version, {
+            "site": "S1", "product_id": PRODUCT, "qty": qty, "reason": "receipt",
+            "unit_cost": cost}, deleted)
+
+    def agrees(on_hand: int, value: int) -> None:
+        now = valuation(edge, "S1", till.product("OAT-1"))
+        assert (now.on_hand, now.value) == (on_hand, value)
+        assert moving_average(_movements(edge, PRODUCT), 120) == (on_hand, now.average, value)
+        assert edge.stock_mismatches() == []
+
+    agrees(20, 3000)  # the fixture's receipts: 10 at 1.00 and 10 at 2.00
+    with edge.transaction():  # an opening balance typed in without a cost
+        edge.replica.on_rows([movement(510, 5, None)], 3_000)
+    agrees(25, 3000 + 5 * 120)
+    with edge.transaction():  # HQ costs it after all, at 3.00
+        edge.replica.on_rows([movement(510, 5, 300, version=2)], 4_000)
+    agrees(25, 3000 + 5 * 300)
+    with edge.transaction():  # and then withdraws it
+        edge.replica.on_rows([movement(510, 5, 300, version=3, deleted=True)], 5_000)
+    agrees(20, 3000)
+    receipt = till.sell([LineIn("OAT-1", 4)], cash=1000)
+    assert receipt.lines[0]["cost"] == 150
+    agrees(16, 2400)
