@@ -24,6 +24,7 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import (
     Connection,
+    Dialect,
     Engine,
     Table,
     bindparam,
@@ -42,7 +43,7 @@ from sync.messages import Ack, Change, Op, Row, decode_ack, encode
 
 from . import on_hand
 from .migrate import upgrade
-from .tables import EVERY_SITE, ON_HAND, build
+from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, ON_HAND, build
 
 ADVISORY_LOCK = 7262_2024
 _row_decoder = msgspec.msgpack.Decoder(Row)
@@ -81,6 +82,17 @@ def _fast_sqlite_binding() -> None:
     sqlite3.register_adapter(bool, int)
 
 
+def _activity_sql(dialect: Dialect) -> str:
+    """Record a device's latest audit record unless a later one is recorded
+    already (another process may have committed one meanwhile): one statement
+    for SQLite and PostgreSQL alike, in the driver's style."""
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    t = DEVICE_ACTIVITY_TABLE
+    return (f"INSERT INTO {t} (device, audit_id, hlc) VALUES ({mark}, {mark}, {mark}) "
+            f"ON CONFLICT (device) DO UPDATE SET audit_id = excluded.audit_id, "
+            f"hlc = excluded.hlc WHERE excluded.audit_id > {t}.audit_id")
+
+
 class Database:
     """An engine plus the generated tables; opens store transactions."""
 
@@ -101,6 +113,8 @@ class Database:
         self.on_hand_sql = on_hand.upsert_sql(self.engine.dialect) \
             if on_hand.table(self.metadata) is not None else None
         """Adds a transaction's tallies to the stock balances (``server.on_hand``)."""
+        self.activity_sql = _activity_sql(self.engine.dialect)
+        """Moves each device's latest audit record forward (``device_activity``)."""
         if self.is_sqlite:
             _fast_sqlite_binding()
             self._tune_sqlite(self.engine)
@@ -234,6 +248,8 @@ class SqlServerStore:
         self._conflicts: list[tuple[Any, ...]] = []
         self._on_hand: dict[tuple[Any, Any], list[int]] = {}
         """(site, product) -> [qty, movements] this transaction adds to ``on_hand``."""
+        self._activity: dict[str, tuple[int, str]] = {}
+        """device -> (audit id, HLC) of its latest audit record in this transaction."""
         self._head: int | None = None
         self._audit_tail: tuple[int, str] | None = None
         self.changed = False
@@ -335,6 +351,7 @@ class SqlServerStore:
         last_id, last_hash = self._audit_last()
         digest = chain_hash(last_hash, audit)
         self._audit_tail = (last_id + 1, digest)
+        self._activity[audit.device] = (last_id + 1, audit.hlc)
         self._audit.append((
             last_id + 1, audit.op_id, audit.entity, audit.key, audit.user, audit.device,
             audit.site, audit.hlc, audit.status, audit.policy, audit.reason,
@@ -415,6 +432,11 @@ class SqlServerStore:
             assert self.db.on_hand_sql is not None
             self.conn.exec_driver_sql(self.db.on_hand_sql, tallies)
         self._on_hand.clear()
+        if self._activity:
+            self.conn.exec_driver_sql(self.db.activity_sql, [
+                (device, audit_id, hlc) for device, (audit_id, hlc)
+                in sorted(self._activity.items())])
+            self._activity.clear()
         self._dirty.clear()
         self._changes, self._scope, self._audit, self._conflicts = [], [], [], []
 

@@ -99,6 +99,11 @@ def entity_table(metadata: MetaData, entity: Entity) -> Table:
     return table
 
 
+DEVICE_ACTIVITY_TABLE = "device_activity"
+"""Per device, the id and HLC of its latest audit record (the IT page's "last op"),
+kept by the store's flush so that no page has to group the whole audit log."""
+
+
 def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
     metadata = MetaData()
     entities = {e.name: entity_table(metadata, e) for e in schema.entities}
@@ -162,6 +167,12 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("device", String, nullable=False),
         Column("hlc", String, nullable=False),
         Column("resolved", Boolean, nullable=False, default=False),
+    )
+    Table(
+        DEVICE_ACTIVITY_TABLE, metadata,
+        Column("device", String, primary_key=True),
+        Column("audit_id", BigInteger, nullable=False),
+        Column("hlc", String, nullable=False),
     )
     Table(
         "devices", metadata,

@@ -13,6 +13,7 @@ from litestar.params import URLEncodedBody
 from sqlalchemy import func, select
 
 from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke
+from ..tables import DEVICE_ACTIVITY_TABLE
 from .auth import Ctx
 from .html import Html, hidden_csrf, join, post_button, table, tag
 
@@ -34,10 +35,8 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
     audit, conflicts = t["audit"], t["conflicts"]
     with db.engine.connect() as conn:
         head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
-        latest = select(audit.c.device, func.max(audit.c.id).label("id")).group_by(
-            audit.c.device).subquery()
-        last_op = dict(conn.execute(select(audit.c.device, audit.c.hlc)
-                                    .join(latest, latest.c.id == audit.c.id)).all())
+        activity = t[DEVICE_ACTIVITY_TABLE]
+        last_op = dict(conn.execute(select(activity.c.device, activity.c.hlc)).all())
         n_conflicts = conn.execute(select(func.count()).select_from(conflicts)
                                    .where(conflicts.c.resolved.is_(False))).scalar_one()
         open_conflicts = conn.execute(select(conflicts).where(conflicts.c.resolved.is_(False))

@@ -21,6 +21,9 @@ from server.app import create_app
 from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
 from server.devices import authenticate, issue_token
 from server.store import Database
+from sync.merge import Actor
+from sync.server import apply_ops
+from tests.sync.kit import PRODUCT, key, op
 
 PASSWORDS = {"bob": "bob-buys-oats", "pam": "pam-approves", "pat": "pat-approves-too",
              "clara": "clara-sells-1", "fin": "fin-balances", "ian": "ian-runs-it",
@@ -190,6 +193,19 @@ def test_it_admin_registers_and_revokes_a_device(client: TestClient[Any]) -> Non
     gone = _post(client, "/it/devices/revoke", "/it", device="s9-till1")
     assert "device s9-till1 revoked" in gone.text
     assert "was revoked" in str(authenticate(_db(client), token.group(1)))
+
+
+def test_it_page_shows_each_devices_last_op(client: TestClient[Any]) -> None:
+    issue_token(_db(client), "s1-till7", "S1")
+    till = Actor("s1-till7", "S1")
+    made_at = 1_795_000_000_000  # 2026-11-18 11:06:40 UTC
+    sale = op(till, "stock_movement", key(700), {"site": "S1", "product_id": PRODUCT,
+                                                 "qty": -1, "reason": "sale"}, ms=made_at)
+    with _db(client).transaction() as store:
+        apply_ops(SCHEMA, store, till, [sale])
+    _login(client, "ian")
+    row = re.search(r"<tr><td>s1-till7</td>.*?</tr>", client.get("/it").text)
+    assert row and "2026-11-18 11:06:40 UTC" in row.group(0)
 
 
 def test_password_from_stdin_never_argv(url: str) -> None:

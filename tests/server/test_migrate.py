@@ -19,6 +19,8 @@ from sync.audit import verify_chain
 from sync.server import apply_ops
 from tests.sync.kit import CUSTOMER, HQ, PRODUCT, S1_TILL1, key, op
 
+from .test_device_activity import kept_and_grouped
+
 OLD = Path(__file__).parent / "data" / "hq-2026-11-23.sql"
 LEAKED = key(41)
 """A transfer from S1 to a site named "*": the old marker of "every site"."""
@@ -58,6 +60,8 @@ def test_an_old_database_is_upgraded_once(old_db: str) -> None:
     for name, index in (("reorder_rule", "ix_reorder_rule_lookup"),
                         ("purchase_suggestion", "ix_purchase_suggestion_lookup")):
         assert index in {i["name"] for i in inspect(db.engine).get_indexes(name)}
+    kept, grouped = kept_and_grouped(db)  # each device's last op, from the old log
+    assert kept == grouped and len(kept) >= 2
     db.dispose()
     again = Database(old_db, SCHEMA)
     assert again.applied == []
