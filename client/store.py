@@ -128,9 +128,10 @@ class SqliteLocalStore:
         self._fields = {e.name: tuple(f.name for f in e.fields) for e in schema.entities}
         self._upserts: dict[tuple[str, frozenset[int]], tuple[str, str, str]] = {}
         self._upsert_sql = {name: _statement(*self._upsert(name)) for name in self._fields}
-        self._settle_sql = {name: f'INSERT OR IGNORE INTO _base (entity, key, version, row) '
-                                  f'SELECT ?, id, _version, _row FROM "{name}" '
-                                  f'WHERE id = ? AND _row IS NOT NULL' for name in self._fields}
+        self._base_sql = {name: f'SELECT row, version, 0 FROM _base WHERE entity = ? AND key = ? '
+                                f'UNION ALL SELECT _row, _version, 1 FROM "{name}" '
+                                f'WHERE id = ? AND _row IS NOT NULL LIMIT 1'
+                          for name in self._fields}
         self._getters = {name: operator.itemgetter(*names)
                          for name, names in self._fields.items() if len(names) > 1}
         self._max_params = self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
@@ -270,32 +271,37 @@ class SqliteLocalStore:
 
     # -- rows ----------------------------------------------------------------------
     def base(self, entity: str, key: str) -> Row | None:
-        found = self.conn.execute("SELECT row FROM _base WHERE entity = ? AND key = ?",
-                                  (entity, key)).fetchone()
-        if found is None and entity in self._fields:
-            found = self.conn.execute(f'SELECT _row FROM "{entity}" WHERE id = ? '
-                                      f'AND _row IS NOT NULL', (key,)).fetchone()
-        return decode_row(found[0]) if found else None
+        blob = self._stored_base(entity, key, settle=False)
+        return None if blob is None else decode_row(blob)
 
-    def _settle(self, entity: str, key: str) -> None:
-        """Before a row is written one by one: copy its base from the view
-        table's ``_row`` (where the bulk path left it) into ``_base``, unless
-        ``_base`` has it already (then that one is newer). The per-row upsert
-        clears ``_row``, and a removed view row takes it along."""
-        if entity in self._fields:
-            self.conn.execute(self._settle_sql[entity], (entity, key))
+    def _stored_base(self, entity: str, key: str, settle: bool) -> bytes | None:
+        """A row's base as stored: from ``_base``, else from its view row's
+        ``_row`` (where the bulk path left it; ``_base`` is never older, so it
+        is read first), in one statement. ``settle``: the row is about to be
+        written one by one, so a base found in ``_row`` is copied to ``_base``
+        first (the per-row upsert clears ``_row``, and a removed view row
+        takes it along)."""
+        if entity not in self._fields:
+            found = self.conn.execute("SELECT row FROM _base WHERE entity = ? AND key = ?",
+                                      (entity, key)).fetchone()
+            return None if found is None else bytes(found[0])
+        found = self.conn.execute(self._base_sql[entity], (entity, key, key)).fetchone()
+        if found is None:
+            return None
+        blob, version, in_view_row = found
+        if settle and in_view_row:
+            self.conn.execute("INSERT INTO _base (entity, key, version, row) "
+                              "VALUES (?, ?, ?, ?)", (entity, key, version, blob))
+        return bytes(blob)
 
     def put_base(self, row: Row) -> None:
         # The visible row does not change with the base: where it was the old base
         # (or nothing), pin it as an override; the put_view that follows in the
         # replica's rebase removes the pin again when the view equals the new base.
         e, k = row.entity, row.key
-        self._settle(e, k)
+        old = self._stored_base(e, k, settle=True)
         self.conn.execute("INSERT OR IGNORE INTO _view_override (entity, key, row) "
-                          "SELECT entity, key, row FROM _base WHERE entity = ? AND key = ?",
-                          (e, k))
-        self.conn.execute("INSERT OR IGNORE INTO _view_override (entity, key, row) "
-                          "VALUES (?, ?, NULL)", (e, k))
+                          "VALUES (?, ?, ?)", (e, k, old))
         self.conn.execute("INSERT OR REPLACE INTO _base (entity, key, version, row) "
                           "VALUES (?, ?, ?, ?)", (e, k, row.version, encode(row)))
 
@@ -307,8 +313,8 @@ class SqliteLocalStore:
         return self.base(entity, key)
 
     def put_view(self, entity: str, key: str, row: Row | None) -> None:
-        self._settle(entity, key)
-        if row == self.base(entity, key):
+        base = self._stored_base(entity, key, settle=True)
+        if row == (None if base is None else decode_row(base)):
             self.conn.execute("DELETE FROM _view_override WHERE entity = ? AND key = ?",
                               (entity, key))
         else:
