@@ -68,11 +68,13 @@ def parser() -> argparse.ArgumentParser:
     _db_arg(pw)
     pw.add_argument("login", help="the employee's login")
 
-    chk = sub.add_parser("check-stock", help="check the kept stock balances against the "
-                         "movement ledger (exit 1 if any differ)")
-    _db_arg(chk)
-    chk.add_argument("--rebuild", action="store_true",
-                     help="rebuild every balance from the ledger")
+    for name, what in (("check-stock", "the kept stock balances against the movement ledger"),
+                       ("check-totals", "every kept running total (stock balances, account "
+                                        "balances) against its ledger")):
+        chk = sub.add_parser(name, help=f"check {what} (exit 1 if any differ)")
+        _db_arg(chk)
+        chk.add_argument("--rebuild", action="store_true",
+                         help="rebuild them from the ledger")
     return p
 
 
@@ -111,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     db = Database(args.db, SCHEMA)
     try:
-        if args.command == "check-stock":
-            return _check_stock(db, args.rebuild)
+        if args.command in ("check-stock", "check-totals"):
+            return _check_totals(db, args.rebuild, stock_only=args.command == "check-stock")
         if args.command == "user" and args.action == "password":
             return _set_password(db, args.login, prompt=True)
         if args.command == "user":
@@ -148,22 +150,31 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _check_stock(db: Database, rebuild: bool) -> int:
-    """Compare (or rebuild) ``on_hand`` with the sum of the movements."""
-    from . import on_hand
+def _check_totals(db: Database, rebuild: bool, stock_only: bool) -> int:
+    """Compare (or rebuild) the running totals with what their ledgers add up to."""
+    from . import totals
+    from .tables import ON_HAND_TABLE
 
+    checked = [t for t in totals.kept(db.metadata) if t.table == ON_HAND_TABLE or not stock_only]
+    wrong: list[totals.Drift] = []
     with db.transaction(write=rebuild) as store:
-        if rebuild:
-            print(f"rebuilt {on_hand.fill(store.conn, db.metadata)} stock balances "
-                  "from the movement ledger")
-        wrong = on_hand.drift(store.conn, db.metadata)
+        for t in checked:
+            if rebuild:
+                n = totals.fill(store.conn, db.metadata, t)
+                print(f"rebuilt {n} {t.table} totals from {t.entity}")
+            wrong += totals.drift(store.conn, db.metadata, t)
     for d in wrong:
-        print(f"{d.site}\t{d.product_id}\tkept {d.kept}\tmovements add up to {d.summed}")
+        spec = totals.BY_TABLE[d.table]
+        names = (*spec.sums, spec.count)
+        print(f"{d.table}\t" + "\t".join(d.key) + "\tkept "
+              + ", ".join(f"{c} {v}" for c, v in zip(names, d.kept, strict=True))
+              + f"\t{spec.entity} adds up to "
+              + ", ".join(f"{c} {v}" for c, v in zip(names, d.summed, strict=True)))
     if wrong:
-        print(f"{len(wrong)} stock balance(s) differ from the ledger; "
-              "run again with --rebuild", file=sys.stderr)
+        print(f"{len(wrong)} total(s) differ from their ledger; run again with --rebuild",
+              file=sys.stderr)
         return 1
-    print("every stock balance equals the sum of its movements")
+    print("every " + ", ".join(t.table for t in checked) + " total equals its ledger")
     return 0
 
 

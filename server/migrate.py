@@ -35,8 +35,15 @@ from sqlalchemy import (
 
 from schema import Schema, Scope
 
-from . import on_hand
-from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, LOOKUPS, ON_HAND
+from . import on_hand, totals
+from .tables import (
+    ACCOUNT_BALANCE_TABLE,
+    DEVICE_ACTIVITY_TABLE,
+    EVERY_SITE,
+    LOOKUPS,
+    ON_HAND,
+    SITE_SALES_TABLE,
+)
 
 Step = Callable[[Connection, MetaData, Schema], None]
 STEPS: list[tuple[str, Step]] = []
@@ -175,6 +182,16 @@ def _device_activity(conn: Connection, metadata: MetaData, schema: Schema) -> No
     conn.execute(insert(activity).from_select(
         ["device", "audit_id", "hlc"],
         select(audit.c.device, audit.c.id, audit.c.hlc).where(audit.c.id.in_(latest))))
+
+
+@step("account-balances-and-site-sales")
+def _account_balances(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """The trial balance and the overview's sales summed every journal line
+    and counted every receipt at each load (420 ms per million lines, 350 ms
+    per quarter million receipts); ``account_balance`` and ``site_sales`` now
+    keep the sums: build them from the journal and the receipts."""
+    for table in (ACCOUNT_BALANCE_TABLE, SITE_SALES_TABLE):
+        totals.fill(conn, metadata, totals.BY_TABLE[table])
 
 
 def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:

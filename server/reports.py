@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import datetime
 import itertools
-from typing import Literal
+from typing import Any, Literal, cast
 
 import msgspec
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from schema.finance import CHART, COGS, RETURNS, REVENUE, moving_average
 
@@ -27,6 +27,7 @@ from . import on_hand
 from .api_auth import report_guard
 from .hq_api import SECURITY, Limit, Offset
 from .store import Database
+from .tables import ACCOUNT_BALANCE_TABLE, SITE_SALES_TABLE
 
 
 class AccountBalance(msgspec.Struct):
@@ -129,13 +130,28 @@ def _date(text: str | None, name: str) -> str | None:
     return text
 
 
-def trial_balance(db: Database, site: str | None) -> TrialBalance:
-    jl = db.entities["journal_line"]
-    q = select(jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit)).group_by(jl.c.account)
+def _balances(db: Database, site: str | None, accounts: tuple[str, ...] = ()
+              ) -> Select[str, str, int, int]:
+    """(site, account, debit, credit) of the accounts with journal lines, from
+    the balances kept per (site, account) (``server.totals``): a row per
+    account and site, however many lines were posted."""
+    ab = db.t[ACCOUNT_BALANCE_TABLE]
+    q = select(ab.c.site, ab.c.account, ab.c.debit, ab.c.credit).where(ab.c.lines > 0)
     if site:
-        q = q.where(jl.c.site == site)
+        q = q.where(ab.c.site == site)
+    if accounts:
+        q = q.where(ab.c.account.in_(accounts))
+    return q.order_by(ab.c.site, ab.c.account)
+
+
+def trial_balance(db: Database, site: str | None) -> TrialBalance:
+    sums: dict[str, list[int]] = {}
     with db.engine.connect() as conn:
-        rows = conn.execute(q.order_by(jl.c.account)).all()
+        for _, code, d, c in conn.execute(_balances(db, site)):
+            got = sums.setdefault(code, [0, 0])
+            got[0] += int(d)
+            got[1] += int(c)
+    rows = [(code, d, c) for code, (d, c) in sorted(sums.items())]
     accounts = []
     for code, d, c in rows:
         name, kind = CHART.get(code, (code, "unknown"))
@@ -157,6 +173,20 @@ def sale_filters(db: Database, lo: str | None, hi: str | None,
     if site:
         found.append(sale.c.site == site)
     return found
+
+
+def sales_from_books(db: Database) -> list[SiteSales]:
+    """All-time sales per site from the running totals (``server.totals``):
+    receipts (sales and returns), net and tax as the receipts add up, the
+    cost of goods as the books hold it (the balance of cost of goods sold)."""
+    kept = db.t[SITE_SALES_TABLE]
+    with db.engine.connect() as conn:
+        cogs = {str(s): int(d) - int(c) for s, _, d, c in conn.execute(
+            _balances(db, None, (COGS,)))}
+        rows = conn.execute(select(kept.c.site, kept.c.receipts, kept.c.net, kept.c.tax)
+                            .where(kept.c.receipts > 0).order_by(kept.c.site)).all()
+    return [SiteSales(s, int(n), int(net), int(tax), cogs.get(s, 0), int(net) - cogs.get(s, 0))
+            for s, n, net, tax in rows]
 
 
 def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
@@ -212,15 +242,18 @@ PERIODS = {"all": 0, "month": 7, "day": 10}
 def margin_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                    site: str | None = None, period: str = "all") -> list[SiteMargin]:
     """Revenue (sales less returns), cost of goods sold and margin per site and
-    period, from the journal the sales and returns posted."""
+    period, from the journal the sales and returns posted (for all time, from
+    the balances kept per site and account)."""
     jl = db.entities["journal_line"]
     width = PERIODS[period]
     name = func.substr(jl.c.date, 1, width) if width else None
     keys = [jl.c.site, *([name.label("period")] if name is not None else [])]
-    q = (select(*keys, jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit))
-         .where(jl.c.account.in_((REVENUE, RETURNS, COGS)),
-                *_journal_filters(db, site, lo, hi))
-         .group_by(*keys, jl.c.account))
+    q: Select[Any] = (
+        select(*keys, jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit))
+        .where(jl.c.account.in_((REVENUE, RETURNS, COGS)), *_journal_filters(db, site, lo, hi))
+        .group_by(*keys, jl.c.account))
+    if not (width or lo or hi):
+        q = cast("Select[Any]", _balances(db, site, (REVENUE, RETURNS, COGS)))
     figures: dict[tuple[str, str], dict[str, int]] = {}
     with db.engine.connect() as conn:
         for row in conn.execute(q).all():

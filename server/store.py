@@ -41,9 +41,9 @@ from sync.audit import GENESIS, AuditRecord, chain_hash
 from sync.merge import Outcome
 from sync.messages import Ack, Change, Op, Row, decode_ack, encode
 
-from . import on_hand
+from . import on_hand, totals
 from .migrate import upgrade
-from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, ON_HAND, build
+from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, Totals, build
 
 ADVISORY_LOCK = 7262_2024
 _row_decoder = msgspec.msgpack.Decoder(Row)
@@ -110,9 +110,10 @@ class Database:
         """The declared fields of each entity, in column order."""
         self._write_lock = threading.Lock()
         self.engine: Engine = create_engine(url, **self._engine_args())
-        self.on_hand_sql = on_hand.upsert_sql(self.engine.dialect) \
-            if on_hand.table(self.metadata) is not None else None
-        """Adds a transaction's tallies to the stock balances (``server.on_hand``)."""
+        self.totals = {t.entity: (t, totals.upsert_sql(self.engine.dialect, t))
+                       for t in totals.kept(self.metadata)}
+        """Ledger entity -> the running total kept of it and the statement that
+        adds a transaction's tallies to it (``server.totals``)."""
         self.activity_sql = _activity_sql(self.engine.dialect)
         """Moves each device's latest audit record forward (``device_activity``)."""
         if self.is_sqlite:
@@ -246,8 +247,8 @@ class SqlServerStore:
         self._scope: list[tuple[Any, ...]] = []
         self._audit: list[tuple[Any, ...]] = []
         self._conflicts: list[tuple[Any, ...]] = []
-        self._on_hand: dict[tuple[Any, Any], list[int]] = {}
-        """(site, product) -> [qty, movements] this transaction adds to ``on_hand``."""
+        self._tallies: dict[str, dict[tuple[Any, ...], list[int]]] = {}
+        """Ledger entity -> key -> [sums..., count] this transaction adds to its total."""
         self._activity: dict[str, tuple[int, str]] = {}
         """device -> (audit id, HLC) of its latest audit record in this transaction."""
         self._head: int | None = None
@@ -343,7 +344,7 @@ class SqlServerStore:
                 self._scope.append((site, seq))
             self.published.append((Change(seq, row), sites))
             self.changed = True
-            if row.entity in ON_HAND:
+            if row.entity in self.db.totals:
                 self._tally(outcome.before, row)
         # An op id recorded twice in one transaction gets a second audit row,
         # whose (latest) ack answers later resends, as in the memory store.
@@ -366,20 +367,22 @@ class SqlServerStore:
             ))
 
     def _tally(self, before: Row | None, after: Row) -> None:
-        """Count a ledger row's new version into the balances, the old one out."""
-        site, product, qty = ON_HAND[after.entity]
+        """Count a ledger row's new version into its running total, the old one out."""
+        spec: Totals = self.db.totals[after.entity][0]
+        tallies = self._tallies.setdefault(after.entity, {})
         for row, sign in ((before, -1), (after, 1)):
             if row is None or row.deleted:
                 continue
             f = row.fields
-            k = (f.get(site), f.get(product))
-            if k[0] is None or k[1] is None:
-                continue  # not a movement of a product at a site: no balance
-            got = self._on_hand.get(k)
+            k = tuple(f.get(name) for name in spec.keys)
+            if None in k:
+                continue  # not placed under every key (a movement with no product): no total
+            got = tallies.get(k)
             if got is None:
-                got = self._on_hand[k] = [0, 0]
-            got[0] += sign * int(f.get(qty) or 0)
-            got[1] += sign
+                got = tallies[k] = [0] * (len(spec.sums) + 1)
+            for n, name in enumerate(spec.sums):
+                got[n] += sign * int(f.get(name) or 0)
+            got[-1] += sign
 
     def on_hand(self, site: str, product: str) -> int:
         """Stock on hand at (site, product), this transaction's movements included."""
@@ -426,12 +429,11 @@ class SqlServerStore:
                                     ("conflicts", CONFLICT_COLUMNS, self._conflicts)):
             if rows:
                 self._insert(t[name], columns, rows)
-        tallies = [(site, product, qty, n) for (site, product), (qty, n)
-                   in sorted(self._on_hand.items()) if qty or n]
-        if tallies:
-            assert self.db.on_hand_sql is not None
-            self.conn.exec_driver_sql(self.db.on_hand_sql, tallies)
-        self._on_hand.clear()
+        for entity, tallies in self._tallies.items():
+            rows = [(*k, *v) for k, v in sorted(tallies.items()) if any(v)]
+            if rows:
+                self.conn.exec_driver_sql(self.db.totals[entity][1], rows)
+        self._tallies.clear()
         if self._activity:
             self.conn.exec_driver_sql(self.db.activity_sql, [
                 (device, audit_id, hlc) for device, (audit_id, hlc)

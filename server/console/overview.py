@@ -10,7 +10,7 @@ from schema import HQ_SITE
 
 from .. import on_hand
 from ..devices import list_devices
-from ..reports import sales_by_site, trial_balance
+from ..reports import sales_from_books, trial_balance
 from .auth import Ctx
 from .html import Html, join, money, table, tag
 
@@ -38,7 +38,7 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
                   for e, tbl in db.entities.items()}
     devices = list_devices(db)
     tb = trial_balance(db, None)
-    sales = sales_by_site(db)
+    sales = sales_from_books(db)
     body: list[Html] = [
         tag("p", "change sequence at ", tag("b", f"{head:,}"),
             f"; {ctx.hub.connected} device(s) connected now; schema version {db.schema.version}"),

@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import inspect, select
 
 from schema import SCHEMA, Field, Kind, Policy, Schema
-from server import on_hand
+from server import on_hand, totals
 from server.devices import list_devices
 from server.migrate import STEPS
 from server.store import Database
 from sync.audit import verify_chain
 from sync.server import apply_ops
-from tests.sync.kit import CUSTOMER, HQ, PRODUCT, S1_TILL1, key, op
+from tests.sync.kit import CUSTOMER, HQ, PRODUCT, S1_TILL1, hire_staff, key, op
 
 from .test_device_activity import kept_and_grouped
 
@@ -60,6 +60,9 @@ def test_an_old_database_is_upgraded_once(old_db: str) -> None:
     for name, index in (("reorder_rule", "ix_reorder_rule_lookup"),
                         ("purchase_suggestion", "ix_purchase_suggestion_lookup")):
         assert index in {i["name"] for i in inspect(db.engine).get_indexes(name)}
+    with db.transaction(write=False) as store:  # stock and account balances, from the ledgers
+        for spec in totals.kept(db.metadata):
+            assert totals.drift(store.conn, db.metadata, spec) == [], spec.table
     kept, grouped = kept_and_grouped(db)  # each device's last op, from the old log
     assert kept == grouped and len(kept) >= 2
     db.dispose()
@@ -137,4 +140,42 @@ def test_the_ledger_index_the_balances_replaced_is_dropped(tmp_path: Path) -> No
     assert db.applied == ["on-hand-index-dropped"]
     names = {i["name"] for i in inspect(db.engine).get_indexes("stock_movement")}
     assert names == {"ix_stock_movement_site_id"}
+    db.dispose()
+
+
+def test_an_older_database_gets_its_account_balances_and_device_activity(
+        tmp_path: Path) -> None:
+    """A database of a server before the kept account balances, site sales and
+    device activity (the tables missing, the journal, receipts and audit log
+    full) gets them, built from its journal lines, receipts and audit log."""
+    from server.reports import sales_by_site, sales_from_books
+    from server.tables import ACCOUNT_BALANCE_TABLE, DEVICE_ACTIVITY_TABLE, SITE_SALES_TABLE
+    from tests.server.rest_kit import post_sale
+
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    db = Database(url, SCHEMA)
+    with db.transaction() as store:
+        hire_staff(store)
+    post_sale(db, "S1", PRODUCT, 2, 250, 120)
+    post_sale(db, "S2", PRODUCT, 1, 250, 120)
+    db.dispose()
+    with sqlite3.connect(tmp_path / "hq.db") as conn:  # as the 11-25 server left it
+        for table in (ACCOUNT_BALANCE_TABLE, SITE_SALES_TABLE, DEVICE_ACTIVITY_TABLE):
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DELETE FROM server_meta WHERE name IN "
+                     "('migration:account-balances-and-site-sales', "
+                     "'migration:device-activity')")
+    conn.close()
+    db = Database(url, SCHEMA)
+    assert db.applied == ["device-activity", "account-balances-and-site-sales"]
+    balances = db.t[ACCOUNT_BALANCE_TABLE]
+    with db.transaction(write=False) as store:
+        assert totals.drift(store.conn, db.metadata, totals.BY_TABLE[ACCOUNT_BALANCE_TABLE]) == []
+        revenue = dict(store.conn.execute(select(balances.c.site, balances.c.credit)
+                                          .where(balances.c.account == "4000")).all())
+    assert revenue == {"S1": 500, "S2": 250}
+    assert [(s.site, s.receipts, s.net) for s in sales_from_books(db)] == [
+        ("S1", 1, 500), ("S2", 1, 250)] and sales_from_books(db) == sales_by_site(db)
+    kept, grouped = kept_and_grouped(db)
+    assert kept == grouped and "s1-till1" in kept
     db.dispose()

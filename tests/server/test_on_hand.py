@@ -99,10 +99,11 @@ def test_check_stock_finds_a_wrong_balance_and_rebuilds_it(
 
     assert branchline(["check-stock", "--db", url]) == 1
     out = capsys.readouterr()
-    assert f"S1\t{PRODUCT}\tkept -5\tmovements add up to -6" in out.out
+    assert (f"on_hand\tS1\t{PRODUCT}\tkept qty -5, movements 3\t"
+            f"stock_movement adds up to qty -6, movements 3") in out.out
     assert "run again with --rebuild" in out.err
     assert branchline(["check-stock", "--db", url, "--rebuild"]) == 0
-    assert "rebuilt 1 stock balances" in capsys.readouterr().out
+    assert "rebuilt 1 on_hand totals" in capsys.readouterr().out
     backend = Backend("sqlite", url)
     assert backend.db is not None
     with backend.db.transaction(write=False) as store:

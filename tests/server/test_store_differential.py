@@ -17,10 +17,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import select
 
 from schema import SCHEMA
 from schema.people import employee_key
-from server import on_hand
+from server import on_hand, totals
+from server.tables import ACCOUNT_BALANCE_TABLE
 from sync.hlc import Clock
 from sync.memory import MemoryServerStore
 from sync.merge import Actor
@@ -53,7 +55,7 @@ def _spec(draw: st.DrawFn, actor: int) -> Spec:
     site = ACTORS[actor].site
     ms = draw(st.integers(1_000, 1_010))
     kind = draw(st.sampled_from(
-        ["product", "customer", "delete", "transfer", "move", "sale", "sale", "po"]))
+        ["product", "customer", "delete", "transfer", "move", "sale", "sale", "po", "journal"]))
     if kind == "product":
         k = draw(st.sampled_from([PRODUCT, key(101)]))
         fields: dict[str, Any] = draw(st.sampled_from([
@@ -79,6 +81,12 @@ def _spec(draw: st.DrawFn, actor: int) -> Spec:
         fields = {"from_site": source, "to_site": draw(st.sampled_from(SITES)),
                   "product_id": PRODUCT, "qty": 1, "status": "shipped"}
         return Spec(actor, "transfer", k, fields, ms=ms)
+    if kind == "journal":  # a posting line; some repeat a key (refused: ledger rows never change)
+        fields = {"entry_id": key(500), "site": site if site != "HQ" else "S1",
+                  "account": draw(st.sampled_from(["1000", "4000", "5000"])),
+                  "debit": draw(st.integers(0, 9)), "credit": draw(st.integers(0, 9)),
+                  "memo": "m", "date": "2026-11-26"}
+        return Spec(actor, "journal_line", key(600 + draw(st.integers(0, 30))), fields, ms=ms)
     if kind == "po":
         fields = draw(st.sampled_from([
             {"site": "S1", "supplier": "O", "total": 5, "status": "draft"},
@@ -215,7 +223,20 @@ def test_sql_store_answers_like_the_reference(
             want[k] = want.get(k, 0) + row.fields["qty"]
     db = sql_backend.db
     assert db is not None
+    # and its account balances the sums of the journal lines the reference holds
+    books: dict[tuple[str, str], list[int]] = {}
+    for (entity, _), row in memory.rows.items():
+        if entity == "journal_line" and not row.deleted:
+            f = row.fields
+            got_lines = books.setdefault((f["site"], f["account"]), [0, 0, 0])
+            for n, v in enumerate((f["debit"], f["credit"], 1)):
+                got_lines[n] += v
+    balances = db.t[ACCOUNT_BALANCE_TABLE]
     with db.transaction(write=False) as sql:
         got = {(s, p): int(n) for s, p, n in sql.conn.execute(on_hand.levels(db.metadata))}
-        assert on_hand.drift(sql.conn, db.metadata) == []
+        kept = {(s, a): [int(d), int(c), int(n)] for s, a, d, c, n in sql.conn.execute(
+            select(balances).where(balances.c.lines > 0))}
+        for spec in totals.kept(db.metadata):
+            assert totals.drift(sql.conn, db.metadata, spec) == [], spec.table
     assert got == want
+    assert kept == books

@@ -1,0 +1,89 @@
+"""Running totals kept beside ledger entities (``server.tables.TOTALS``).
+
+The ledger stays the truth: stock on hand at (site, product) is the sum of
+its movements, an account's balance at a site the sum of its journal lines.
+Summing at every read grows with history, so the store keeps the sums
+itself: ``SqlServerStore.record`` tallies each ledger row it writes (the old
+version counted out, the new one in), and its flush adds the tallies in the
+same transaction with one upsert per total, so a total commits or rolls back
+together with the rows that make it, whichever server process wrote them.
+
+``fill`` builds a total from its ledger (the upgrade of an older database,
+and ``branchline check-totals --rebuild``); ``drift`` lists where the two
+disagree, which should be nowhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from sqlalchemy import Connection, Dialect, MetaData, delete, func, select
+
+from .tables import TOTALS, Totals
+
+BY_ENTITY = {t.entity: t for t in TOTALS}
+BY_TABLE = {t.table: t for t in TOTALS}
+
+
+class Drift(NamedTuple):
+    table: str
+    key: tuple[str, ...]
+    kept: tuple[int, ...]
+    """What the total says: its sums, then its count."""
+    summed: tuple[int, ...]
+    """What the ledger adds up to, likewise."""
+
+
+def kept(metadata: MetaData) -> list[Totals]:
+    """The totals this database keeps (those whose ledger the schema has)."""
+    return [t for t in TOTALS if t.table in metadata.tables]
+
+
+def upsert_sql(dialect: Dialect, totals: Totals) -> str:
+    """Add (sums..., count) to the total of a key, creating it at need: one
+    statement for SQLite and PostgreSQL alike, in the driver's style."""
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    t = totals.table
+    keys, values = totals.keys, (*totals.sums, totals.count)
+    return (f"INSERT INTO {t} ({', '.join((*keys, *values))}) "
+            f"VALUES ({', '.join([mark] * (len(keys) + len(values)))}) "
+            f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
+            + ", ".join(f"{c} = {t}.{c} + excluded.{c}" for c in values))
+
+
+def _sums(metadata: MetaData, totals: Totals) -> Any:
+    ledger = metadata.tables[totals.entity]
+    keys = [ledger.c[k] for k in totals.keys]
+    return (select(*keys, *(func.coalesce(func.sum(ledger.c[s]), 0) for s in totals.sums),
+                   func.count())
+            .where(ledger.c._deleted.is_(False), *(k.is_not(None) for k in keys))
+            .group_by(*keys))
+
+
+def fill(conn: Connection, metadata: MetaData, totals: Totals) -> int:
+    """Rebuild a total from its ledger; returns how many keys it has. Call it
+    inside a write transaction."""
+    if totals.table not in metadata.tables:
+        return 0
+    t = metadata.tables[totals.table]
+    conn.execute(delete(t))
+    conn.execute(t.insert().from_select([*totals.keys, *totals.sums, totals.count],
+                                        _sums(metadata, totals)))
+    return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
+
+
+def drift(conn: Connection, metadata: MetaData, totals: Totals) -> list[Drift]:
+    """Every key whose kept total is not what its ledger adds up to (a missing
+    total counts as zeros)."""
+    if totals.table not in metadata.tables:
+        return []
+    t = metadata.tables[totals.table]
+    width = len(totals.keys)
+    summed = {tuple(r[:width]): tuple(map(int, r[width:]))
+              for r in conn.execute(_sums(metadata, totals))}
+    held = {tuple(r[:width]): tuple(map(int, r[width:])) for r in conn.execute(
+        select(*(t.c[c] for c in (*totals.keys, *totals.sums, totals.count))))}
+    zero = (0,) * (len(totals.sums) + 1)
+    return [Drift(totals.table, k, held.get(k, zero), summed.get(k, zero))
+            for k in sorted(summed.keys() | held.keys())
+            if held.get(k, zero) != summed.get(k, zero)]
