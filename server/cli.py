@@ -70,7 +70,7 @@ def parser() -> argparse.ArgumentParser:
 
     for name, what in (("check-stock", "the kept stock balances against the movement ledger"),
                        ("check-totals", "every kept running total (stock balances, account "
-                                        "balances) against its ledger")):
+                                        "balances, site sales) against its ledger")):
         chk = sub.add_parser(name, help=f"check {what} (exit 1 if any differ)")
         _db_arg(chk)
         chk.add_argument("--rebuild", action="store_true",
