@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -94,15 +95,37 @@ def revoke(db: Database, device: str) -> bool:
 
 def authenticate(db: Database, token: str) -> DeviceInfo | str:
     """The device a token belongs to, or the reason it is refused."""
+    return authenticate_many(db, [token])[token]
+
+
+_PER_QUERY = 500
+"""Most token hashes in one ``IN (...)`` list."""
+
+
+def authenticate_many(db: Database, tokens: Collection[str]) -> dict[str, DeviceInfo | str]:
+    """For each token, the device it belongs to or the reason it is refused:
+    one query per 500 tokens (the server checks every connected device's
+    token again this way, every few seconds)."""
     devices = db.t["devices"]
+    by_hash = {_hash(t): t for t in tokens}
+    hashes = list(by_hash)
+    rows: dict[str, Any] = {}
     with db.engine.connect() as conn:
-        row = conn.execute(select(devices).where(devices.c.token_hash == _hash(token))).first()
+        for start in range(0, len(hashes), _PER_QUERY):
+            chunk = hashes[start : start + _PER_QUERY]
+            rows.update((r.token_hash, r) for r in conn.execute(
+                select(devices).where(devices.c.token_hash.in_(chunk))))
+    now = int(time.time() * 1000)
+    return {token: _verdict(rows.get(h), now) for h, token in by_hash.items()}
+
+
+def _verdict(row: Any, now_ms: int) -> DeviceInfo | str:
     if row is None:
         return "unknown device token"
     info = _info(row)
     if info.revoked_ms is not None:
         return f"the token of device {info.device} was revoked"
-    if info.expires_ms is not None and info.expires_ms <= int(time.time() * 1000):
+    if info.expires_ms is not None and info.expires_ms <= now_ms:
         return (f"the token of device {info.device} expired on {_when(info.expires_ms)}; "
                 "ask HQ for a new one (branchline device add)")
     return info

@@ -13,7 +13,14 @@ from sqlalchemy import select
 
 from schema import SCHEMA
 from server.cli import main
-from server.devices import DeviceInfo, authenticate, issue_token, list_devices, revoke
+from server.devices import (
+    DeviceInfo,
+    authenticate,
+    authenticate_many,
+    issue_token,
+    list_devices,
+    revoke,
+)
 from server.store import Database
 
 
@@ -33,6 +40,21 @@ def test_a_token_names_its_device_and_only_its_hash_is_stored(db: Database) -> N
     assert stored == hashlib.sha256(token.encode()).hexdigest() and token not in stored
     assert authenticate(db, token + "x") == "unknown device token"
     assert authenticate(db, "") == "unknown device token"
+
+
+def test_many_tokens_are_judged_in_one_call(db: Database) -> None:
+    """What the server's periodic check of every connected device sees."""
+    good = issue_token(db, "s1-till1", "S1")
+    gone = issue_token(db, "s1-till2", "S1")
+    brief = issue_token(db, "s2-till1", "S2", ttl_days=1e-9)  # expired at once
+    revoke(db, "s1-till2")
+    verdicts = authenticate_many(db, [good, gone, brief, "bl_nobody"] + [f"x{n}" for n in
+                                                                        range(1_200)])
+    assert isinstance(verdicts[good], DeviceInfo) and verdicts[good].device == "s1-till1"
+    assert verdicts[gone] == "the token of device s1-till2 was revoked"
+    assert "the token of device s2-till1 expired on" in str(verdicts[brief])
+    assert verdicts["bl_nobody"] == verdicts["x1199"] == "unknown device token"
+    assert len(verdicts) == 1_204
 
 
 def test_revoked_and_rekeyed_tokens_are_refused(db: Database) -> None:

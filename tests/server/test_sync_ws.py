@@ -148,6 +148,20 @@ def test_a_connected_device_is_cut_off_once_revoked(server: ServerProc) -> None:
     assert time.monotonic() - started < 12  # checked again every 5 s
 
 
+def test_only_the_revoked_device_is_cut_off_and_the_others_keep_pushing(
+        server: ServerProc) -> None:
+    """The tokens of every connected device are checked together: the one
+    revoked is cut off (4401), the one beside it at the same store keeps its
+    connection and its pushes are acked after the check."""
+    lost = _session(server, "lost-till", "S1", server.add_device("lost-till", "S1"))
+    kept = _session(server, "kept-till", "S1", server.add_device("kept-till", "S1"))
+    subprocess.run([str(BIN / "branchline"), "device", "revoke", "--db", server.db_url,
+                    "--device", "lost-till"], check=True, capture_output=True)
+    assert "revoked" in _closed_with(lost, 4401)
+    kept.send(encode(Push(1, [_sale("kept-till", "S1", 90)])))
+    assert [a.status for a in _acks(kept).acks] == ["accepted"]
+
+
 def test_a_device_claiming_another_site_is_refused_with_4403(
     server: ServerProc, tokens: dict[str, str]
 ) -> None:
