@@ -231,8 +231,10 @@ class TokenWatch:
 
     def watch(self, conn: Connection) -> None:
         self.watched[conn] = conn.token
-        if self._task is None or self._task.done():  # one task, on the app's loop
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        # one task, on the app's loop (a new one if the app was started again)
+        if self._task is None or self._task.done() or self._task.get_loop() is not loop:
+            self._task = loop.create_task(self._run())
 
     def unwatch(self, conn: Connection) -> None:
         self.watched.pop(conn, None)
