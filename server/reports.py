@@ -246,14 +246,16 @@ def margin_by_site(db: Database, lo: str | None = None, hi: str | None = None,
     the balances kept per site and account)."""
     jl = db.entities["journal_line"]
     width = PERIODS[period]
-    name = func.substr(jl.c.date, 1, width) if width else None
-    keys = [jl.c.site, *([name.label("period")] if name is not None else [])]
-    q: Select[Any] = (
-        select(*keys, jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit))
-        .where(jl.c.account.in_((REVENUE, RETURNS, COGS)), *_journal_filters(db, site, lo, hi))
-        .group_by(*keys, jl.c.account))
-    if not (width or lo or hi):
-        q = cast("Select[Any]", _balances(db, site, (REVENUE, RETURNS, COGS)))
+    accounts = (REVENUE, RETURNS, COGS)
+    q: Select[Any]
+    if width or lo or hi:  # the lines of the range, by site (and period) and account
+        keys = [jl.c.site, *([func.substr(jl.c.date, 1, width).label("period")] if width
+                             else [])]
+        q = (select(*keys, jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit))
+             .where(jl.c.account.in_(accounts), *_journal_filters(db, site, lo, hi))
+             .group_by(*keys, jl.c.account))
+    else:  # all time: the kept balances, same columns
+        q = cast("Select[Any]", _balances(db, site, accounts))
     figures: dict[tuple[str, str], dict[str, int]] = {}
     with db.engine.connect() as conn:
         for row in conn.execute(q).all():
