@@ -41,7 +41,6 @@ from .tables import (
     DEVICE_ACTIVITY_TABLE,
     EVERY_SITE,
     LOOKUPS,
-    ON_HAND,
     SITE_SALES_TABLE,
 )
 
@@ -104,7 +103,7 @@ def _on_hand_index(conn: Connection, metadata: MetaData, schema: Schema) -> None
     """Stock on hand was summed by walking every movement of the site; a
     covering (site, product_id, qty) index read just the (site, product).
     (Superseded by the ``on_hand`` balances, which drop it again.)"""
-    _create_indexes(conn, metadata, ON_HAND)
+    _create_indexes(conn, metadata, [on_hand.STOCK.entity])
 
 
 @step("automation-lookups")
@@ -126,8 +125,8 @@ def _on_hand_index_dropped(conn: Connection, metadata: MetaData, schema: Schema)
     """With the balances kept in ``on_hand``, the (site, product_id, qty) index
     of the ledger served nothing on a push's path, and every movement paid an
     insert into it at a random place (a quarter of a push's time at scale)."""
-    for name in ON_HAND:
-        conn.execute(text(f"DROP INDEX IF EXISTS {_quote(conn, f'ix_{name}_on_hand')}"))
+    name = f"ix_{on_hand.STOCK.entity}_on_hand"
+    conn.execute(text(f"DROP INDEX IF EXISTS {_quote(conn, name)}"))
 
 
 @step("acks-in-audit")

@@ -50,12 +50,6 @@ EVERY_SITE = ""
 """``change_scope.site`` of a change every site receives."""
 
 
-ON_HAND = {"stock_movement": ("site", "product_id", "qty")}
-"""Ledgers whose sum is read per (site, product): kept as a running balance
-in ``ON_HAND_TABLE``. (They had a covering (site, product_id, qty) index for
-the sum; it is gone: every movement paid an insert at a random place of it,
-and nothing on a push's path reads the sum any more.)"""
-
 LOOKUPS = {
     "reorder_rule": ("site", "product_id"),
     "purchase_suggestion": ("site", "product_id", "status"),
