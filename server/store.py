@@ -43,7 +43,7 @@ from sync.messages import Ack, Change, Op, Row, decode_ack, encode
 
 from . import on_hand, totals
 from .migrate import upgrade
-from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, Totals, build
+from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, Totals, build, param_mark
 
 ADVISORY_LOCK = 7262_2024
 _row_decoder = msgspec.msgpack.Decoder(Row)
@@ -86,7 +86,7 @@ def _activity_sql(dialect: Dialect) -> str:
     """Record a device's latest audit record unless a later one is recorded
     already (another process may have committed one meanwhile): one statement
     for SQLite and PostgreSQL alike, in the driver's style."""
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(dialect)
     t = DEVICE_ACTIVITY_TABLE
     return (f"INSERT INTO {t} (device, audit_id, hlc) VALUES ({mark}, {mark}, {mark}) "
             f"ON CONFLICT (device) DO UPDATE SET audit_id = excluded.audit_id, "
@@ -199,7 +199,7 @@ class Database:
         sql = self._insert_sql.get(key)
         if sql is None:
             quote = self.engine.dialect.identifier_preparer.quote
-            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            mark = param_mark(self.engine.dialect)
             one = f"({', '.join([mark] * len(columns))})"
             sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
                    f"VALUES {', '.join([one] * rows)}")
@@ -215,7 +215,7 @@ class Database:
         sql = self._insert_sql.get(cache_key)
         if sql is None:
             quote = self.engine.dialect.identifier_preparer.quote
-            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            mark = param_mark(self.engine.dialect)
             sql = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(table.name)} "
                    f"WHERE {quote(key)} IN ({', '.join([mark] * n)}){tail}")
             self._insert_sql[cache_key] = sql

@@ -24,6 +24,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Dialect,
     Index,
     Integer,
     LargeBinary,
@@ -99,6 +100,12 @@ TOTALS = (
     Totals(SITE_SALES_TABLE, "sale", ("site",), ("net", "tax"), "receipts"),
 )
 """Every running total the store keeps (for the entities the schema has)."""
+
+
+def param_mark(dialect: Dialect) -> str:
+    """The driver's parameter marker, for SQL written by hand on the hot paths
+    (``?`` for sqlite3, ``%s`` for psycopg)."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
 def _key() -> TypeEngine[str]:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Dialect, MetaData, delete, func, select
 
-from .tables import TOTALS, Totals
+from .tables import TOTALS, Totals, param_mark
 
 BY_ENTITY = {t.entity: t for t in TOTALS}
 BY_TABLE = {t.table: t for t in TOTALS}
@@ -42,7 +42,7 @@ def kept(metadata: MetaData) -> list[Totals]:
 def upsert_sql(dialect: Dialect, totals: Totals) -> str:
     """Add (sums..., count) to the total of a key, creating it at need: one
     statement for SQLite and PostgreSQL alike, in the driver's style."""
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    mark = param_mark(dialect)
     t = totals.table
     keys, values = totals.keys, (*totals.sums, totals.count)
     return (f"INSERT INTO {t} ({', '.join((*keys, *values))}) "
