@@ -165,7 +165,7 @@ def _check_totals(db: Database, rebuild: bool, stock_only: bool) -> int:
             wrong += totals.drift(store.conn, db.metadata, t)
     for d in wrong:
         spec = totals.BY_TABLE[d.table]
-        names = (*spec.sums, spec.count)
+        names = spec.columns
         print(f"{d.table}\t" + "\t".join(d.key) + "\tkept "
               + ", ".join(f"{c} {v}" for c, v in zip(names, d.kept, strict=True))
               + f"\t{spec.entity} adds up to "

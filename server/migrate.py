@@ -146,11 +146,16 @@ def _acks_in_audit(conn: Connection, metadata: MetaData, schema: Schema) -> None
         ops.c.op_id.in_(select(audit.c.op_id).where(audit.c.ack.is_not(None)))))
 
 
-def add_columns(conn: Connection, metadata: MetaData) -> list[str]:
-    """Add the declared columns a table lacks (the fields of a newer schema)."""
+def add_columns(conn: Connection, metadata: MetaData,
+                only: Iterable[str] | None = None) -> list[str]:
+    """Add the declared columns a table lacks (the fields of a newer schema),
+    in every table or in the tables named ``only``."""
     added = []
     inspector = inspect(conn)
+    names = None if only is None else set(only)
     for table in metadata.sorted_tables:
+        if names is not None and table.name not in names:
+            continue
         have = {c["name"] for c in inspector.get_columns(table.name)}
         for column in table.columns:
             if column.name in have:
@@ -193,6 +198,20 @@ def _account_balances(conn: Connection, metadata: MetaData, schema: Schema) -> N
         totals.fill(conn, metadata, totals.BY_TABLE[table])
 
 
+@step("on-hand-value-sums")
+def _on_hand_value_sums(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """The valuation report read and sorted every movement ever made (seconds
+    per million); ``on_hand`` now also keeps each (site, product)'s value
+    sums (``tables.STOCK_VALUE``). Its rows are all derived: make the table
+    anew with the new columns and build it from the ledger."""
+    t = on_hand.table(metadata)
+    if t is None:
+        return
+    t.drop(conn)
+    t.create(conn)
+    on_hand.fill(conn, metadata)
+
+
 def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:
     """Bring the database up to this server; returns what was done. Call it
     inside a write transaction, after ``metadata.create_all``."""
@@ -202,7 +221,9 @@ def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:
     if stored is not None and int(stored) > schema.version:
         raise RuntimeError(f"database has schema version {stored}, newer than this server's "
                            f"{schema.version}: upgrade the server")
-    done = []
+    # the entities' new fields first (always nullable): a step may read them,
+    # as building a running total reads every field it sums
+    done = [f"added {c}" for c in add_columns(conn, metadata, (e.name for e in schema.entities))]
     for name, fn in STEPS:
         if f"migration:{name}" in recorded:
             continue

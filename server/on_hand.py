@@ -57,6 +57,23 @@ def levels(metadata: MetaData, site: str | None = None, product: str | None = No
     return q.order_by(t.c.site, t.c.product_id)
 
 
+def values(metadata: MetaData, site: str | None = None
+           ) -> Select[str, str, int, int, int, int | None]:
+    """(site, product_id, on hand, value of the movements with a cost, quantity
+    of those without, the product's standard cost) of every product that ever
+    moved, by site and product; narrowed to one site."""
+    t = table(metadata)
+    assert t is not None, "the schema has no stock ledger"
+    product = metadata.tables["product"]
+    q = (select(t.c.site, t.c.product_id, t.c.qty, t.c.costed_value, t.c.uncosted_qty,
+                product.c.cost)
+         .select_from(t.outerjoin(product, product.c.id == t.c.product_id))
+         .where(t.c.movements > 0))
+    if site is not None:
+        q = q.where(t.c.site == site)
+    return q.order_by(t.c.site, t.c.product_id)
+
+
 def by_site(metadata: MetaData, site: str | None = None
             ) -> Select[str, int, int, int]:
     """(site, products that moved, units on hand, movements) per site."""

@@ -1,7 +1,10 @@
 """HQ reports over the REST API (OpenAPI at /schema): trial balance, the
 journal, sales and margin, stock on hand with its exceptions, valuation and
-purchase suggestions. Every figure is computed from the ledgers (journal
-lines, sale lines, stock movements), never from a counter.
+purchase suggestions. Every figure comes from the ledgers (journal lines,
+sale lines, stock movements): all-time figures through the running totals the
+store keeps beside them in the same transactions (``server.totals``, checked
+by ``branchline check-totals``), figures over a date range from the lines of
+that range.
 
 Every report needs an API token; who may read which report is decided by
 ``schema.people.REPORTS`` through ``server.api_auth.report_guard`` (401
@@ -11,7 +14,6 @@ or warehouse reads that site's figures only."""
 from __future__ import annotations
 
 import datetime
-import itertools
 from typing import Any, Literal, cast
 
 import msgspec
@@ -21,7 +23,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
 from sqlalchemy import ColumnElement, Select, func, select
 
-from schema.finance import CHART, COGS, RETURNS, REVENUE, moving_average
+from schema.finance import CHART, COGS, RETURNS, REVENUE, average_cost
 
 from . import on_hand
 from .api_auth import report_guard
@@ -239,6 +241,20 @@ PERIODS = {"all": 0, "month": 7, "day": 10}
 """Period -> how many characters of the date (yyyy-mm-dd) name it."""
 
 
+def valuation(db: Database, site: str | None = None) -> list[Valuation]:
+    """Stock value and moving-average cost per (site, product), from the sums
+    ``on_hand`` keeps (one row each, however many movements it had): the same
+    figures as ``schema.finance.moving_average`` over its movements in any
+    order, with the product's standard cost for those without a cost."""
+    out: list[Valuation] = []
+    with db.engine.connect() as conn:
+        for s, p, qty, costed, uncosted, cost in conn.execute(on_hand.values(db.metadata, site)):
+            standard = int(cost or 0)
+            value = int(costed) + int(uncosted) * standard
+            out.append(Valuation(s, p, int(qty), average_cost(int(qty), value, standard), value))
+    return out
+
+
 def margin_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                    site: str | None = None, period: str = "all") -> list[SiteMargin]:
     """Revenue (sales less returns), cost of goods sold and margin per site and
@@ -322,22 +338,7 @@ class ReportsController(Controller):
         left, as the tills record it), which is what the journal posted to the
         inventory account; a movement without a cost counts at the product's
         standard cost. The average is value / on hand."""
-        db = _db(state)
-        sm, product = db.entities["stock_movement"], db.entities["product"]
-        q = select(sm.c.site, sm.c.product_id, sm.c.qty, sm.c.unit_cost).order_by(
-            sm.c.site, sm.c.product_id, sm.c._seq)
-        if site:
-            q = q.where(sm.c.site == site)
-        out: list[Valuation] = []
-        with db.engine.connect() as conn:
-            rows = conn.execute(q).all()
-            standard = {str(k): int(c or 0) for k, c in
-                        conn.execute(select(product.c.id, product.c.cost)).all()}
-        for (s, p), group in itertools.groupby(rows, key=lambda r: (r.site, r.product_id)):
-            on_hand, avg, value = moving_average([(int(r.qty), r.unit_cost) for r in group],
-                                                 standard.get(str(p), 0))
-            out.append(Valuation(s, p, on_hand, avg, value))
-        return out
+        return valuation(_db(state), site or None)
 
     @get("/stock", sync_to_thread=True, opt={"report": "stock"}, summary="Stock on hand")
     def stock(self, state: State, site: FromQuery[str | None] = None,

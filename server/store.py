@@ -379,10 +379,9 @@ class SqlServerStore:
                 continue  # not placed under every key (a movement with no product): no total
             got = tallies.get(k)
             if got is None:
-                got = tallies[k] = [0] * (len(spec.sums) + 1)
-            for n, name in enumerate(spec.sums):
-                got[n] += sign * int(f.get(name) or 0)
-            got[-1] += sign
+                got = tallies[k] = [0] * len(spec.columns)
+            for n, value in enumerate(totals.adds(spec, f)):
+                got[n] += sign * value
 
     def on_hand(self, site: str, product: str) -> int:
         """Stock on hand at (site, product), this transaction's movements included."""

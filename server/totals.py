@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Dialect, MetaData, delete, func, select
+from sqlalchemy import Connection, Dialect, MetaData, Table, case, delete, func, select
 
-from .tables import TOTALS, Totals, param_mark
+from .tables import TOTALS, Sum, Totals, param_mark
 
 BY_ENTITY = {t.entity: t for t in TOTALS}
 BY_TABLE = {t.table: t for t in TOTALS}
@@ -44,18 +44,41 @@ def upsert_sql(dialect: Dialect, totals: Totals) -> str:
     statement for SQLite and PostgreSQL alike, in the driver's style."""
     mark = param_mark(dialect)
     t = totals.table
-    keys, values = totals.keys, (*totals.sums, totals.count)
+    keys, values = totals.keys, totals.columns
     return (f"INSERT INTO {t} ({', '.join((*keys, *values))}) "
             f"VALUES ({', '.join([mark] * (len(keys) + len(values)))}) "
             f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET "
             + ", ".join(f"{c} = {t}.{c} + excluded.{c}" for c in values))
 
 
+def adds(totals: Totals, fields: dict[str, Any]) -> list[int]:
+    """What one live ledger row adds to the total of its key: its sums, then 1."""
+    out = []
+    for s in totals.sums:
+        if s.unless is not None and fields.get(s.unless) is not None:
+            out.append(0)
+            continue
+        n = 1
+        for name in s.factors:
+            n *= int(fields.get(name) or 0)
+        out.append(n)
+    out.append(1)
+    return out
+
+
+def _summed(ledger: Table, s: Sum) -> Any:
+    term: Any = ledger.c[s.factors[0]]
+    for name in s.factors[1:]:
+        term = term * ledger.c[name]  # NULL when a factor is: the row adds nothing
+    if s.unless is not None:
+        term = case((ledger.c[s.unless].is_(None), term), else_=None)
+    return func.coalesce(func.sum(term), 0)
+
+
 def _sums(metadata: MetaData, totals: Totals) -> Any:
     ledger = metadata.tables[totals.entity]
     keys = [ledger.c[k] for k in totals.keys]
-    return (select(*keys, *(func.coalesce(func.sum(ledger.c[s]), 0) for s in totals.sums),
-                   func.count())
+    return (select(*keys, *(_summed(ledger, s) for s in totals.sums), func.count())
             .where(ledger.c._deleted.is_(False), *(k.is_not(None) for k in keys))
             .group_by(*keys))
 
@@ -67,7 +90,7 @@ def fill(conn: Connection, metadata: MetaData, totals: Totals) -> int:
         return 0
     t = metadata.tables[totals.table]
     conn.execute(delete(t))
-    conn.execute(t.insert().from_select([*totals.keys, *totals.sums, totals.count],
+    conn.execute(t.insert().from_select([*totals.keys, *totals.columns],
                                         _sums(metadata, totals)))
     return int(conn.execute(select(func.count()).select_from(t)).scalar_one())
 
@@ -82,7 +105,7 @@ def drift(conn: Connection, metadata: MetaData, totals: Totals) -> list[Drift]:
     summed = {tuple(r[:width]): tuple(map(int, r[width:]))
               for r in conn.execute(_sums(metadata, totals))}
     held = {tuple(r[:width]): tuple(map(int, r[width:])) for r in conn.execute(
-        select(*(t.c[c] for c in (*totals.keys, *totals.sums, totals.count))))}
+        select(*(t.c[c] for c in (*totals.keys, *totals.columns))))}
     zero = (0,) * (len(totals.sums) + 1)
     return [Drift(totals.table, k, held.get(k, zero), summed.get(k, zero))
             for k in sorted(summed.keys() | held.keys())

@@ -37,7 +37,10 @@ def old_db(tmp_path: Path) -> str:
 
 def test_an_old_database_is_upgraded_once(old_db: str) -> None:
     db = Database(old_db, SCHEMA)
-    assert db.applied[: len(STEPS)] == [name for name, _ in STEPS]
+    # the entities' new fields first (the steps may read them), then every step
+    steps = [a for a in db.applied if not a.startswith("added ")]
+    assert steps[: len(STEPS)] == [name for name, _ in STEPS]
+    assert db.applied.index("added stock_movement.unit_cost") < db.applied.index(steps[0])
     scope = db.t["change_scope"]
     with db.transaction(write=False) as store:
         marks = dict(store.conn.execute(
@@ -178,4 +181,42 @@ def test_an_older_database_gets_its_account_balances_and_device_activity(
         ("S1", 1, 500), ("S2", 1, 250)] and sales_from_books(db) == sales_by_site(db)
     kept, grouped = kept_and_grouped(db)
     assert kept == grouped and "s1-till1" in kept
+    db.dispose()
+
+
+def test_an_older_on_hand_gets_its_value_sums(tmp_path: Path) -> None:
+    """A database of the 11-26 server keeps stock on hand and movements in
+    ``on_hand`` but no value: it gets the value sums, built from its ledger,
+    and the valuation report gives what the moving average of the movements
+    gives."""
+    from schema.finance import moving_average
+    from server.reports import valuation
+    from server.tables import ON_HAND_TABLE
+
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    db = Database(url, SCHEMA)
+    with db.transaction() as store:
+        hire_staff(store)
+        moves = [(10, 100), (-4, 100), (5, None)]
+        assert {a.status for a in apply_ops(SCHEMA, store, S1_TILL1, [
+            op(S1_TILL1, "stock_movement", key(500 + n), {
+                "site": "S1", "product_id": PRODUCT, "qty": q, "reason": "count",
+                **({"unit_cost": c} if c is not None else {})})
+            for n, (q, c) in enumerate(moves)])} == {"accepted"}
+    db.dispose()
+    with sqlite3.connect(tmp_path / "hq.db") as conn:  # as the 11-26 server left it
+        conn.execute(f"DROP TABLE {ON_HAND_TABLE}")
+        conn.execute(f"CREATE TABLE {ON_HAND_TABLE} (site VARCHAR NOT NULL, "
+                     "product_id VARCHAR(36) NOT NULL, qty BIGINT NOT NULL, "
+                     "movements BIGINT NOT NULL, PRIMARY KEY (site, product_id))")
+        conn.execute(f"INSERT INTO {ON_HAND_TABLE} VALUES ('S1', ?, 11, 3)", (PRODUCT,))
+        conn.execute("DELETE FROM server_meta WHERE name = 'migration:on-hand-value-sums'")
+    conn.close()
+    db = Database(url, SCHEMA)
+    assert db.applied == ["on-hand-value-sums"]
+    with db.transaction(write=False) as store:
+        assert on_hand.drift(store.conn, db.metadata) == []
+    # 10 in at 100, 4 out at 100, 5 without a cost: PRODUCT has no standard cost
+    assert [(v.site, v.on_hand, v.average_cost, v.value) for v in valuation(db)] == [
+        ("S1", *moving_average(moves, 0))] == [("S1", 11, 55, 600)]
     db.dispose()

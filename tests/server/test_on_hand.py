@@ -99,8 +99,9 @@ def test_check_stock_finds_a_wrong_balance_and_rebuilds_it(
 
     assert branchline(["check-stock", "--db", url]) == 1
     out = capsys.readouterr()
-    assert (f"on_hand\tS1\t{PRODUCT}\tkept qty -5, movements 3\t"
-            f"stock_movement adds up to qty -6, movements 3") in out.out
+    assert (f"on_hand\tS1\t{PRODUCT}\tkept qty -5, costed_value 0, uncosted_qty -6, "
+            f"movements 3\tstock_movement adds up to qty -6, costed_value 0, uncosted_qty -6, "
+            f"movements 3") in out.out
     assert "run again with --rebuild" in out.err
     assert branchline(["check-stock", "--db", url, "--rebuild"]) == 0
     assert "rebuilt 1 on_hand totals" in capsys.readouterr().out
