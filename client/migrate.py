@@ -26,6 +26,7 @@ from schema import Schema
 
 from .errors import DatabaseTooNew
 from .tables import (
+    INTERNAL,
     STOCK,
     STOCK_SUMS,
     STOCK_TRIGGERS,
@@ -95,6 +96,29 @@ def _stock_value_sums(db: sqlite_utils.Database) -> None:
             table.add_column(column, int, not_null_default=0)
     if db.table(STOCK).exists():
         rebuild_stock(db)
+
+
+@step("server-rows-stored-once")
+def _server_rows_stored_once(db: sqlite_utils.Database) -> None:
+    """Every row written one by one (each acked sale, each live change) kept
+    the server's row twice: in ``_base`` and, decoded, in its view row. Where
+    the view is that row (no ``_view_override``), it now lives in the view
+    row's ``_row`` only, as the bulk path stores it."""
+    if not db.table("_base").exists() or not db.table("_view_override").exists():
+        return
+    for (entity,) in db.execute("SELECT DISTINCT entity FROM _base").fetchall():
+        table = db.table(entity)
+        if entity in INTERNAL or not table.exists():
+            continue  # an entity of a newer schema: kept whole in _base
+        if "_row" not in table.columns_dict:
+            table.add_column("_row", bytes)
+        view = f'"{entity}"'
+        here = ("SELECT key FROM _base WHERE entity = :e AND key NOT IN "
+                "(SELECT key FROM _view_override WHERE entity = :e)")
+        db.execute(f"UPDATE {view} SET _row = (SELECT row FROM _base "
+                   f"WHERE entity = :e AND key = {view}.id) WHERE id IN ({here})", {"e": entity})
+        db.execute(f"DELETE FROM _base WHERE entity = :e AND key IN ({here}) "
+                   f"AND key IN (SELECT id FROM {view})", {"e": entity})
 
 
 def fingerprint(schema: Schema) -> str:

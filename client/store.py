@@ -276,23 +276,31 @@ class SqliteLocalStore:
 
     def _stored_base(self, entity: str, key: str, settle: bool) -> bytes | None:
         """A row's base as stored: from ``_base``, else from its view row's
-        ``_row`` (where the bulk path left it; ``_base`` is never older, so it
-        is read first), in one statement. ``settle``: the row is about to be
-        written one by one, so a base found in ``_row`` is copied to ``_base``
-        first (the per-row upsert clears ``_row``, and a removed view row
-        takes it along)."""
-        if entity not in self._fields:
-            found = self.conn.execute("SELECT row FROM _base WHERE entity = ? AND key = ?",
-                                      (entity, key)).fetchone()
-            return None if found is None else bytes(found[0])
-        found = self.conn.execute(self._base_sql[entity], (entity, key, key)).fetchone()
+        ``_row`` (where the bulk path and ``put_view`` leave a row whose view is
+        its base; ``_base`` is never older, so it is read first), in one
+        statement. ``settle``: the row is about to be written one by one, so a
+        base found in ``_row`` is copied to ``_base`` first (the per-row upsert
+        clears ``_row``, and a removed view row takes it along)."""
+        found = self._base_entry(entity, key)
         if found is None:
             return None
         blob, version, in_view_row = found
         if settle and in_view_row:
-            self.conn.execute("INSERT INTO _base (entity, key, version, row) "
-                              "VALUES (?, ?, ?, ?)", (entity, key, version, blob))
-        return bytes(blob)
+            self._settle(entity, key, version, blob)
+        return blob
+
+    def _base_entry(self, entity: str, key: str) -> tuple[bytes, int, bool] | None:
+        """(base, its version, True if it is kept in the view row's ``_row``)."""
+        if entity not in self._fields:
+            found = self.conn.execute("SELECT row, version, 0 FROM _base "
+                                      "WHERE entity = ? AND key = ?", (entity, key)).fetchone()
+        else:
+            found = self.conn.execute(self._base_sql[entity], (entity, key, key)).fetchone()
+        return None if found is None else (bytes(found[0]), int(found[1]), bool(found[2]))
+
+    def _settle(self, entity: str, key: str, version: int, blob: bytes) -> None:
+        self.conn.execute("INSERT INTO _base (entity, key, version, row) VALUES (?, ?, ?, ?)",
+                          (entity, key, version, blob))
 
     def put_base(self, row: Row) -> None:
         # The visible row does not change with the base: where it was the old base
@@ -313,24 +321,39 @@ class SqliteLocalStore:
         return self.base(entity, key)
 
     def put_view(self, entity: str, key: str, row: Row | None) -> None:
-        base = self._stored_base(entity, key, settle=True)
-        if row == (None if base is None else decode_row(base)):
+        visible = entity in self._fields  # else an entity of a newer schema: no view table
+        found = self._base_entry(entity, key)
+        base = None if found is None else found[0]
+        at_base = row == (None if base is None else decode_row(base))
+        if at_base:
             self.conn.execute("DELETE FROM _view_override WHERE entity = ? AND key = ?",
                               (entity, key))
         else:
             self.conn.execute("INSERT OR REPLACE INTO _view_override (entity, key, row) "
                               "VALUES (?, ?, ?)",
                               (entity, key, None if row is None else encode(row)))
-        if entity not in self._fields:
-            return  # an entity of a newer schema: kept whole, no view table
+        if not visible:
+            return
+        if row is not None and at_base:
+            # the visible row is its base (an acked op, a server row with nothing
+            # pending): stored once, as the bulk path stores it, in the view
+            # row's _row; an entry in _base would be read first, so it goes
+            assert base is not None
+            self.conn.execute(self._upsert_sql[entity], self._values(entity, key, row, base))
+            if found is not None and not found[2]:
+                self.conn.execute("DELETE FROM _base WHERE entity = ? AND key = ?", (entity, key))
+            return
+        if found is not None and found[2]:  # the upsert or the delete clears _row
+            self._settle(entity, key, found[1], found[0])
         if row is None:
             self.conn.execute(f'DELETE FROM "{entity}" WHERE id = ?', (key,))
         else:
             self.conn.execute(self._upsert_sql[entity], self._values(entity, key, row))
 
-    def _values(self, entity: str, key: str, row: Row) -> tuple[Any, ...]:
+    def _values(self, entity: str, key: str, row: Row, base: bytes | None = None
+                ) -> tuple[Any, ...]:
         return (key, *map(row.fields.get, self._fields[entity]), row.version, int(row.deleted),
-                None)
+                base)
 
     def apply_rows(self, rows: list[Row], check_versions: bool = True,
                    blobs: Sequence[bytes | msgspec.Raw] | None = None) -> list[Row]:

@@ -3,13 +3,13 @@
 * one *view* table per entity, named like it: ``id`` + one column per field +
   ``_version``, ``_deleted`` and ``_row``. It holds what the till sees (the
   server's row with the pending ops re-applied) and is what store operations
-  query. ``_row`` is the server's row as received (msgpack ``Row``) where the
-  bulk path stored it, and NULL once the row was written one by one;
+  query. ``_row`` is the server's row (msgpack ``Row``) wherever the view is
+  that row: stored by the bulk path, or by a per-row write that left nothing
+  pending on it (an acked op); NULL while the view differs from it;
 * ``_base``: the server's authoritative rows (msgpack ``Row``), for rebasing,
-  where ``_row`` does not hold them: rows written one by one (local writes,
-  acks, rebased rows) and entities of a newer schema. A row here is never
-  older than its ``_row`` (the bulk path deletes it when it writes a newer
-  one), so it is read first;
+  where ``_row`` does not hold them: rows whose view differs (pending ops)
+  and entities of a newer schema. A row here is never older than its
+  ``_row`` (writing a newer one deletes it), so it is read first;
 * ``_view_override``: the full visible row (with its merge metadata) wherever
   it differs from ``_base`` -- in practice the rows with pending ops; a NULL
   ``row`` means "no visible row" although a base exists;

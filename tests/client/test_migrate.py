@@ -50,9 +50,64 @@ def test_an_old_database_is_upgraded_once_and_keeps_what_the_till_saw(old_db: Pa
         assert edge.stock("S1", PRODUCT) == 7 and edge.stock_mismatches() == []
         assert len(edge.pending()) == 4 and edge.status().cursor > 0
         assert edge.store.outbox_seq() == 4
+        # the catalog's rows are stored once, in their view rows; only rows with
+        # pending ops keep a base of their own
+        assert _stored_twice(edge) == 0
+        assert edge.conn.execute("SELECT count(*) FROM product WHERE _row IS NOT NULL"
+                                 ).fetchone()[0] > 0
     with Edge(old_db) as again:
         assert again.store.upgraded == []
         assert not needs_upgrade(again.store.db, SCHEMA)
+
+
+def _stored_twice(edge: Edge) -> int:
+    """Rows kept in ``_base`` although their view is that very row."""
+    return int(edge.conn.execute(
+        "SELECT count(*) FROM _base b WHERE NOT EXISTS (SELECT 1 FROM _view_override v "
+        "WHERE v.entity = b.entity AND v.key = b.key)").fetchone()[0])
+
+
+def test_acked_rows_are_stored_once_and_an_older_file_is_mended(tmp_path: Path) -> None:
+    """An acked sale is the server's row: it is kept in its view row only
+    (``_row``), not a second time in ``_base``, and still rebases a later
+    edit; a file of the 11-26 edge, which kept both, is mended on opening."""
+    path = tmp_path / "till.db"
+    with Edge(path) as edge:
+        edge.configure("ws://127.0.0.1:1/sync", "s1-till1", "S1", "bl_token")
+        moves = [edge.write("stock_movement", key(600 + n), {
+            "site": "S1", "product_id": PRODUCT, "qty": -1, "reason": "sale"}) for n in range(3)]
+        customer = edge.write("customer", key(700), {"name": "Di", "phone": "1"})
+        assert _stored_twice(edge) == 0 and len(edge.pending()) == 4
+        with edge.transaction():
+            for op in (*moves, customer):
+                edge.replica.on_ack(Ack(op.op_id, Status.ACCEPTED), 2_000)
+        assert edge.pending() == [] and _stored_twice(edge) == 0
+        assert edge.conn.execute("SELECT count(*) FROM _base").fetchone()[0] == 0
+        server_row = edge.store.base("customer", key(700))
+        assert server_row is not None and server_row.fields["name"] == "Di"
+        assert edge.store.view("customer", key(700)) == server_row
+        edge.write("customer", key(700), {"phone": "2"})  # pending on an acked row
+        assert edge.store.base("customer", key(700)) == server_row
+        assert edge.get("customer", key(700))["phone"] == "2"  # type: ignore[index]
+        with edge.transaction():
+            edge.replica.on_ack(Ack(edge.pending()[0].op_id, Status.REJECTED, "no"), 3_000)
+        assert edge.get("customer", key(700))["phone"] == "1"  # type: ignore[index]
+        assert edge.stock("S1", PRODUCT) == -3 and _stored_twice(edge) == 0
+    conn = sqlite3.connect(path)  # as the 11-26 edge left it: each acked row twice
+    for entity in ("stock_movement", "customer"):
+        conn.execute(f"INSERT INTO _base (entity, key, version, row) SELECT '{entity}', id, "
+                     f"_version, _row FROM {entity} WHERE _row IS NOT NULL")
+        conn.execute(f"UPDATE {entity} SET _row = NULL")
+    conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'server-rows-stored-once'")
+    conn.execute("UPDATE _state SET value = 'stale' WHERE name = 'layout'")
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM _base").fetchone()[0] == 4
+    conn.close()
+    with Edge(path) as edge:  # mended on opening
+        assert _stored_twice(edge) == 0
+        assert "server-rows-stored-once" in edge.store.upgraded
+        assert edge.store.base("customer", key(700)) == server_row
+        assert edge.stock("S1", PRODUCT) == -3 and edge.stock_mismatches() == []
 
 
 def test_an_upgraded_database_syncs_on(old_db: Path) -> None:
