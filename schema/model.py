@@ -21,6 +21,16 @@ _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_TEXT = 2000
 
 
+SITE_CODE = r"[A-Z0-9][A-Z0-9_-]{0,15}"
+"""What a site's code looks like: short, upper case (S1, W1, HQ)."""
+_SITE_RE = re.compile(SITE_CODE)
+
+
+def is_site_code(value: object) -> bool:
+    """True for a well-formed site code (whether such a site exists aside)."""
+    return isinstance(value, str) and _SITE_RE.fullmatch(value) is not None
+
+
 def is_uuid(value: object) -> bool:
     """True for a lower-case canonical UUID string (the form every key takes)."""
     return isinstance(value, str) and _UUID_RE.fullmatch(value) is not None

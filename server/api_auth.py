@@ -17,7 +17,11 @@ import anyio
 import msgspec
 from litestar import Request
 from litestar.connection import ASGIConnection
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.handlers import BaseRouteHandler
 from sqlalchemy import select, update
 
@@ -100,6 +104,19 @@ def may_read(user: ApiUser, report: str, site: str | None) -> str | None:
     return None
 
 
+def readable_site(db: Database, login: str, site: str | None, what: str) -> str | None:
+    """The site whose ``what`` a request of ``login`` reads: the one asked for
+    (None: every site), except that an employee of a site other than HQ reads
+    that site's only (403 when asking for another)."""
+    own = api_user(db, login).site
+    if own in (None, HQ_SITE):
+        return site
+    if site not in (None, own):
+        raise PermissionDeniedException(f"{login} works at {own} and sees its {what} only; "
+                                        f"ask with site={own}")
+    return own
+
+
 async def report_guard(connection: ASGIConnection[Any, Any, Any, Any],
                        handler: BaseRouteHandler) -> None:
     """Litestar guard: 401 without a valid token, 403 unless the employee's role
@@ -108,6 +125,10 @@ async def report_guard(connection: ASGIConnection[Any, Any, Any, Any],
     header = connection.headers.get("authorization")
     login = await anyio.to_thread.run_sync(login_of, db, header)
     user = await anyio.to_thread.run_sync(api_user, db, login)
-    refused = may_read(user, str(handler.opt["report"]), connection.query_params.get("site"))
+    sites = connection.query_params.getall("site", [])
+    if len(sites) > 1:  # the guard and the handler could each read another one
+        raise ValidationException(f"site given {len(sites)} times; ask for one site, "
+                                  "or none for every site you may read")
+    refused = may_read(user, str(handler.opt["report"]), sites[0] if sites else None)
     if refused is not None:
         raise PermissionDeniedException(refused)

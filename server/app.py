@@ -8,6 +8,7 @@ from typing import Any
 
 from litestar import Litestar, WebSocket, get, websocket
 from litestar.datastructures import State
+from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from sqlalchemy import func, select
@@ -77,6 +78,11 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                     ReorderRulesController, PurchaseOrdersController,
                     StockExceptionsController, CustomerAccountsController],
                    lifespan=[lifespan],
+                   # a 500 is logged with its traceback (Litestar logs none by
+                   # default); a 4xx is the client's mistake, answered and not logged
+                   logging_config=LoggingConfig(log_exceptions="always",
+                                                disable_stack_trace=set(range(400, 500)),
+                                                configure_root_logger=False),
                    openapi_config=OpenAPIConfig(
                        title="Branchline HQ", version="0.1.0", use_handler_docstrings=True,
                        description="HQ over REST: master data, purchasing, reports. Send "

@@ -67,6 +67,10 @@ def parser() -> argparse.ArgumentParser:
                          "(read from stdin, or prompted twice on a terminal; never argv)")
     _db_arg(pw)
     pw.add_argument("login", help="the employee's login")
+    ra = usub.add_parser("revoke-api", help="revoke every REST API token of an employee "
+                         "(a leaver, a token shown where it should not have been)")
+    _db_arg(ra)
+    ra.add_argument("login", help="the employee's login")
 
     for name, what in (("check-stock", "the kept stock balances against the movement ledger"),
                        ("check-totals", "every kept running total (stock balances, account "
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from .admin import AdminError, hire
-    from .api_auth import issue_api_token
+    from .api_auth import issue_api_token, revoke_api_tokens
     from .devices import issue_token, list_devices, revoke
     from .store import Database
 
@@ -117,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
             return _check_totals(db, args.rebuild, stock_only=args.command == "check-stock")
         if args.command == "user" and args.action == "password":
             return _set_password(db, args.login, prompt=True)
+        if args.command == "user" and args.action == "revoke-api":
+            n = revoke_api_tokens(db, args.login)
+            if not n:
+                print(f"{args.login} has no API token in force", file=sys.stderr)
+                return 1
+            print(f"{n} API token(s) of {args.login} revoked: their requests get 401")
+            return 0
         if args.command == "user":
             try:
                 hire(db, args.login, args.role, args.site, args.name, args.department)

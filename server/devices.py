@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
+from schema.model import is_site_code
 from sync.server import SERVER_DEVICE
 
 from .store import Database
@@ -46,6 +47,8 @@ class DeviceInfo:
 
 
 DEFAULT_TTL_DAYS = 365
+MAX_TTL_DAYS = 3650
+"""The longest lifetime a token may be given (ten years); longer is "no expiry"."""
 """How long a device token lives unless issued with another lifetime."""
 
 _DAY_MS = 86_400_000
@@ -65,8 +68,12 @@ def issue_token(db: Database, device: str, site: str,
     valid for ``ttl_days`` (None: until revoked)."""
     if not device or not site:
         raise ValueError("device and site are required")
-    if ttl_days is not None and ttl_days <= 0:
-        raise ValueError(f"a token must live a positive number of days, not {ttl_days}")
+    if not is_site_code(site):
+        raise ValueError(f"{site!r} is not a site code: short and upper case, such as S1")
+    if ttl_days is not None and not (0 < ttl_days <= MAX_TTL_DAYS):  # also refuses nan
+        raise ValueError(f"a token lives from a fraction of a day to {MAX_TTL_DAYS} days, "
+                         f"not {ttl_days}; register it with no expiry to keep it until "
+                         "revoked")
     if device == SERVER_DEVICE:
         raise ValueError(f"{SERVER_DEVICE} is the server's own device id")
     token = "bl_" + secrets.token_urlsafe(32)  # never starts with "-"; easy to grep for

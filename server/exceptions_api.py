@@ -19,19 +19,16 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
     NotFoundException,
-    PermissionDeniedException,
     ValidationException,
 )
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy import select
 
-from schema import HQ_SITE
 from schema.model import MAX_TEXT
-from schema.people import employee_key
 
 from . import on_hand
 from .admin import apply_as_hq
-from .api_auth import current_user
+from .api_auth import current_user, readable_site
 from .store import Database
 
 
@@ -63,13 +60,6 @@ class Resolved(msgspec.Struct):
     reason: str
     id: str
     row: dict[str, Any] | None
-
-
-def _site_of(db: Database, login: str) -> str | None:
-    with db.transaction(write=False) as store:
-        row = store.load("employee", employee_key(login))
-    site = row.fields.get("site") if row is not None and not row.deleted else None
-    return site if isinstance(site, str) else None
 
 
 def list_exceptions(db: Database, site: str | None, status: str | None,
@@ -104,12 +94,7 @@ class StockExceptionsController(Controller):
         """Stock driven below zero, per (site, product): the open ones by default
         (``status=resolved`` or ``all``), for one site or product if asked."""
         db: Database = state.db
-        own = _site_of(db, user)
-        if own not in (None, HQ_SITE):
-            if site not in (None, own):
-                raise PermissionDeniedException(f"{user} works at {own} and sees its "
-                                                "exceptions only")
-            site = own
+        site = readable_site(db, user, site, "exceptions")
         return list_exceptions(db, site, None if status == "all" else status, product_id)
 
     @post("/{exception_id:str}/resolve", sync_to_thread=True, summary="Resolve")
@@ -133,6 +118,7 @@ class StockExceptionsController(Controller):
         ack = apply_as_hq(db, "stock_exception", exception_id, {
             "status": "resolved", "resolution": note, "resolved_by": user}, user, state.hub)
         row = ack.row.fields if ack.row is not None else None
-        code = 200 if ack.status != "rejected" else 403 if ack.policy == "role" else 409
+        code = (200 if ack.status != "rejected" else 403 if ack.policy in ("role", "scope")
+                else 409)
         return Response(Resolved(str(ack.status), ack.reason, exception_id, row),
                         status_code=code)

@@ -48,7 +48,8 @@ TaxRate = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points
 Qty = Annotated[int, msgspec.Meta(gt=0, le=10**9, description="a positive whole quantity")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="rows per page (1 to 500)")]
-Offset = Annotated[int, QueryParameter(ge=0, description="rows to skip")]
+MAX_OFFSET = 10**12
+Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="rows to skip")]
 
 
 FRACTION = "Expected `int`, got `float`"
@@ -86,11 +87,11 @@ class Result(msgspec.Struct):
 
 
 def answer(key: str, ack: Ack, created: bool = False) -> Response[Result]:
-    """The HTTP answer to an ack: 403 refused by role, 400 by the field
-    checks, 409 by the rules or the state; else 201 (created) or 200."""
+    """The HTTP answer to an ack: 403 refused by role or site, 400 by the
+    field checks, 409 by the rules or the state; else 201 (created) or 200."""
     row = ack.row.fields if ack.row is not None else None
     if ack.status == "rejected":
-        code = {"role": 403, "validation": 400}.get(ack.policy, 409)
+        code = {"role": 403, "scope": 403, "validation": 400}.get(ack.policy, 409)
     else:
         code = 201 if created else 200
     return Response(Result(str(ack.status), ack.reason, key, row), status_code=code)

@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, or_
 
 from schema import HQ_SITE
 from schema.finance import CHART
+from schema.model import SITE_CODE
 from schema.people import DEPARTMENTS, ROLES, employee_key
 
 from .api_auth import report_guard
@@ -45,7 +46,7 @@ from .store import Database
 
 UNSET = msgspec.UNSET
 Unset = msgspec.UnsetType
-Code = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9][A-Z0-9_-]{0,15}$",
+Code = Annotated[str, msgspec.Meta(pattern=f"^{SITE_CODE}$",
                                    description="short upper-case id, e.g. S4")]
 SiteKind = Literal["hq", "store", "warehouse", "transit"]
 AccountCode = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}$", description="4 digits")]

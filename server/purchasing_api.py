@@ -19,6 +19,7 @@ from schema.procurement import approval
 from schema.retail import SECOND_APPROVAL_ABOVE
 
 from .admin import apply_group_as_hq
+from .api_auth import readable_site
 from .clock import fresh_id
 from .hq_api import (
     AUTH,
@@ -155,6 +156,7 @@ class ReorderRulesController(Controller):
                    product_id: FromQuery[str | None] = None) -> list[ReorderRule]:
         """Reorder rules, optionally of one site or one product."""
         db = db_of(state)
+        site = readable_site(db, user, site or None, "reorder rules")
         t = db.entities["reorder_rule"]
         where: list[ColumnElement[bool]] = []
         if site:
@@ -259,6 +261,7 @@ class PurchaseOrdersController(Controller):
         """Purchase orders, the latest changed first, optionally by status and
         receiving site."""
         db = db_of(state)
+        site = readable_site(db, user, site or None, "purchase orders")
         t = db.entities["purchase_order"]
         query = select_rows(db, "purchase_order")
         if status:
@@ -274,6 +277,7 @@ class PurchaseOrdersController(Controller):
         """One order with its lines and what has been received against each."""
         db = db_of(state)
         row = require(db, "purchase_order", po_id)
+        readable_site(db, user, str(row.fields.get("site")), "purchase orders")
         lines = find(db, "po_line", db.entities["po_line"].c.po_id == po_id)
         gr = db.entities["goods_receipt"]
         with db.engine.connect() as conn:

@@ -23,7 +23,7 @@ Conversation::
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -115,6 +115,10 @@ class Change(msgspec.Struct):
     """The whole row after the change."""
 
 
+Cursor = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""A change sequence number a client names: a 64-bit signed integer, as stored."""
+
+
 class Hello(msgspec.Struct, tag=True):
     """First message of a connection: who is speaking, and from where."""
 
@@ -126,7 +130,7 @@ class Hello(msgspec.Struct, tag=True):
     """Device token issued by HQ."""
     schema_version: int
     """Schema version of the client."""
-    cursor: int
+    cursor: Cursor
     """Last change sequence number the client has applied (0: none)."""
     protocol: int = PROTOCOL_VERSION
     """Wire protocol version."""
@@ -166,7 +170,7 @@ class Acks(msgspec.Struct, tag=True):
 class Pull(msgspec.Struct, tag=True):
     """Ask for changes after a cursor."""
 
-    cursor: int
+    cursor: Cursor
     """Last sequence number the client has."""
     limit: int = 1000
     """Most changes wanted in one answer."""
@@ -194,7 +198,7 @@ class SnapshotRequest(msgspec.Struct, tag=True):
     """Entity of the last row received ("" for the first page)."""
     after_key: str = ""
     """Key of the last row received."""
-    at: int = -1
+    at: Annotated[int, msgspec.Meta(ge=-1, le=2**63 - 1)] = -1
     """Cursor the snapshot started at (-1 for the first page)."""
     limit: int = 5000
     """Most rows wanted in one page."""

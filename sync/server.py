@@ -265,7 +265,8 @@ class ServerSession:
             case SnapshotRequest() as req:
                 return [self._snapshot(store, req)]
             case Hello():
-                return [Error(ErrorCode.STATE, "already said hello on this connection")]
+                return [Error(ErrorCode.STATE, "already said hello on this connection",
+                              fatal=True)]
         return [Error(ErrorCode.BAD_MESSAGE, f"unexpected message {type(msg).__name__}")]
 
     def poll(self, store: ServerStore, limit: int = 1000, live: bool = True) -> Changes | None:

@@ -95,8 +95,13 @@ def register_device(ctx: NamedDependency[Ctx], data: URLEncodedBody[dict[str, st
                     ) -> Response[str]:
     """Register (or re-key) a device; its token is shown on this page only."""
     device, site = data.get("device", "").strip(), data.get("site", "").strip()
+    given = data.get("expires_days", "").strip()
     try:
-        days = float(data.get("expires_days") or DEFAULT_TTL_DAYS)
+        days = float(given or DEFAULT_TTL_DAYS)  # nan, inf: refused by issue_token
+    except ValueError:
+        return render(ctx, error=f"device not registered: token lifetime {given!r} is not "
+                                 "a number of days", code=400)
+    try:
         token = issue_token(ctx.db, device, site, days)
     except ValueError as exc:
         return render(ctx, error=f"device not registered: {exc}", code=400)

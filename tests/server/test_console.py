@@ -19,7 +19,7 @@ from schema import SCHEMA
 from server.admin import apply_as_hq, hire
 from server.app import create_app
 from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
-from server.devices import authenticate, issue_token
+from server.devices import authenticate, issue_token, list_devices
 from server.store import Database
 from sync.merge import Actor
 from sync.server import apply_ops
@@ -193,6 +193,17 @@ def test_it_admin_registers_and_revokes_a_device(client: TestClient[Any]) -> Non
     gone = _post(client, "/it/devices/revoke", "/it", device="s9-till1")
     assert "device s9-till1 revoked" in gone.text
     assert "was revoked" in str(authenticate(_db(client), token.group(1)))
+
+
+@pytest.mark.parametrize(("days", "why"), [
+    ("inf", "a token lives from a fraction of a day to 3650 days"),
+    ("1e308", "to 3650 days"), ("nan", "not nan"), ("soon", "is not a number of days")])
+def test_a_device_lifetime_that_is_no_number_of_days_is_a_400(
+        client: TestClient[Any], days: str, why: str) -> None:
+    _login(client, "ian")
+    made = _post(client, "/it/devices", "/it", device="s9-till1", site="S9", expires_days=days)
+    assert made.status_code == 400 and why in made.text
+    assert list_devices(_db(client)) == []
 
 
 def test_it_page_shows_each_devices_last_op(client: TestClient[Any]) -> None:

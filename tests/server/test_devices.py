@@ -86,6 +86,34 @@ def test_the_server_device_and_empty_ids_get_no_token(db: Database) -> None:
             issue_token(db, device, site)
 
 
+@pytest.mark.parametrize(("site", "days", "why"), [
+    ("s1", 30, "'s1' is not a site code"),  # a typo would file sales under a ghost site
+    ("S 1", 30, "is not a site code"),
+    ("S1", float("inf"), "not inf"),
+    ("S1", float("nan"), "not nan"),
+    ("S1", 1e308, "to 3650 days"),
+    ("S1", 0, "to 3650 days"),
+])
+def test_a_bad_site_code_or_lifetime_is_refused_and_nothing_registered(
+        db: Database, site: str, days: float, why: str) -> None:
+    with pytest.raises(ValueError) as info:
+        issue_token(db, "s9-till1", site, days)
+    assert why in str(info.value)
+    assert list_devices(db) == []
+
+
+def test_device_add_refuses_an_endless_lifetime_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    assert main(["device", "add", "--db", url, "--device", "s9", "--site", "S1",
+                 "--expires-days", "inf"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("refused: a token lives") and "Traceback" not in err
+    assert main(["user", "add", "--db", url, "--login", "x", "--role", "cashier",
+                 "--site", "s1"]) == 3
+    assert "'s1' is not a site code" in capsys.readouterr().err
+
+
 def test_device_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["device", "add", "--db", url, "--device", "s1-till1", "--site", "S1"]) == 0
@@ -94,7 +122,7 @@ def test_device_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert capsys.readouterr().out.startswith("s1-till1\tS1\tactive until ")
     assert main(["device", "add", "--db", url, "--device", "s1-till2", "--site", "S1",
                  "--expires-days", "-1"]) == 2
-    assert "positive number of days" in capsys.readouterr().err
+    assert "a token lives from a fraction of a day to 3650 days" in capsys.readouterr().err
     assert main(["device", "add", "--db", url, "--device", "s1-till2", "--site", "S1",
                  "--no-expiry"]) == 0
     assert "never expires" in capsys.readouterr().out

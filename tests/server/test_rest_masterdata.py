@@ -151,8 +151,11 @@ def test_purchase_orders_at_hq_for_a_receiving_site(api: Api) -> None:
                        ({**order, "lines": [{**line, "unit_cost": 1.205}]}, "got `float`")]:
         code, out = api.call("POST", "/api/hq/purchase-orders", "bob", bad)
         assert code == 400 and wrong in str(out), (bad, out)
-    code, out = api.call("POST", "/api/hq/purchase-orders", "clara", order)
+    # a cashier may not order, not even for her own store; nor for another site
+    code, out = api.call("POST", "/api/hq/purchase-orders", "clara", {**order, "site": "S1"})
     assert code == 403 and "clara (cashier) may not create on purchase_order" in out["reason"]
+    code, out = api.call("POST", "/api/hq/purchase-orders", "clara", order)
+    assert code == 403 and out["reason"].startswith("clara works at S1; purchase order")
     assert api.ok("GET", "/api/hq/purchase-orders", "bob")["total"] == 0
     with api.db.engine.connect() as conn:  # the refused order left no line behind
         assert conn.execute(api.db.entities["po_line"].select()).all() == []
@@ -161,8 +164,9 @@ def test_purchase_orders_at_hq_for_a_receiving_site(api: Api) -> None:
     assert made["row"]["total"] == 1200 and made["row"]["status"] == "draft"
     big = api.ok("POST", "/api/hq/purchase-orders", "bob",
                  {**order, "site": "S1", "lines": [{**line, "qty": 5000}]})["id"]
-    detail = api.ok("GET", f"/api/hq/purchase-orders/{po}", "clara")
+    detail = api.ok("GET", f"/api/hq/purchase-orders/{po}", "bob")
     assert detail["order"]["supplier"] == "Oatly"
+    assert api.call("GET", f"/api/hq/purchase-orders/{po}", "clara")[0] == 403  # W1's order
     assert [(ln["product_id"], ln["qty"], ln["received"]) for ln in detail["lines"]] == [
         (oat, 10, 0)]
     assert api.call("GET", "/api/hq/purchase-orders/nope", "bob")[0] == 404

@@ -265,6 +265,32 @@ def test_unknown_message_type_in_a_valid_frame(server: ServerProc, tokens: dict[
     _closed_with(ws, 4400)
 
 
+def test_a_second_hello_closes_the_connection_with_4409(
+        server: ServerProc, tokens: dict[str, str]) -> None:
+    ws = _session(server, "s1", "S1", tokens["s1"])
+    err = _hello(ws, "s1", "S1", tokens["s1"])
+    assert isinstance(err, Error) and err.message == "already said hello on this connection"
+    _closed_with(ws, 4409)
+
+
+@pytest.mark.parametrize("frame", [
+    {"type": "Pull", "cursor": 2**63},  # beyond what a sequence number can be
+    {"type": "Pull", "cursor": -1},
+    {"type": "SnapshotRequest", "at": 2**64 - 1},
+])
+def test_a_cursor_out_of_range_is_a_bad_message_and_the_others_are_served(
+        server: ServerProc, tokens: dict[str, str], frame: dict[str, Any]) -> None:
+    good = _session(server, "s2", "S2", tokens["s2"])
+    bad = _session(server, "s1", "S1", tokens["s1"])
+    bad.send(msgspec.msgpack.encode(frame))
+    err = _recv(bad)
+    assert isinstance(err, Error) and err.message.startswith("malformed client message")
+    assert "cursor" in err.message or "at" in err.message
+    _closed_with(bad, 4400)
+    good.send(encode(Push(1, [_op("s2", "customer", {"name": "Still served"})])))
+    assert _acks(good).acks[0].status == "accepted"
+
+
 def test_server_log_shows_why_connections_closed(server: ServerProc) -> None:
     log = Path(server.workdir / f"server-{server.port}.log").read_text()
     assert "closing s1: device s1 belongs to site S1, not S2" in log
