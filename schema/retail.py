@@ -62,6 +62,13 @@ from .sales import (
     TICKET,
 )
 
+MAX_MOVED = 10**9
+"""Most units one stock movement moves, either way."""
+MAX_UNIT_COST = 10**9
+"""Highest unit cost a movement carries (minor units). With ``MAX_MOVED``, a
+movement's value (qty x unit cost) stays within 10^18, so HQ's and the edge's
+64-bit stock value sums hold thousands of even the largest movements."""
+
 L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
 
 SITE = Entity(
@@ -100,9 +107,10 @@ STOCK_MOVEMENT = Entity(
     fields=(
         Field("site", Kind.REF, L),
         Field("product_id", Kind.UUID, L),
-        Field("qty", Kind.INT, L, doc="signed: receipts positive, sales negative", nonzero=True),
+        Field("qty", Kind.INT, L, doc="signed: receipts positive, sales negative", nonzero=True,
+              minimum=-MAX_MOVED, maximum=MAX_MOVED),
         Field("reason", Kind.TEXT, L, doc="receipt, sale, return, transfer_out, ..."),
-        Field("unit_cost", Kind.MONEY, L, required=False, minimum=0,
+        Field("unit_cost", Kind.MONEY, L, required=False, minimum=0, maximum=MAX_UNIT_COST,
               doc="unit cost the goods moved at: purchase cost coming in, the moving "
                   "average going out; stock value is the sum of qty x unit_cost"),
         Field("document_id", Kind.UUID, L, required=False,

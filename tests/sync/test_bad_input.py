@@ -75,6 +75,11 @@ def _move(**fields: Any) -> dict[str, Any]:
     [
         (S1_TILL1, "stock_movement", _move(qty=0), "field 'qty' cannot be 0"),
         (S1_TILL1, "stock_movement", _move(unit_cost=-5), "'unit_cost' must be at least 0"),
+        # a movement's value (qty x unit cost) must fit the 64-bit stock value sums
+        (S1_TILL1, "stock_movement", _move(qty=-(2**40)), "'qty' must be at least -1000000000"),
+        (S1_TILL1, "stock_movement", _move(qty=2**40, reason="receipt"),
+         "'qty' must be at most 1000000000"),
+        (S1_TILL1, "stock_movement", _move(unit_cost=2**40), "'unit_cost' must be at most"),
         (S1_TILL1, "transfer", {"from_site": "S1", "to_site": "S2", "product_id": PRODUCT,
                                 "qty": -3, "status": "shipped"}, "'qty' must be at least 1"),
         (S1_TILL1, "transfer", {"from_site": "S1", "to_site": "S1", "product_id": PRODUCT,
