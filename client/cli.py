@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import signal
 import sqlite3
@@ -22,9 +23,22 @@ from .daemon import probe, run_daemon, sync_once
 from .edge import Edge, now_ms
 from .errors import EdgeError, Refused, Unreachable
 from .inventory import Inventory
-from .pos import LineIn, Pos, PosError, parse_money, trial_balance
+from .pos import LineIn, Pos, PosError, format_money, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
 from .progress import rich_progress
+
+
+def _seconds(text: str) -> float:
+    """A number of seconds greater than 0 (argparse type): 0, negatives, nan and
+    inf are bad input, refused by argparse with exit code 2."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds greater than 0, "
+                                         f"got {text!r}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,7 +58,7 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--token", required=True, help="device token from `branchline device add`")
     sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit "
                                        "(exit code 5 if the server cannot be reached)")
-    sync.add_argument("--timeout", type=float, default=300, help="give up after this many s")
+    sync.add_argument("--timeout", type=_seconds, default=300, help="give up after this many s")
     daemon = sub.add_parser("daemon", help="stay connected and sync continuously "
                                            "(SIGINT or SIGTERM stops it cleanly)")
     for command in (sync, daemon):
@@ -53,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
                                   "backlog (default: only when stderr is a terminal)")
     status = sub.add_parser("status", help="last sync, pending ops, cursor, rejections, "
                                            "server reachable")
-    status.add_argument("--timeout", type=float, default=2,
+    status.add_argument("--timeout", type=_seconds, default=2,
                         help="seconds to wait for the server when checking it is reachable")
     put = sub.add_parser("put", help="write fields of a row (works offline)")
     put.add_argument("entity", help="entity name, e.g. customer")
@@ -182,7 +196,7 @@ def _line(text: str) -> LineIn:
 
 
 def _money(cents: int) -> str:
-    return f"{cents / 100:.2f}"
+    return format_money(cents)
 
 
 def _when(ms: int | None) -> str:

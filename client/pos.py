@@ -10,11 +10,13 @@ or nothing, so HQ never sees a sale without its stock or its money.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from schema.finance import Posting, sale_posting
+from schema.model import MAX_MONEY
 from schema.sales import credit_refusal
 from sync.ids import new_id
 
@@ -26,18 +28,35 @@ class PosError(ValueError):
     """A sale or return that cannot be made as asked; nothing was written."""
 
 
+MAX_AMOUNT = MAX_MONEY
+"""The largest amount, in minor units, a till takes (``schema.model.MAX_MONEY``,
+the bound of HQ's console and REST API too)."""
+
+# plain decimal notation only: no exponent ("1e3"), no "Infinity", no "1_000"
+_AMOUNT_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
 def parse_money(text: str, decimals: int = 2) -> int:
-    """'12.50' -> 1250 minor units; refuses more decimals than the currency has."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise PosError(f"not an amount: {text!r}") from None
-    if not value.is_finite():
-        raise PosError(f"not an amount: {text!r}")
+    """'12.50' -> 1250 minor units; refuses more decimals than the currency has,
+    anything but plain decimal notation, and amounts beyond ``MAX_AMOUNT``."""
+    plain = text.strip()
+    if _AMOUNT_RE.fullmatch(plain) is None:
+        raise PosError(f"not an amount: {text!r} (write it like 12.50)")
+    value = Decimal(plain)
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent > decimals:
-        raise PosError(f"{text} has more than {decimals} decimals")
+        raise PosError(f"{plain} has more than {decimals} decimals")
+    if abs(value) > Decimal(MAX_AMOUNT).scaleb(-decimals):
+        raise PosError(f"{plain} is more than the largest amount, "
+                       f"{format_money(MAX_AMOUNT, decimals)}")
     return int(value.scaleb(decimals))
+
+
+def format_money(minor: int, decimals: int = 2) -> str:
+    """1250 -> '12.50', in integer arithmetic (exact for any size, no float)."""
+    whole, part = divmod(abs(minor), 10**decimals)
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{whole}.{part:0{decimals}d}" if decimals else f"{sign}{whole}"
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ HQ_SITE = "HQ"
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_TEXT = 2000
+MAX_MONEY = 10**12
+"""The largest amount anyone keys in, in minor units (10,000,000,000.00): at
+a till, in the HQ console and over the REST API alike."""
 
 
 SITE_CODE = r"[A-Z0-9][A-Z0-9_-]{0,15}"

@@ -29,6 +29,7 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy import ColumnElement, Select, func, select
 
 from schema import HQ_SITE, is_uuid
+from schema.model import MAX_MONEY
 from sync.messages import Ack, Row
 
 from .admin import apply_as_hq
@@ -43,7 +44,7 @@ AUTH = {"user": Provide(current_user, sync_to_thread=True)}
 """Controller dependency: ``user``, the login behind the request's API token."""
 
 Money = Annotated[int, msgspec.Meta(
-    ge=0, le=10**12, description="integer minor units (cents): 2.50 is sent as 250")]
+    ge=0, le=MAX_MONEY, description="integer minor units (cents): 2.50 is sent as 250")]
 TaxRate = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points: 2000 = 20%")]
 Qty = Annotated[int, msgspec.Meta(gt=0, le=10**9, description="a positive whole quantity")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

@@ -5,12 +5,15 @@ no JavaScript."""
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from litestar import MediaType, Response
+
+from schema.model import MAX_MONEY
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:0;color:#222}
@@ -58,18 +61,37 @@ def tag(name: str, /, *children: Any, **attrs: Any) -> Html:
     return Html(f"<{name}{''.join(rendered)}>{join(children)}</{name}>")
 
 
+
+# what ``money`` writes (1,234.50) and what people type (1234.50, .5): digits
+# with an optional point and decimals, commas only between groups of three digits
+_AMOUNT_RE = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|\.[0-9]+")
+_DECIMAL_COMMA_RE = re.compile(r"[0-9.]*,[0-9]{1,2}")
+_HOW = "write it in digits with a decimal point, e.g. 1234.50 or 1,234.50"
+
+
 def money(cents: int | None) -> str:
-    return "" if cents is None else f"{cents / 100:,.2f}"
+    """1234567 -> '12,345.67', in integer arithmetic (exact at any size)."""
+    if cents is None:
+        return ""
+    whole, part = divmod(abs(int(cents)), 100)
+    return f"{'-' if cents < 0 else ''}{whole:,}.{part:02d}"
 
 
 def parse_money(text: str) -> int:
-    """``"2.75"`` -> 275 minor units; refuses negatives and more than 2 decimals."""
-    try:
-        value = Decimal(text.strip().replace(",", ""))
-    except InvalidOperation:
-        raise ValueError(f"{text!r} is not an amount") from None
-    if not value.is_finite() or value < 0:
+    """``"2.75"`` or ``"1,234.50"`` -> minor units; refuses negatives, more than 2
+    decimals, a decimal comma (``"2,50"``), exponents, nan and infinity, and
+    amounts beyond ``MAX_MONEY``. The ValueError says what to type instead."""
+    plain = text.strip()
+    if plain.startswith("-"):
         raise ValueError(f"{text!r} is not a positive amount")
+    if _DECIMAL_COMMA_RE.fullmatch(plain):
+        raise ValueError(f"{text!r} has a decimal comma; {_HOW} (a comma may only "
+                         "separate thousands)")
+    if _AMOUNT_RE.fullmatch(plain) is None:
+        raise ValueError(f"{text!r} is not an amount; {_HOW}")
+    value = Decimal(plain.replace(",", ""))
+    if value > Decimal(MAX_MONEY) / 100:
+        raise ValueError(f"{text!r} is more than the largest amount, {money(MAX_MONEY)}")
     if value != value.quantize(Decimal("0.01")):
         raise ValueError(f"{text!r} has more than 2 decimals")
     return int(value * 100)
