@@ -21,7 +21,7 @@ from sync.replica import LocalRejected
 from .accounts import Accounts
 from .daemon import probe, run_daemon, sync_once
 from .edge import Edge, now_ms
-from .errors import EdgeError, Refused, Unreachable
+from .errors import BadArgument, EdgeError, Refused, Unreachable
 from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, format_money, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
@@ -180,7 +180,7 @@ def _fields(pairs: list[str]) -> dict[str, Any]:
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise SystemExit(f"expected field=value, got {pair!r}")
+            raise BadArgument(f"expected field=value, got {pair!r}")
         out[name] = _value(value)
     return out
 

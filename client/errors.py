@@ -25,6 +25,10 @@ class NotConfigured(EdgeError):
     """The edge database has not been initialised with a device and a site."""
 
 
+class BadArgument(EdgeError):
+    """A command's argument the edge cannot read (``put`` without ``field=value``)."""
+
+
 class DatabaseTooNew(EdgeError):
     """The database was written by a newer version of the edge software."""
 

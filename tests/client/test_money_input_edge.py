@@ -135,3 +135,11 @@ def test_a_positive_timeout_is_still_taken(edge: Edge, capsys: pytest.CaptureFix
                                            ) -> None:
     assert main(["--db", str(edge.path), "sync", "--timeout", "0.5", "--no-progress"]) == 5
     assert "server unreachable" in capsys.readouterr().err
+
+
+def test_put_without_field_equals_value_is_bad_input_and_writes_nothing(
+        edge: Edge, capsys: pytest.CaptureFixture[str]) -> None:
+    before = _written(edge)
+    assert main(["--db", str(edge.path), "put", "customer", CUSTOMER, "name=Ada", "phone"]) == 2
+    assert capsys.readouterr().err.strip() == "expected field=value, got 'phone'"
+    assert _written(edge) == before and edge.get("customer", CUSTOMER) is None
