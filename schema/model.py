@@ -22,6 +22,10 @@ MAX_TEXT = 2000
 MAX_MONEY = 10**12
 """The largest amount anyone keys in, in minor units (10,000,000,000.00): at
 a till, in the HQ console and over the REST API alike."""
+MAX_LEDGER_MONEY = 10**15
+"""The largest money value a row may hold (a document's total, a journal
+line): HQ's 64-bit running totals (account balances, site sales) then hold
+thousands of even the largest."""
 
 
 SITE_CODE = r"[A-Z0-9][A-Z0-9_-]{0,15}"
@@ -149,8 +153,14 @@ def _check_date(f: Field, value: Any) -> str | None:
     return None
 
 
+def _check_money(f: Field, value: Any) -> str | None:
+    if value.__class__ is int and not -MAX_LEDGER_MONEY <= value <= MAX_LEDGER_MONEY:
+        return f"field {f.name!r} is beyond {MAX_LEDGER_MONEY:,} minor units"
+    return _check_int(f, value)
+
+
 _CHECKS = {
-    Kind.TEXT: _check_text, Kind.INT: _check_int, Kind.MONEY: _check_int,
+    Kind.TEXT: _check_text, Kind.INT: _check_int, Kind.MONEY: _check_money,
     Kind.BOOL: _check_bool, Kind.UUID: _check_uuid, Kind.REF: _check_ref,
     Kind.DATE: _check_date,
 }
