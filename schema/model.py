@@ -209,6 +209,15 @@ def _empty_fields() -> tuple[Field, ...]:
 
 
 @dataclass(frozen=True)
+class ProductBound:
+    """The product of two fields of one row stays within ``limit`` either way
+    (checked when an op carries both, as a ledger row's create does)."""
+
+    factors: tuple[str, str]
+    limit: int
+
+
+@dataclass(frozen=True)
 class Entity:
     """One synced record type: its fields, owner, scope and merge policies.
 
@@ -230,6 +239,9 @@ class Entity:
     doc: str = ""
     distinct: tuple[str, ...] = ()
     """Fields that must differ from each other in one row (a transfer's two ends)."""
+    bounded_products: tuple[ProductBound, ...] = ()
+    """Products of two fields that must stay within a bound in one row (a
+    movement's value, qty x unit cost, within what the 64-bit sums hold)."""
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
     is_ledger: bool = field(init=False, repr=False, compare=False, default=False)
     """Every field is a ledger field: rows are append-only."""
@@ -257,6 +269,8 @@ class Entity:
             raise ValueError(f"entity {self.name}: unknown scope_fields")
         if not set(self.distinct) <= set(names):
             raise ValueError(f"entity {self.name}: unknown distinct fields")
+        if not {n for b in self.bounded_products for n in b.factors} <= set(names):
+            raise ValueError(f"entity {self.name}: unknown bounded_products fields")
         if self.machine is not None:
             f = self.field(self.machine.field)
             if f.policy is not Policy.STATE:

@@ -34,10 +34,13 @@ from __future__ import annotations
 from .finance import ACCOUNT, JOURNAL_LINE
 from .inventory import DISCREPANCY, STOCK_COUNT, STOCK_EXCEPTION
 from .model import (
+    MAX_LEDGER_MONEY,
+    MAX_MONEY,
     Entity,
     Field,
     Kind,
     Policy,
+    ProductBound,
     Schema,
     Scope,
     StateMachine,
@@ -63,11 +66,10 @@ from .sales import (
 )
 
 MAX_MOVED = 10**9
-"""Most units one stock movement moves, either way."""
-MAX_UNIT_COST = 10**9
-"""Highest unit cost a movement carries (minor units). With ``MAX_MOVED``, a
-movement's value (qty x unit cost) stays within 10^18, so HQ's and the edge's
-64-bit stock value sums hold thousands of even the largest movements."""
+"""Most units one stock movement moves, either way. Its unit cost goes up to
+``MAX_MONEY`` like a product's cost, and its value (qty x unit cost) up to
+``MAX_LEDGER_MONEY``: HQ's and the edge's 64-bit stock value sums hold
+thousands of even the largest movements."""
 
 L, W, H, S, M = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE, Policy.MANUAL
 
@@ -110,7 +112,7 @@ STOCK_MOVEMENT = Entity(
         Field("qty", Kind.INT, L, doc="signed: receipts positive, sales negative", nonzero=True,
               minimum=-MAX_MOVED, maximum=MAX_MOVED),
         Field("reason", Kind.TEXT, L, doc="receipt, sale, return, transfer_out, ..."),
-        Field("unit_cost", Kind.MONEY, L, required=False, minimum=0, maximum=MAX_UNIT_COST,
+        Field("unit_cost", Kind.MONEY, L, required=False, minimum=0, maximum=MAX_MONEY,
               doc="unit cost the goods moved at: purchase cost coming in, the moving "
                   "average going out; stock value is the sum of qty x unit_cost"),
         Field("document_id", Kind.UUID, L, required=False,
@@ -119,6 +121,7 @@ STOCK_MOVEMENT = Entity(
     scope=Scope.OWNER,
     site_field="site",
     deletable=False,
+    bounded_products=(ProductBound(("qty", "unit_cost"), MAX_LEDGER_MONEY),),
     doc="One movement of stock; on hand at (site, product) is their sum.",
 )
 

@@ -9,12 +9,12 @@ from typing import Any
 
 import msgspec
 
-from schema import HQ_SITE, Schema
+from schema import HQ_SITE, Policy
 from schema.model import is_site_code
 from schema.people import ROLES, employee_key
 from sync.hlc import Clock
 from sync.merge import Actor, created_row
-from sync.messages import Ack, Op, Status
+from sync.messages import Ack, Op
 from sync.server import SERVER_DEVICE, ServerStore, apply_ops
 
 from .clock import fresh_id
@@ -31,28 +31,30 @@ class AdminError(ValueError):
 _clock = Clock(SERVER_DEVICE)
 
 
-def outside_site(schema: Schema, store: ServerStore, ops: list[Op]) -> str | None:
-    """Why an employee of a site other than HQ may not make these changes
-    through HQ's server (the REST API, the console): a row that belongs to
-    other sites, as it stands or as created. HQ's server acts for every site,
-    so the user's own site bounds what it writes for them, as a device's site
-    bounds what the device writes. None when every change stays in bounds."""
-    users = {op.user for op in ops} - {"system"}
-    for user in sorted(users):
-        employee = store.load("employee", employee_key(user))
-        site = employee.fields.get("site") if employee and not employee.deleted else None
-        if site in (None, HQ_SITE):
-            continue  # HQ staff act for every site; no employee: the role check refuses
-        for op in (o for o in ops if o.user == user):
-            entity = schema.get(op.entity)
-            if entity is None:
-                continue
-            current = store.load(op.entity, op.key)
-            sites = entity.sites_of(current.fields if current is not None else op.fields)
-            if sites is not None and site not in sites:
-                return (f"{user} works at {site}; {op.entity.replace('_', ' ')} "
-                        f"{op.key[:8]} belongs to {', '.join(sorted(sites))}")
-    return None
+def acting_for(store: ServerStore, user: str) -> Actor:
+    """Whom HQ's server acts as for ``user`` (the REST API, the console): HQ
+    itself for HQ's staff and for the system; for an employee of a store or a
+    warehouse, that site, with exactly the rights a device of the site has
+    (its rows only, no HQ-owned field or master data, no HQ-only state move),
+    decided and audited by the same ``decide`` as a device's op."""
+    if user == "system":
+        return SYSTEM
+    employee = store.load("employee", employee_key(user))
+    site = employee.fields.get("site") if employee and not employee.deleted else None
+    if not isinstance(site, str) or site == HQ_SITE:
+        return SYSTEM  # HQ staff; with no employee record the role check refuses
+    return Actor(SERVER_DEVICE, site)
+
+
+REFUSED_STATUS = {"role": 403, "scope": 403, Policy.HQ_OWNED.value: 403, "validation": 400}
+"""The HTTP status of a refused change by the policy that refused it: 403
+the user (their role, or their site's rights) may not, 400 a bad value;
+anything else (a state move, a ledger rule) is a 409 conflict."""
+
+
+def refused_status(ack: Ack) -> int:
+    """The HTTP status that answers a rejected ack (REST and console alike)."""
+    return REFUSED_STATUS.get(ack.policy, 409)
 
 
 def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
@@ -65,10 +67,7 @@ def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
             user, SERVER_DEVICE, db.schema.version)
     with db.transaction() as store:
         store.prefetch([op])
-        refused = outside_site(db.schema, store, [op])
-        if refused is not None:
-            return Ack(op.op_id, Status.REJECTED, refused, policy="scope")
-        (ack,) = apply_ops(db.schema, store, SYSTEM, [op])
+        (ack,) = apply_ops(db.schema, store, acting_for(store, user), [op])
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
     if ack.row is None and ack.status == "accepted":  # acks of creates omit the row
@@ -87,10 +86,7 @@ def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]
            for entity, key, fields in changes]
     with db.transaction() as store:
         store.prefetch(ops)
-        refused = outside_site(db.schema, store, ops)
-        if refused is not None:
-            return [Ack(op.op_id, Status.REJECTED, refused, policy="scope") for op in ops]
-        acks = apply_ops(db.schema, store, SYSTEM, ops)
+        acks = apply_ops(db.schema, store, acting_for(store, user), ops)
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
     return [msgspec.structs.replace(ack, row=created_row(db.schema, op))

@@ -47,9 +47,10 @@ class DeviceInfo:
 
 
 DEFAULT_TTL_DAYS = 365
-MAX_TTL_DAYS = 3650
-"""The longest lifetime a token may be given (ten years); longer is "no expiry"."""
 """How long a device token lives unless issued with another lifetime."""
+MAX_TTL_DAYS = 3650
+"""The longest lifetime a token may be given (ten years); a token meant to
+live longer is issued with no expiry and lives until revoked."""
 
 _DAY_MS = 86_400_000
 
@@ -72,8 +73,7 @@ def issue_token(db: Database, device: str, site: str,
         raise ValueError(f"{site!r} is not a site code: short and upper case, such as S1")
     if ttl_days is not None and not (0 < ttl_days <= MAX_TTL_DAYS):  # also refuses nan
         raise ValueError(f"a token lives from a fraction of a day to {MAX_TTL_DAYS} days, "
-                         f"not {ttl_days}; register it with no expiry to keep it until "
-                         "revoked")
+                         f"not {ttl_days}")
     if device == SERVER_DEVICE:
         raise ValueError(f"{SERVER_DEVICE} is the server's own device id")
     token = "bl_" + secrets.token_urlsafe(32)  # never starts with "-"; easy to grep for

@@ -27,7 +27,7 @@ from sqlalchemy import select
 from schema.model import MAX_TEXT
 
 from . import on_hand
-from .admin import apply_as_hq
+from .admin import apply_as_hq, refused_status
 from .api_auth import current_user, readable_site
 from .store import Database
 
@@ -118,7 +118,6 @@ class StockExceptionsController(Controller):
         ack = apply_as_hq(db, "stock_exception", exception_id, {
             "status": "resolved", "resolution": note, "resolved_by": user}, user, state.hub)
         row = ack.row.fields if ack.row is not None else None
-        code = (200 if ack.status != "rejected" else 403 if ack.policy in ("role", "scope")
-                else 409)
+        code = 200 if ack.status != "rejected" else refused_status(ack)
         return Response(Resolved(str(ack.status), ack.reason, exception_id, row),
                         status_code=code)

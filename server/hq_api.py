@@ -30,9 +30,10 @@ from sqlalchemy import ColumnElement, Select, func, select
 
 from schema import HQ_SITE, is_uuid
 from schema.model import MAX_MONEY
+from schema.retail import MAX_MOVED
 from sync.messages import Ack, Row
 
-from .admin import apply_as_hq
+from .admin import apply_as_hq, refused_status
 from .api_auth import ApiUser, api_user, current_user
 from .fanout import Hub
 from .store import Database
@@ -46,7 +47,7 @@ AUTH = {"user": Provide(current_user, sync_to_thread=True)}
 Money = Annotated[int, msgspec.Meta(
     ge=0, le=MAX_MONEY, description="integer minor units (cents): 2.50 is sent as 250")]
 TaxRate = Annotated[int, msgspec.Meta(ge=0, le=10_000, description="basis points: 2000 = 20%")]
-Qty = Annotated[int, msgspec.Meta(gt=0, le=10**9, description="a positive whole quantity")]
+Qty = Annotated[int, msgspec.Meta(gt=0, le=MAX_MOVED, description="a positive whole quantity")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="rows per page (1 to 500)")]
 MAX_OFFSET = 10**12
@@ -88,13 +89,10 @@ class Result(msgspec.Struct):
 
 
 def answer(key: str, ack: Ack, created: bool = False) -> Response[Result]:
-    """The HTTP answer to an ack: 403 refused by role or site, 400 by the
-    field checks, 409 by the rules or the state; else 201 (created) or 200."""
+    """The HTTP answer to an ack: a refusal's status (``admin.refused_status``),
+    else 201 (created) or 200."""
     row = ack.row.fields if ack.row is not None else None
-    if ack.status == "rejected":
-        code = {"role": 403, "scope": 403, "validation": 400}.get(ack.policy, 409)
-    else:
-        code = 201 if created else 200
+    code = refused_status(ack) if ack.status == "rejected" else 201 if created else 200
     return Response(Result(str(ack.status), ack.reason, key, row), status_code=code)
 
 

@@ -148,6 +148,11 @@ def check_op(schema: Schema, op: Op, actor: Actor) -> str | None:
         same = [name for name in entity.distinct if name in op.fields]
         if len(same) > 1 and len({op.fields[name] for name in same}) < len(same):
             return f"{op.entity} {short(op.key)}: {' and '.join(same)} must differ"
+    for bound in entity.bounded_products:
+        a, b = (op.fields.get(name) for name in bound.factors)
+        if isinstance(a, int) and isinstance(b, int) and abs(a * b) > bound.limit:
+            return (f"{op.entity} {short(op.key)}: {' x '.join(bound.factors)} is beyond "
+                    f"{bound.limit:,}")
     return None
 
 
@@ -270,8 +275,8 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
                         f"{name} is {old}; it cannot move to {value}",
                     )
                 if move.who is Who.HQ and not actor.is_hq:
-                    return _reject(
-                        op, actor, current, Policy.STATE,
+                    return _reject(  # HQ's to make, as an HQ-owned field is HQ's to set
+                        op, actor, current, Policy.HQ_OWNED,
                         f"only HQ may move {name} from {old} to {value}",
                     )
                 merged = {**current.fields, **op.fields}

@@ -41,9 +41,12 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
                                    .where(conflicts.c.resolved.is_(False))).scalar_one()
         open_conflicts = conn.execute(select(conflicts).where(conflicts.c.resolved.is_(False))
                                       .order_by(conflicts.c.id.desc()).limit(20)).all()
-        records = conn.execute(select(audit).order_by(audit.c.id.desc())
-                               .limit(AUDIT_ROWS)).all()
-    devices = list_devices(db)
+        latest = select(audit).order_by(audit.c.id.desc()).limit(AUDIT_ROWS)
+        own = ctx.user.site_filter  # an IT admin of a store sees that store's devices
+        if own is not None:
+            latest = latest.where(audit.c.site == own)
+        records = conn.execute(latest).all()
+    devices = [d for d in list_devices(db) if own is None or d.site == own]
 
     def revoke_button(d: Any) -> Html | str:
         if d.revoked_ms is not None:
@@ -95,6 +98,10 @@ def register_device(ctx: NamedDependency[Ctx], data: URLEncodedBody[dict[str, st
                     ) -> Response[str]:
     """Register (or re-key) a device; its token is shown on this page only."""
     device, site = data.get("device", "").strip(), data.get("site", "").strip()
+    own = ctx.user.site_filter
+    if own is not None and site != own:
+        return render(ctx, error=f"device not registered: {ctx.user.login} works at {own} "
+                                 f"and registers its devices only, not {site!r}", code=403)
     given = data.get("expires_days", "").strip()
     try:
         days = float(given or DEFAULT_TTL_DAYS)  # nan, inf: refused by issue_token
@@ -116,6 +123,11 @@ def revoke_device(ctx: NamedDependency[Ctx], data: URLEncodedBody[dict[str, str]
                   ) -> Response[Any]:
     """Revoke a device's token: its next sync is refused (close 4401)."""
     device = data.get("device", "")
+    own = ctx.user.site_filter
+    known = {d.device: d.site for d in list_devices(ctx.db)}
+    if own is not None and known.get(device, own) != own:
+        return render(ctx, error=f"device {device} not revoked: {ctx.user.login} works at "
+                                 f"{own} and revokes its devices only", code=403)
     if not revoke(ctx.db, device):
         return render(ctx, error=f"no device {device}", code=404)
     return ctx.redirect("/it", f"device {device} revoked; its next sync is refused")

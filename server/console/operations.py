@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from schema.people import allowed
 
 from .. import on_hand
-from ..admin import apply_as_hq
+from ..admin import apply_as_hq, refused_status
 from .auth import Ctx
 from .common import label, product_labels
 from .html import Html, hidden_csrf, join, table, tag
@@ -101,5 +101,5 @@ def resolve(ctx: NamedDependency[Ctx], exception_id: FromPath[str],
                        "resolved_by": ctx.user.login}, ctx.user.login, ctx.hub)
     if ack.status == "rejected":
         return render(ctx, error=f"stock exception not resolved: {ack.reason}",
-                      code=403 if ack.policy == "role" else 409)
+                      code=refused_status(ack))
     return ctx.redirect("/operations", "stock exception resolved")

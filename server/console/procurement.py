@@ -17,7 +17,7 @@ from schema.people import allowed
 from schema.procurement import approval
 from schema.retail import PO_MACHINE, SECOND_APPROVAL_ABOVE
 
-from ..admin import apply_as_hq
+from ..admin import apply_as_hq, refused_status
 from .auth import Ctx
 from .common import label, product_labels
 from .html import Html, join, money, post_button, table, tag
@@ -111,7 +111,7 @@ def _decide(ctx: Ctx, po_id: str, change: dict[str, Any], done: str) -> Response
     ack = apply_as_hq(ctx.db, "purchase_order", po_id, change, ctx.user.login, ctx.hub)
     if ack.status == "rejected":
         return render(ctx, error=f"purchase order {po_id[:8]}: {ack.reason}",
-                      code=403 if ack.policy == "role" else 409)
+                      code=refused_status(ack))
     return ctx.redirect("/procurement", f"purchase order {po_id[:8]} {done}")
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import func, or_, select
 from schema.people import allowed
 
 from .. import on_hand
-from ..admin import apply_as_hq
+from ..admin import apply_as_hq, refused_status
 from .auth import Ctx
 from .html import hidden_csrf, join, money, parse_money, table, tag
 
@@ -96,5 +96,5 @@ def set_price(ctx: NamedDependency[Ctx], product_id: FromPath[str],
     ack = apply_as_hq(ctx.db, "product", product_id, {"price": price}, ctx.user.login, ctx.hub)
     if ack.status == "rejected":
         return render(ctx, product_id, error=f"price not changed: {ack.reason}",
-                      code=403 if ack.policy == "role" else 409)
+                      code=refused_status(ack))
     return ctx.redirect(f"/products/{product_id}", f"price changed to {money(price)}")

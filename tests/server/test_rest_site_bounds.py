@@ -1,9 +1,9 @@
-"""An employee of a store or a warehouse reads and changes their own site's
-rows over REST, as in the console, and is refused (403, naming the site) for
-another site's -- however the request is put: a second ``site`` parameter,
-an id in the path. What a refused request asked is not written. Also the
-REST API's bounds on paging, revoking a leaver's API token, and the log of
-a server fault."""
+"""An employee of a store or a warehouse acts through HQ's server (REST, the
+console) with their site's rights, as a device of the site would: another
+site's rows are refused (403), and so is what only HQ may do, however the
+request is put: a second ``site`` parameter, an id in the path. What a
+refused request asked is not written. Also the REST API's bounds on paging,
+revoking a leaver's API token, and the log of a server fault."""
 
 from __future__ import annotations
 
@@ -57,41 +57,67 @@ def _order(api: Api, n: int, site: str) -> str:
     return k
 
 
-def test_a_site_employee_resolves_their_own_sites_exceptions_only(api: Api) -> None:
+def test_a_site_employee_acts_with_their_sites_rights_through_hq(api: Api) -> None:
+    """Through HQ's server an employee of a store acts as a device of the store
+    would: not on another site's rows, not on what only HQ may do."""
     s1, s2 = _exception(api, 10, "S1"), _exception(api, 20, "S2")
     code, out = api.call("POST", f"{EXC}/{s2}/resolve", "ops1", {"resolution": "written off"})
-    assert code == 403 and out["status"] == "rejected"
-    assert out["reason"] == f"ops1 works at S1; stock exception {s2[:8]} belongs to S2"
-    assert [e["status"] for e in api.ok("GET", EXC, "olga", site="S2")] == ["open"]
+    assert (code, out["reason"]) == (403, f"stock_exception {s2[:8]} is outside site S1")
+    code, out = api.call("POST", f"{EXC}/{s1}/resolve", "ops1", {"resolution": "counted"})
+    assert (code, out["reason"]) == (
+        403, f"only HQ may move stock_exception {s1[:8]} from open to resolved")
+    assert [e["status"] for e in api.ok("GET", EXC, "olga")] == ["open", "open"]
     assert api.call("GET", EXC, "ops1", site="S2")[0] == 403
-    assert api.ok("POST", f"{EXC}/{s1}/resolve", "ops1", {"resolution": "counted"})[
-        "status"] == "accepted"
-    assert api.ok("POST", f"{EXC}/{s2}/resolve", "olga", {"resolution": "written off"})[
-        "row"]["resolved_by"] == "olga"  # HQ staff act for every site
+    assert [e["id"] for e in api.ok("GET", EXC, "ops1")] == [s1]
+    for k in (s1, s2):  # HQ's operations act for every site
+        assert api.ok("POST", f"{EXC}/{k}/resolve", "olga", {"resolution": "counted"})[
+            "row"]["resolved_by"] == "olga"
+    # each refusal is in the audit log, as a device's would be
+    with api.db.transaction(write=False) as store:
+        refused = [(r.user, r.site, r.status, r.policy) for r, _ in store.audit_chain()
+                   if r.entity == "stock_exception" and r.status == "rejected"]
+    assert refused == [("ops1", "S1", "rejected", "scope"),
+                       ("ops1", "S1", "rejected", "hq-owned")]
 
 
-def test_a_site_employee_sees_and_approves_their_own_sites_orders_only(api: Api) -> None:
+def test_a_site_employee_sees_and_orders_for_their_own_site_only(api: Api) -> None:
     s1, s2 = _order(api, 30, "S1"), _order(api, 40, "S2")
     code, out = api.call("POST", f"{PO}/{s1}/approve", "pm2")
-    assert code == 403 and "pm2 works at S2" in out["reason"]
+    assert (code, out["reason"]) == (403, f"purchase_order {s1[:8]} is outside site S2")
     assert api.call("POST", f"{PO}/{s1}/cancel", "pm2")[0] == 403
+    assert api.call("POST", f"{PO}/{s2}/approve", "pm2")[0] == 403  # approving is HQ's
     assert api.ok("GET", f"{PO}/{s1}", "pam")["order"]["status"] == "draft"  # untouched
     code, out = api.call("GET", f"{PO}/{s1}", "pm2")
     assert code == 403 and "works at S2 and sees its purchase orders only" in out["detail"]
     assert [o["id"] for o in api.ok("GET", PO, "pm2")["items"]] == [s2]
     assert api.call("GET", PO, "pm2", site="S1")[0] == 403
-    assert api.ok("POST", f"{PO}/{s2}/approve", "pm2")["row"]["status"] == "approved"
-    assert {o["id"] for o in api.ok("GET", PO, "pam")["items"]} == {s1, s2}
-    # drafting an order or a reorder level for another site is refused whole
-    code, out = api.call("POST", PO, "pm2", {"site": "S1", "supplier_id": SUPPLIER, "lines": [
-        {"product_id": PRODUCT, "qty": 5, "unit_cost": 100}]})
-    assert code == 403 and "pm2 works at S2; purchase order" in out["reason"], out
-    assert api.call("PUT", "/api/hq/reorder-rules", "pm2", {
-        "site": "S1", "product_id": PRODUCT, "level": 5, "order_qty": 10})[0] == 403
-    assert {o["id"] for o in api.ok("GET", PO, "pam")["items"]} == {s1, s2}
+    line = {"product_id": PRODUCT, "qty": 5, "unit_cost": 100}
+    code, out = api.call("POST", PO, "pm2", {"site": "S1", "supplier_id": SUPPLIER,
+                                             "lines": [line]})
+    assert code == 403 and "not to site S2" in out["reason"], out
+    assert {o["id"] for o in api.ok("GET", PO, "pam")["items"]} == {s1, s2}  # no order made
+    mine = api.ok("POST", PO, "pm2", {"site": "S2", "supplier_id": SUPPLIER, "lines": [line]})
+    assert mine["status"] == "accepted" and mine["row"]["site"] == "S2"
+    # reorder levels are HQ's master data
+    code, out = api.call("PUT", "/api/hq/reorder-rules", "pm2", {
+        "site": "S2", "product_id": PRODUCT, "level": 5, "order_qty": 10})
+    assert (code, out["reason"]) == (403, "reorder_rule is master data; only HQ creates it")
     assert api.ok("GET", "/api/hq/reorder-rules", "pam") == []
-    assert api.ok("POST", PO, "pm2", {"site": "S2", "supplier_id": SUPPLIER, "lines": [
-        {"product_id": PRODUCT, "qty": 5, "unit_cost": 100}]})["status"] == "accepted"
+    assert api.call("GET", "/api/hq/reorder-rules", "pm2", site="S1")[0] == 403
+
+
+def test_an_hr_employee_of_a_store_cannot_move_anyone_to_hq(api: Api) -> None:
+    hire(api.db, "hr1", "hr", "S1")
+    api.tokens["hr1"] = issue_api_token(api.db, "hr1")
+    code, out = api.call("PATCH", "/api/hq/employees/ops1", "hr1", {"site": "HQ"})
+    assert (code, out["reason"]) == (
+        403, "site of employee is owned by HQ; site S1 cannot change it")
+    code, out = api.call("POST", "/api/hq/employees", "hr1", {
+        "login": "root2", "name": "Root", "department": "it", "site": "HQ",
+        "role": "hq_admin"})
+    assert code == 403, out
+    staff = {e["login"]: e["site"] for e in api.ok("GET", "/api/hq/employees", "admin")}
+    assert staff["ops1"] == "S1" and "root2" not in staff
 
 
 def test_a_second_site_parameter_cannot_widen_a_report(api: Api) -> None:

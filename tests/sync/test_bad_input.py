@@ -79,7 +79,9 @@ def _move(**fields: Any) -> dict[str, Any]:
         (S1_TILL1, "stock_movement", _move(qty=-(2**40)), "'qty' must be at least -1000000000"),
         (S1_TILL1, "stock_movement", _move(qty=2**40, reason="receipt"),
          "'qty' must be at most 1000000000"),
-        (S1_TILL1, "stock_movement", _move(unit_cost=2**40), "'unit_cost' must be at most"),
+        (S1_TILL1, "stock_movement", _move(unit_cost=2**41), "'unit_cost' must be at most"),
+        (S1_TILL1, "stock_movement", _move(qty=-(10**6), unit_cost=10**10),
+         "qty x unit_cost is beyond 1,000,000,000,000,000"),
         (S1_TILL1, "journal_line", {"entry_id": key(9), "site": "S1", "account": "1000",
                                     "debit": 2**61, "credit": 0, "memo": "m",
                                     "date": "2026-11-23"},
@@ -116,6 +118,17 @@ def test_a_value_that_slipped_past_the_edge_is_refused_by_the_server(
     (ack,) = push(server, actor, bad)
     assert ack.status is Status.REJECTED and reason in ack.reason, ack.reason
     assert server.rows == rows_before and server.head() == head
+
+
+def test_expensive_goods_move_at_their_cost_within_the_bounds() -> None:
+    """A product may cost up to what HQ accepts (10^12 minor units): a till
+    sells it, and a receipt of many units still fits the movement's bound."""
+    server = seeded_server()
+    (sale,) = push(server, S1_TILL1, op(S1_TILL1, "stock_movement", key(78),
+                                         _move(qty=-2, unit_cost=5 * 10**11)))
+    (receipt,) = push(server, S1_TILL1, op(S1_TILL1, "stock_movement", key(79),
+                                            _move(qty=1_000, unit_cost=10**12, reason="receipt")))
+    assert (sale.status, receipt.status) == (Status.ACCEPTED, Status.ACCEPTED)
 
 
 def test_bad_op_in_a_batch_does_not_stop_the_good_ones() -> None:
