@@ -66,7 +66,8 @@ def parser() -> argparse.ArgumentParser:
                              help="draw progress bars while bootstrapping or pushing a large "
                                   "backlog (default: only when stderr is a terminal)")
     status = sub.add_parser("status", help="last sync, pending ops, cursor, rejections, "
-                                           "server reachable")
+                                           "server reachable (exit code 4 if HQ refused "
+                                           "this device at its last sync)")
     status.add_argument("--timeout", type=_seconds, default=2,
                         help="seconds to wait for the server when checking it is reachable")
     put = sub.add_parser("put", help="write fields of a row (works offline)")
@@ -262,6 +263,10 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
                   f"last sync {_when(s.last_sync_ms)}\n"
                   f"snapshot taken {'yes' if s.bootstrapped else 'no'}\n"
                   f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}")
+            if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
+                at, _, why = s.refused.partition(" ")
+                print(f"refused by HQ at {_when(int(at))}: {why}")
+                return 4
         case "put":
             op = edge.write(args.entity, args.key, _fields(args.fields), args.user)
             print(f"queued op {op.op_id}")

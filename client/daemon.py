@@ -51,14 +51,21 @@ from sync.messages import (
 )
 
 from .edge import Edge, now_ms
-from .errors import NotConfigured, Refused, Unreachable
+from .errors import LocalDatabaseError, NotConfigured, Refused, Unreachable
 from .progress import Progress
 
 log = logging.getLogger("branchline.daemon")
 
-FATAL_CLOSE = {4401: ErrorCode.AUTH, 4403: ErrorCode.SCOPE, 4426: ErrorCode.SCHEMA}
+FATAL_CLOSE = {4401: ErrorCode.AUTH, 4403: ErrorCode.SCOPE, 4412: ErrorCode.DIVERGED,
+               4426: ErrorCode.SCHEMA}
 """Close codes after which reconnecting cannot help: HQ must act first."""
 FATAL_ERRORS = frozenset(FATAL_CLOSE.values())
+REFUSED_STATE = "refused"
+"""``_state`` entry holding HQ's last refusal of this device ("<ms> <why>"),
+cleared by the next Welcome."""
+STABLE_SESSION_S = 30.0
+"""A connection that lasted this long resets the reconnect backoff; one that
+failed sooner (even after HQ's Welcome) counts as another failed attempt."""
 LOCAL_POLL_S = 0.05
 """How often the outbox is checked for ops queued by other processes."""
 CONNECT_TIMEOUT_S = 5.0
@@ -193,6 +200,9 @@ class _Link:
             case Welcome(head=head):
                 log.info("connected to HQ (head %d, our cursor %d)", head,
                          self.edge.replica.cursor)
+                if self.edge.store.get_state(REFUSED_STATE):
+                    with self.edge.transaction() as store:  # HQ takes this device again
+                        store.set_state(REFUSED_STATE, "")
                 if self.on_welcome is not None:
                     self.on_welcome()
             case SnapshotPage(rows=rows):
@@ -256,11 +266,16 @@ async def _sync(edge: Edge, url: str, *, until_idle: bool, stop: asyncio.Event |
     ws = await _open(url)
     link = _Link(edge, ws, progress, on_welcome)
     try:
-        await link.run(until_idle, stop)
-    except ConnectionClosed as exc:
-        raise link.closed(exc) from exc
-    except ProtocolError as exc:
-        raise Unreachable(f"HQ sent a frame this device cannot read: {exc}") from exc
+        try:
+            await link.run(until_idle, stop)
+        except ConnectionClosed as exc:
+            raise link.closed(exc) from exc
+        except ProtocolError as exc:
+            raise Unreachable(f"HQ sent a frame this device cannot read: {exc}") from exc
+    except Refused as exc:  # kept for `status`: the till says so once the daemon has stopped
+        with edge.transaction() as store:
+            store.set_state(REFUSED_STATE, f"{now_ms()} {exc}")
+        raise
     finally:
         await ws.close()
     return link.result(time.monotonic() - start)
@@ -287,12 +302,14 @@ async def run_daemon(edge: Edge, url: str | None = None, stop_event: asyncio.Eve
     stop = stop_event if stop_event is not None else asyncio.Event()
     url = url or edge.setting("server")
     attempt = 0
+    welcomed_at: float | None = None
 
     def welcomed() -> None:
-        nonlocal attempt
-        attempt = 0
+        nonlocal welcomed_at
+        welcomed_at = time.monotonic()
 
     while not stop.is_set():
+        welcomed_at = None
         try:
             await _sync(edge, url, until_idle=False, stop=stop, progress=progress,
                         on_welcome=welcomed)
@@ -301,15 +318,27 @@ async def run_daemon(edge: Edge, url: str | None = None, stop_event: asyncio.Eve
             raise
         except Unreachable as exc:
             log.warning("%s", exc)
-        except sqlite3.OperationalError as exc:  # e.g. the file stayed locked too long
-            log.warning("local database: %s", exc)
+        except sqlite3.OperationalError as exc:
+            if not _transient(exc):  # read-only, full, corrupt: waiting will not mend it
+                log.error("local database %s: %s; the daemon stops", edge.path, exc)
+                raise LocalDatabaseError(f"local database {edge.path}: {exc}") from exc
+            log.warning("local database: %s", exc)  # locked by another process too long
         if stop.is_set():
             return
+        if welcomed_at is not None and time.monotonic() - welcomed_at >= STABLE_SESSION_S:
+            attempt = 0
         delay = backoff(attempt, base_delay, max_delay)
         attempt += 1
         log.info("reconnecting in %.1f s", delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
+
+
+def _transient(exc: sqlite3.OperationalError) -> bool:
+    """A local database error that passes by itself (another process held the
+    file), as opposed to one that needs a person (read-only, disk full, corrupt)."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 
 async def probe(url: str, timeout: float = 2.0) -> str | None:

@@ -43,6 +43,8 @@ class EdgeStatus:
     bootstrapped: bool
     last_sync_ms: int | None
     """Wall time of the last moment this device was caught up with HQ."""
+    refused: str | None = None
+    """HQ's last refusal of this device ("<ms> <why>"), until HQ takes it again."""
 
 
 @dataclass(frozen=True)
@@ -200,4 +202,5 @@ class Edge:
             rejections=self.store.rejection_count(),
             bootstrapped=self.store.get_state("bootstrapped") == "1",
             last_sync_ms=int(last) if last else None,
+            refused=self.store.get_state("refused") or None,
         )

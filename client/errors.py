@@ -29,6 +29,11 @@ class BadArgument(EdgeError):
     """A command's argument the edge cannot read (``put`` without ``field=value``)."""
 
 
+class LocalDatabaseError(EdgeError):
+    """The local database cannot be written (read-only, disk full, corrupt):
+    the daemon stops rather than reconnect to HQ again and again."""
+
+
 class DatabaseTooNew(EdgeError):
     """The database was written by a newer version of the edge software."""
 

@@ -49,7 +49,7 @@ from sync.messages import (
     decode_client,
     encode,
 )
-from sync.server import ServerSession, check_hello
+from sync.server import ServerSession, check_cursor, check_hello
 
 from .automation import after_push
 from .devices import DeviceInfo, authenticate, authenticate_many
@@ -67,6 +67,7 @@ CLOSE_CODES = {
     ErrorCode.AUTH: 4401,
     ErrorCode.SCOPE: 4403,
     ErrorCode.STATE: 4409,
+    ErrorCode.DIVERGED: 4412,
     ErrorCode.TOO_LARGE: 4413,
     ErrorCode.SCHEMA: 4426,
     ErrorCode.INTERNAL: 1011,
@@ -337,6 +338,9 @@ class Connection:
             raise Closing(refused)
         session = ServerSession(self.schema, Actor(who.device, who.site), hello.cursor)
         welcome = await self.in_db(False, lambda s: session.welcome(s, int(time.time() * 1000)))
+        diverged = check_cursor(hello.cursor, welcome.head)
+        if diverged is not None:
+            raise Closing(diverged)
         self.session = session
         await self.send([welcome])
 

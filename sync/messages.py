@@ -246,6 +246,9 @@ class ErrorCode(StrEnum):
     SCHEMA = "schema"
     SCOPE = "scope"
     STATE = "state"
+    DIVERGED = "diverged"
+    """The device has seen more of HQ's change sequence than HQ has: HQ's
+    database was restored from an older backup or replaced."""
     INTERNAL = "internal"
 
 

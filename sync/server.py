@@ -124,6 +124,24 @@ def check_hello(
     return None
 
 
+def check_cursor(cursor: int, head: int) -> Error | None:
+    """Why a device whose Hello names ``cursor`` cannot be served by a server
+    whose change sequence ends at ``head``, or None. A cursor beyond the head
+    means HQ lost changes the device has (a restore from an older backup, a
+    new database): serving it would skip HQ's next changes for good, and the
+    device's acked sales are no longer at HQ. Only people can mend that."""
+    if cursor <= head:
+        return None
+    return Error(
+        ErrorCode.DIVERGED,
+        f"this device has HQ's changes up to {cursor}, but HQ's change sequence ends at "
+        f"{head}: HQ's database was restored from an older backup or replaced. Nothing "
+        "was synced; the device keeps working offline and keeps its sales in its own "
+        "file. IT must bring HQ back to its latest database",
+        fatal=True,
+    )
+
+
 def apply_op(schema: Schema, store: ServerStore, actor: Actor, op: Op) -> Ack:
     """Decide and record one op exactly once; the store's transaction makes it atomic."""
     return apply_ops(schema, store, actor, [op])[0]

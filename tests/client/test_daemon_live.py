@@ -245,3 +245,79 @@ def test_cli_sync_and_status_say_when_the_server_is_unreachable(
     out = capsys.readouterr().out
     assert "reachable no" in out and "pending ops 0" in out and "last sync never" in out
     assert cli.main(["--db", db, "get", "customer", CUSTOMER]) == 1
+
+
+def test_a_store_ahead_of_a_restored_hq_is_refused_and_status_says_so(
+        devices: Devices, capsys: pytest.CaptureFixture[str]) -> None:
+    """HQ restored from an older backup has a shorter change sequence than a
+    store has seen: serving the store would skip HQ's next changes for good,
+    so HQ refuses it (4412) and the store says why until HQ takes it again."""
+    till = devices.new("S1")
+    asyncio.run(sync_once(till, timeout=30))
+    seen = till.status().cursor
+    with till.transaction():  # as if HQ had lost its last 1,000 changes
+        till.store.set_state("cursor", str(seen + 1_000))
+    with pytest.raises(Refused, match="restored from an older backup") as refused:
+        asyncio.run(sync_once(till, timeout=10))
+    assert refused.value.code == ErrorCode.DIVERGED
+    assert cli.main(["--db", str(till.path), "status"]) == 4
+    out = capsys.readouterr().out
+    assert "refused by HQ at " in out and "HQ's change sequence ends at" in out
+    with till.transaction():  # IT brought HQ back to its latest database
+        till.store.set_state("cursor", str(seen))
+    asyncio.run(sync_once(till, timeout=30))
+    assert cli.main(["--db", str(till.path), "status"]) == 0
+    assert "refused by HQ" not in capsys.readouterr().out
+
+
+def test_status_says_a_revoked_device_was_refused_after_the_daemon_stopped(
+        devices: Devices, capsys: pytest.CaptureFixture[str]) -> None:
+    till = devices.new("S1")
+    asyncio.run(sync_once(till, timeout=30))
+    subprocess.run([str(BIN / "branchline"), "device", "revoke", "--db", devices.server.db_url,
+                    "--device", till.setting("device")], check=True, capture_output=True,
+                   timeout=60)
+    with pytest.raises(Refused):
+        asyncio.run(asyncio.wait_for(run_daemon(till, None, asyncio.Event()), 10))
+    assert cli.main(["--db", str(till.path), "status"]) == 4
+    out = capsys.readouterr().out
+    assert "reachable yes" in out and "refused by HQ at " in out and "was revoked" in out
+
+
+@pytest.mark.parametrize(("fault", "stops"), [
+    ("attempt to write a readonly database", True), ("disk I/O error", True),
+    ("database is locked", False)])
+def test_the_daemon_stops_on_a_local_database_fault_and_waits_out_a_lock(
+        devices: Devices, monkeypatch: pytest.MonkeyPatch, fault: str, stops: bool) -> None:
+    """A fault right after HQ's Welcome must not reset the backoff: the daemon
+    stops on a file it cannot write, and waits longer and longer on a lock."""
+    import sqlite3
+
+    from client import daemon
+    from client.errors import LocalDatabaseError
+
+    till = devices.new("S1")
+    delays: list[int] = []
+    stop = asyncio.Event()
+
+    async def failing(*args: object, on_welcome: Callable[[], None] | None = None,
+                      **kwargs: object) -> None:
+        if on_welcome is not None:
+            on_welcome()  # HQ said Welcome, then the local write failed
+        if len(delays) >= 4:
+            stop.set()
+        raise sqlite3.OperationalError(fault)
+
+    def backoff(attempt: int, base: float, most: float) -> float:
+        delays.append(attempt)
+        return 0.0
+
+    monkeypatch.setattr(daemon, "_sync", failing)
+    monkeypatch.setattr(daemon, "backoff", backoff)
+    if stops:
+        with pytest.raises(LocalDatabaseError, match=fault):
+            asyncio.run(asyncio.wait_for(run_daemon(till, None, stop), 10))
+        assert delays == []
+    else:
+        asyncio.run(asyncio.wait_for(run_daemon(till, None, stop), 10))
+        assert delays == [0, 1, 2, 3]  # growing, although each attempt was welcomed
