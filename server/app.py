@@ -79,9 +79,10 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                     StockExceptionsController, CustomerAccountsController],
                    lifespan=[lifespan],
                    # a 500 is logged with its traceback (Litestar logs none by
-                   # default); a 4xx is the client's mistake, answered and not logged
+                   # default); a 4xx is the client's mistake and a 3xx (the
+                   # console's "log in first") no mistake: answered, not logged
                    logging_config=LoggingConfig(log_exceptions="always",
-                                                disable_stack_trace=set(range(400, 500)),
+                                                disable_stack_trace=set(range(300, 500)),
                                                 configure_root_logger=False),
                    openapi_config=OpenAPIConfig(
                        title="Branchline HQ", version="0.1.0", use_handler_docstrings=True,
