@@ -53,15 +53,18 @@ def upsert_sql(dialect: Dialect, totals: Totals) -> str:
 
 def adds(totals: Totals, fields: dict[str, Any]) -> list[int]:
     """What one live ledger row adds to the total of its key: its sums, then 1."""
+    get = fields.get  # on the push path: once per ledger row written
     out = []
     for s in totals.sums:
-        if s.unless is not None and fields.get(s.unless) is not None:
+        if s.unless is not None and get(s.unless) is not None:
             out.append(0)
-            continue
-        n = 1
-        for name in s.factors:
-            n *= int(fields.get(name) or 0)
-        out.append(n)
+        elif len(s.factors) == 1:
+            out.append(int(get(s.factors[0]) or 0))
+        else:
+            n = 1
+            for name in s.factors:
+                n *= int(get(name) or 0)
+            out.append(n)
     out.append(1)
     return out
 

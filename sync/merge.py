@@ -148,9 +148,9 @@ def check_op(schema: Schema, op: Op, actor: Actor) -> str | None:
         same = [name for name in entity.distinct if name in op.fields]
         if len(same) > 1 and len({op.fields[name] for name in same}) < len(same):
             return f"{op.entity} {short(op.key)}: {' and '.join(same)} must differ"
-    for bound in entity.bounded_products:
-        a, b = (op.fields.get(name) for name in bound.factors)
-        if isinstance(a, int) and isinstance(b, int) and abs(a * b) > bound.limit:
+    for bound in entity.bounded_products:  # both ints: every field passed its check
+        a, b = op.fields.get(bound.factors[0]), op.fields.get(bound.factors[1])
+        if a is not None and b is not None and abs(a * b) > bound.limit:
             return (f"{op.entity} {short(op.key)}: {' x '.join(bound.factors)} is beyond "
                     f"{bound.limit:,}")
     return None
