@@ -23,7 +23,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.handlers import BaseRouteHandler
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from schema import HQ_SITE
 from schema.people import employee_key, report_readers
@@ -60,6 +60,36 @@ def revoke_api_tokens(db: Database, login: str) -> int:
                                                  tokens.c.revoked_ms.is_(None))
                             .values(revoked_ms=int(time.time() * 1000)))
         return int(done.rowcount)
+
+
+class ApiTokens(msgspec.Struct):
+    """The API tokens of one login, as the IT page lists them."""
+
+    login: str
+    site: str | None
+    """where the employee works (None: no employee record)"""
+    active: int
+    revoked: int
+    last_ms: int
+    """when the latest was issued"""
+
+
+def api_tokens(db: Database, site: str | None = None) -> list[ApiTokens]:
+    """Every login that was issued an API token, by login; with ``site``, only
+    the employees of that site."""
+    tokens, employee = db.t["api_tokens"], db.entities["employee"]
+    q = (select(tokens.c.login, employee.c.site,
+                func.count().filter(tokens.c.revoked_ms.is_(None)),
+                func.count().filter(tokens.c.revoked_ms.is_not(None)),
+                func.max(tokens.c.created_ms))
+         .select_from(tokens.outerjoin(employee, (employee.c.login == tokens.c.login)
+                                       & employee.c._deleted.is_(False)))
+         .group_by(tokens.c.login, employee.c.site).order_by(tokens.c.login))
+    if site is not None:
+        q = q.where(employee.c.site == site)
+    with db.engine.connect() as conn:
+        return [ApiTokens(login, s, int(a), int(r), int(ms))
+                for login, s, a, r, ms in conn.execute(q)]
 
 
 def login_of(db: Database, header: str | None) -> str:

@@ -42,7 +42,7 @@ from .auth import (
     server_secret,
 )
 from .finance import finance
-from .it import it_admin, register_device, revoke_device
+from .it import it_admin, register_device, revoke_api_token, revoke_device
 from .operations import operations, resolve
 from .overview import overview
 from .procurement import approve, cancel, procurement
@@ -76,7 +76,8 @@ def console_router(db: Database) -> Router:
         path="/",
         route_handlers=[home, login_page, login, logout, overview, finance, procurement,
                         approve, cancel, sales, operations, it_admin, register_device,
-                        revoke_device, products, product, set_price, resolve],
+                        revoke_device, revoke_api_token, products, product, set_price,
+                        resolve],
         dependencies={"keys": Provide(_keys, sync_to_thread=False),
                       "ctx": Provide(console_ctx, sync_to_thread=True)},
         middleware=[DefineMiddleware(CSRFMiddleware, config=csrf)],

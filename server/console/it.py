@@ -12,6 +12,7 @@ from litestar.di import NamedDependency
 from litestar.params import URLEncodedBody
 from sqlalchemy import func, select
 
+from ..api_auth import api_tokens, revoke_api_tokens
 from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke
 from ..tables import DEVICE_ACTIVITY_TABLE
 from .auth import Ctx
@@ -26,6 +27,10 @@ def _when(hlc: str | None) -> str:
     except ValueError:
         return ""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _when_ms(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
@@ -47,6 +52,12 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
             latest = latest.where(audit.c.site == own)
         records = conn.execute(latest).all()
     devices = [d for d in list_devices(db) if own is None or d.site == own]
+    tokens = api_tokens(db, own)
+
+    def revoke_api(login: str, active: int) -> Html | str:
+        if not active:
+            return ""
+        return post_button("/it/api-tokens/revoke", "Revoke", ctx.csrf, login=login)
 
     def revoke_button(d: Any) -> Html | str:
         if d.revoked_ms is not None:
@@ -74,6 +85,10 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
                for d in devices], empty="no devices"),
         tag("h2", "Register a device (or re-key one: its old token dies at once)"),
         register,
+        tag("h2", "REST API tokens (a leaver's, or one shown where it should not be)"),
+        table(["login", "site", "tokens in force", "revoked", "last issued", ""],
+              [[t.login, t.site or "", t.active, t.revoked, _when_ms(t.last_ms),
+                revoke_api(t.login, t.active)] for t in tokens], empty="no API tokens"),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
               [[c.entity, c.key[:8], c.field, c.server_value, c.proposed_value, c.device]
@@ -85,6 +100,20 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
                 a.policy, a.reason] for a in records]),
     ]
     return ctx.page("it", "IT admin", join(body), error=error, status=code)
+
+
+@post("/it/api-tokens/revoke", sync_to_thread=True, opt={"page": "it"})
+def revoke_api_token(ctx: NamedDependency[Ctx], data: URLEncodedBody[dict[str, str]]
+                     ) -> Response[Any]:
+    """Revoke every REST API token of a login: its next request gets 401."""
+    login = data.get("login", "")
+    own = ctx.user.site_filter
+    if own is not None and login not in {t.login for t in api_tokens(ctx.db, own)}:
+        return render(ctx, error=f"API tokens of {login} not revoked: {ctx.user.login} works "
+                                 f"at {own} and revokes the tokens of its own staff only", code=403)
+    if not revoke_api_tokens(ctx.db, login):
+        return render(ctx, error=f"{login} has no API token in force", code=404)
+    return ctx.redirect("/it", f"API tokens of {login} revoked; their requests get 401")
 
 
 @get("/it", sync_to_thread=True, opt={"page": "it"})

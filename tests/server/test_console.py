@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.exceptions import NotAuthorizedException
 from litestar.testing import TestClient
 from sqlalchemy import select
 
 from schema import SCHEMA
 from server.admin import apply_as_hq, hire
+from server.api_auth import issue_api_token, login_of
 from server.app import create_app
 from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
 from server.devices import authenticate, issue_token, list_devices
@@ -225,6 +227,31 @@ def test_a_stores_it_admin_registers_and_revokes_that_stores_devices_only(
         "s2-till1": None, "s1-till9": None}
     made = _post(client, "/it/devices", "/it", device="s1-till8", site="S1")
     assert made.status_code == 200 and 'id="device-token"' in made.text
+
+
+def test_it_admin_revokes_a_leavers_api_tokens(client: TestClient[Any]) -> None:
+    db = _db(client)
+    sams = [issue_api_token(db, "sam") for _ in range(2)]
+    bobs = issue_api_token(db, "bob")
+    hire(db, "sia", "it_admin", "S1")
+    set_password(db, "sia", "sia-runs-s1-it")
+    _login(client, "sia", "sia-runs-s1-it")  # a store's IT admin: that store's staff only
+    page = client.get("/it").text
+    assert ">sam<" in page and ">bob<" not in page
+    refused = _post(client, "/it/api-tokens/revoke", "/it", login="bob")
+    assert refused.status_code == 403 and "revokes the tokens of its own staff only" in refused.text
+    assert login_of(db, f"Bearer {bobs}") == "bob"
+    client.cookies.clear()
+    _login(client, "ian")
+    assert ">bob<" in client.get("/it").text
+    done = _post(client, "/it/api-tokens/revoke", "/it", login="sam")
+    assert "API tokens of sam revoked" in done.text
+    for token in sams:
+        with pytest.raises(NotAuthorizedException, match="the API token of sam was revoked"):
+            login_of(db, f"Bearer {token}")
+    assert login_of(db, f"Bearer {bobs}") == "bob"  # nobody else's
+    again = _post(client, "/it/api-tokens/revoke", "/it", login="sam")
+    assert again.status_code == 404 and "sam has no API token in force" in again.text
 
 
 def test_it_page_shows_each_devices_last_op(client: TestClient[Any]) -> None:
