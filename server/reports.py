@@ -146,6 +146,13 @@ def _balances(db: Database, site: str | None, accounts: tuple[str, ...] = ()
     return q.order_by(ab.c.site, ab.c.account)
 
 
+def books_by_site(db: Database) -> Select[str, int, int, int]:
+    """(site, debits, credits, journal lines) per site, from the kept balances."""
+    ab = db.t[ACCOUNT_BALANCE_TABLE]
+    return (select(ab.c.site, func.sum(ab.c.debit), func.sum(ab.c.credit), func.sum(ab.c.lines))
+            .group_by(ab.c.site).having(func.sum(ab.c.lines) > 0).order_by(ab.c.site))
+
+
 def trial_balance(db: Database, site: str | None) -> TrialBalance:
     sums: dict[str, list[int]] = {}
     with db.engine.connect() as conn:
@@ -193,17 +200,28 @@ def sales_from_books(db: Database) -> list[SiteSales]:
 
 def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                   site: str | None = None) -> list[SiteSales]:
+    """Receipts, net, tax and the cost of the goods sold per site, from the
+    receipts of the range and their lines (read through ``sale_line(sale_id)``:
+    a month's lines, not every line ever sold, grouped first)."""
     sale, line = db.entities["sale"], db.entities["sale_line"]
-    cost = (select(line.c.sale_id, func.sum(line.c.qty * line.c.cost).label("cost"))
-            .group_by(line.c.sale_id).subquery())
-    q = (select(sale.c.site, func.count(), func.sum(sale.c.net), func.sum(sale.c.tax),
-                func.coalesce(func.sum(cost.c.cost), 0))
-         .outerjoin(cost, cost.c.sale_id == sale.c.id).where(*sale_filters(db, lo, hi, site))
-         .group_by(sale.c.site).order_by(sale.c.site))
+    where = sale_filters(db, lo, hi, site)
+    totals = (select(sale.c.site, func.count(), func.sum(sale.c.net), func.sum(sale.c.tax))
+              .where(*where).group_by(sale.c.site).order_by(sale.c.site))
+    if where:  # per receipt of the range or site, its lines' cost through (sale_id): a
+        # join let SQLite walk every line ever sold and look each receipt up
+        cost_of = (select(func.sum(line.c.qty * line.c.cost))
+                   .where(line.c.sale_id == sale.c.id).scalar_subquery())
+        costs = select(sale.c.site, func.sum(cost_of)).where(*where).group_by(sale.c.site)
+    else:  # every receipt: one pass over the lines beats a lookup per receipt
+        per_sale = (select(line.c.sale_id, func.sum(line.c.qty * line.c.cost).label("cost"))
+                    .group_by(line.c.sale_id).subquery())
+        costs = (select(sale.c.site, func.sum(per_sale.c.cost))
+                 .join(per_sale, per_sale.c.sale_id == sale.c.id).group_by(sale.c.site))
     with db.engine.connect() as conn:
-        rows = conn.execute(q).all()
-    return [SiteSales(s, int(n), int(net), int(tax), int(c), int(net) - int(c))
-            for s, n, net, tax, c in rows]
+        rows = conn.execute(totals).all()
+        cost = {str(s): int(c or 0) for s, c in conn.execute(costs)}
+    return [SiteSales(s, int(n), int(net), int(tax), cost.get(s, 0), int(net) - cost.get(s, 0))
+            for s, n, net, tax in rows]
 
 
 def _journal_filters(db: Database, site: str | None, lo: str | None, hi: str | None,
@@ -227,10 +245,16 @@ def journal(db: Database, site: str | None = None, lo: str | None = None,
     where = _journal_filters(db, site, lo, hi, account)
     cols = [jl.c[n] for n in ("id", "entry_id", "site", "account", "debit", "credit", "memo",
                               "date")]
+    if lo or hi:
+        sums = select(func.count(), func.coalesce(func.sum(jl.c.debit), 0),
+                      func.coalesce(func.sum(jl.c.credit), 0)).where(*where)
+    else:  # by site and account alone: the kept balances have the sums
+        ab = db.t[ACCOUNT_BALANCE_TABLE]
+        sums = select(*(func.coalesce(func.sum(ab.c[c]), 0) for c in ("lines", "debit", "credit"))
+                      ).where(*((ab.c[k] == v) for k, v in (("site", site), ("account", account))
+                                if v))
     with db.engine.connect() as conn:
-        total, debit, credit = conn.execute(select(
-            func.count(), func.coalesce(func.sum(jl.c.debit), 0),
-            func.coalesce(func.sum(jl.c.credit), 0)).where(*where)).one()
+        total, debit, credit = conn.execute(sums).one()
         rows = conn.execute(select(*cols).where(*where).order_by(jl.c._seq, jl.c.id)
                             .limit(limit).offset(offset)).all()
     return JournalPage([JournalLine(*r) for r in rows], int(total), int(debit), int(credit),

@@ -8,11 +8,11 @@ from typing import Any
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from schema.finance import CHART
 
-from ..reports import trial_balance
+from ..reports import books_by_site, trial_balance
 from .auth import Ctx
 from .common import parse_date
 from .html import Html, Num, join, money, table, tag
@@ -43,9 +43,7 @@ def finance(ctx: NamedDependency[Ctx], site: FromQuery[str | None] = None,
         error = str(exc)
     jl = db.entities["journal_line"]
     with db.engine.connect() as conn:
-        per_site = conn.execute(
-            select(jl.c.site, func.sum(jl.c.debit), func.sum(jl.c.credit), func.count())
-            .group_by(jl.c.site).order_by(jl.c.site)).all()
+        per_site = conn.execute(books_by_site(db)).all()  # kept, not summed
         q = select(jl.c.date, jl.c.site, jl.c.account, jl.c.debit, jl.c.credit, jl.c.memo,
                    jl.c.entry_id)
         if site:
