@@ -178,3 +178,23 @@ def test_a_server_fault_is_logged_with_its_traceback_and_a_refusal_is_not(
     logged += capfd.readouterr().err
     assert logged.count("Traceback") == 1
     assert "PermissionDenied" not in logged and "NotAuthorized" not in logged
+
+
+def test_a_list_is_never_cut_short_silently(api: Api) -> None:
+    """A chain's reorder rules (a rule per product and site) were listed 10,000
+    at most, with no sign of the rest."""
+    import sqlite3
+
+    rules = api.db.entities["reorder_rule"]
+    columns = [c.name for c in rules.columns]
+    n = 10_050
+    with sqlite3.connect(api.db.url.removeprefix("sqlite:///")) as conn:
+        conn.executemany(
+            f"INSERT INTO reorder_rule ({', '.join(columns)}) VALUES "
+            f"({', '.join('?' * len(columns))})",
+            [tuple({"id": key(5_000_000 + i), "site": "S1", "product_id": key(7_000_000 + i),
+                    "level": 1, "order_qty": 2, "_version": 1, "_deleted": 0, "_row": b"\x80",
+                    "_seq": 0}.get(c) for c in columns) for i in range(n)])
+    conn.close()
+    assert len(api.ok("GET", "/api/hq/reorder-rules", "pam")) == n
+    assert len(api.ok("GET", "/api/hq/reorder-rules", "pam", site="S1")) == n
