@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from schema.finance import format_money
 from sync.ids import new_id
 from sync.replica import LocalRejected
 
@@ -23,7 +24,7 @@ from .daemon import probe, run_daemon, sync_once
 from .edge import Edge, now_ms
 from .errors import BadArgument, EdgeError, Refused, Unreachable
 from .inventory import Inventory
-from .pos import LineIn, Pos, PosError, format_money, parse_money, trial_balance
+from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
 from .progress import rich_progress
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from schema.finance import Posting, sale_posting
+from schema.finance import Posting, format_money, sale_posting
 from schema.model import MAX_MONEY
 from schema.sales import credit_refusal
 from sync.ids import new_id
@@ -50,13 +50,6 @@ def parse_money(text: str, decimals: int = 2) -> int:
         raise PosError(f"{plain} is more than the largest amount, "
                        f"{format_money(MAX_AMOUNT, decimals)}")
     return int(value.scaleb(decimals))
-
-
-def format_money(minor: int, decimals: int = 2) -> str:
-    """1250 -> '12.50', in integer arithmetic (exact for any size, no float)."""
-    whole, part = divmod(abs(minor), 10**decimals)
-    sign = "-" if minor < 0 else ""
-    return f"{sign}{whole}.{part:0{decimals}d}" if decimals else f"{sign}{whole}"
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,15 @@ def payment_posting(*, cash: int, card: int, memo: str) -> list[Posting]:
                  Posting(RECEIVABLE, 0, cash + card, memo)])
 
 
+def format_money(minor: int, decimals: int = 2, grouped: bool = False) -> str:
+    """1234567 -> '12345.67' (``grouped``: '12,345.67'), in integer arithmetic:
+    exact at any size, as a float division is not beyond 2^53 minor units."""
+    whole, part = divmod(abs(minor), 10**decimals)
+    text = f"{whole:,}" if grouped else str(whole)
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{text}.{part:0{decimals}d}" if decimals else f"{sign}{text}"
+
+
 def _round(value: float) -> int:
     """Half away from zero, to the minor unit."""
     whole = int(abs(value) + 0.5)

@@ -13,6 +13,7 @@ from typing import Any
 
 from litestar import MediaType, Response
 
+from schema.finance import format_money
 from schema.model import MAX_MONEY
 
 STYLE = """
@@ -61,7 +62,6 @@ def tag(name: str, /, *children: Any, **attrs: Any) -> Html:
     return Html(f"<{name}{''.join(rendered)}>{join(children)}</{name}>")
 
 
-
 # what ``money`` writes (1,234.50) and what people type (1234.50, .5): digits
 # with an optional point and decimals, commas only between groups of three digits
 _AMOUNT_RE = re.compile(r"(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]*)?|\.[0-9]+")
@@ -70,11 +70,8 @@ _HOW = "write it in digits with a decimal point, e.g. 1234.50 or 1,234.50"
 
 
 def money(cents: int | None) -> str:
-    """1234567 -> '12,345.67', in integer arithmetic (exact at any size)."""
-    if cents is None:
-        return ""
-    whole, part = divmod(abs(int(cents)), 100)
-    return f"{'-' if cents < 0 else ''}{whole:,}.{part:02d}"
+    """1234567 -> '12,345.67' (``schema.finance.format_money``)."""
+    return "" if cents is None else format_money(int(cents), grouped=True)
 
 
 def parse_money(text: str) -> int:
