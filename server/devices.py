@@ -38,11 +38,11 @@ class DeviceInfo:
         """active, revoked, or expired (as an IT admin reads it)."""
         now = int(time.time() * 1000) if now_ms is None else now_ms
         if self.revoked_ms is not None:
-            return f"revoked {_when(self.revoked_ms)}"
+            return f"revoked {when(self.revoked_ms)}"
         if self.expires_ms is not None and self.expires_ms <= now:
-            return f"expired {_when(self.expires_ms)}"
+            return f"expired {when(self.expires_ms)}"
         if self.expires_ms is not None:
-            return f"active until {_when(self.expires_ms)}"
+            return f"active until {when(self.expires_ms)}"
         return "active, never expires"
 
 
@@ -55,7 +55,8 @@ live longer is issued with no expiry and lives until revoked."""
 _DAY_MS = 86_400_000
 
 
-def _when(ms: int) -> str:
+def when(ms: int) -> str:
+    """A wall time in ms as IT reads it (UTC, to the minute)."""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -133,7 +134,7 @@ def _verdict(row: Any, now_ms: int) -> DeviceInfo | str:
     if info.revoked_ms is not None:
         return f"the token of device {info.device} was revoked"
     if info.expires_ms is not None and info.expires_ms <= now_ms:
-        return (f"the token of device {info.device} expired on {_when(info.expires_ms)}; "
+        return (f"the token of device {info.device} expired on {when(info.expires_ms)}; "
                 "ask HQ for a new one (branchline device add)")
     return info
 

@@ -17,6 +17,7 @@ rules or the current state. Refusals carry the reason.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
 import msgspec
@@ -145,7 +146,7 @@ def find(db: Database, entity: str, *where: ColumnElement[bool]) -> list[dict[st
     listed as 10,000, with no sign of the rest.)"""
     query = select_rows(db, entity).where(*where).order_by(db.entities[entity].c.id)
     with db.engine.connect() as conn:
-        return [{str(k): v for k, v in r.items()} for r in conn.execute(query).mappings()]
+        return _dicts(conn.execute(query).mappings())
 
 
 def select_rows(db: Database, entity: str) -> Select[Any]:
@@ -162,8 +163,12 @@ def page(db: Database, query: Select[Any], limit: int, offset: int
     with db.engine.connect() as conn:
         total = conn.execute(select(func.count()).select_from(
             query.order_by(None).subquery())).scalar_one()
-        rows = conn.execute(query.limit(limit).offset(offset)).mappings().all()
-    return [{str(k): v for k, v in r.items()} for r in rows], int(total)
+        rows = _dicts(conn.execute(query.limit(limit).offset(offset)).mappings())
+    return rows, int(total)
+
+
+def _dicts(rows: Iterable[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in r.items()} for r in rows]
 
 
 def known_site(db: Database, code: str) -> str:

@@ -115,7 +115,9 @@ class Change(msgspec.Struct):
     """The whole row after the change."""
 
 
-Cursor = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+MAX_SEQ = 2**63 - 1
+"""The largest change sequence number a store can hold (64-bit signed)."""
+Cursor = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 """A change sequence number a client names: a 64-bit signed integer, as stored."""
 
 
@@ -198,7 +200,7 @@ class SnapshotRequest(msgspec.Struct, tag=True):
     """Entity of the last row received ("" for the first page)."""
     after_key: str = ""
     """Key of the last row received."""
-    at: Annotated[int, msgspec.Meta(ge=-1, le=2**63 - 1)] = -1
+    at: Annotated[int, msgspec.Meta(ge=-1, le=MAX_SEQ)] = -1
     """Cursor the snapshot started at (-1 for the first page)."""
     limit: int = 5000
     """Most rows wanted in one page."""

@@ -13,7 +13,7 @@ from litestar.params import URLEncodedBody
 from sqlalchemy import func, select
 
 from ..api_auth import api_tokens, revoke_api_tokens
-from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke
+from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke, when
 from ..tables import DEVICE_ACTIVITY_TABLE
 from .auth import Ctx
 from .html import Html, hidden_csrf, join, post_button, table, tag
@@ -27,10 +27,6 @@ def _when(hlc: str | None) -> str:
     except ValueError:
         return ""
     return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _when_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
@@ -87,7 +83,7 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
         register,
         tag("h2", "REST API tokens (a leaver's, or one shown where it should not be)"),
         table(["login", "site", "tokens in force", "revoked", "last issued", ""],
-              [[t.login, t.site or "", t.active, t.revoked, _when_ms(t.last_ms),
+              [[t.login, t.site or "", t.active, t.revoked, when(t.last_ms),
                 revoke_api(t.login, t.active)] for t in tokens], empty="no API tokens"),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
