@@ -39,7 +39,7 @@ from sqlalchemy import (
 from schema import Schema
 from sync.audit import GENESIS, AuditRecord, chain_hash
 from sync.merge import Outcome
-from sync.messages import Ack, Change, Op, Row, decode_ack, encode
+from sync.messages import Ack, Change, Op, Row, decode_ack, encode, mark_of
 
 from . import on_hand, totals
 from .migrate import upgrade
@@ -326,6 +326,12 @@ class SqlServerStore:
             self._head = int(self.conn.execute(
                 select(func.coalesce(func.max(changes.c.seq), 0))).scalar_one())
         return self._head
+
+    def mark(self, seq: int) -> str:
+        self.flush()
+        changes = self.db.t["changes"]
+        blob = self.conn.execute(select(changes.c.row).where(changes.c.seq == seq)).scalar()
+        return mark_of(_row_decoder.decode(blob)) if blob is not None else ""
 
     # -- writes ------------------------------------------------------------------
     def record(self, outcome: Outcome, audit: AuditRecord, sites: frozenset[str] | None) -> None:

@@ -49,7 +49,7 @@ from sync.messages import (
     decode_client,
     encode,
 )
-from sync.server import ServerSession, check_cursor, check_hello
+from sync.server import ServerSession, check_hello
 
 from .automation import after_push
 from .devices import DeviceInfo, authenticate, authenticate_many
@@ -337,10 +337,10 @@ class Connection:
         if refused is not None:
             raise Closing(refused)
         session = ServerSession(self.schema, Actor(who.device, who.site), hello.cursor)
-        welcome = await self.in_db(False, lambda s: session.welcome(s, int(time.time() * 1000)))
-        diverged = check_cursor(hello.cursor, welcome.head)
-        if diverged is not None:
-            raise Closing(diverged)
+        welcome = await self.in_db(
+            False, lambda s: session.greet(s, hello, int(time.time() * 1000)))
+        if isinstance(welcome, Error):
+            raise Closing(welcome)
         self.session = session
         await self.send([welcome])
 

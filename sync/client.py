@@ -77,6 +77,8 @@ class ClientSession:
                 token=self.token,
                 schema_version=r.schema.version,
                 cursor=r.cursor,
+                mark=r.mark,
+                acked=r.store.get_state("acked") or "",
             )
         ]
 
@@ -128,7 +130,7 @@ class ClientSession:
                     request = self._snapshot_request()
                     return [] if request == early else [request]  # asked for already?
                 if at > r.cursor:
-                    r.cursor = at
+                    r.advance(at, msg.mark)
                 r.store.set_state("bootstrapped", "1")
                 self.phase = Phase.CATCHUP
                 return [Pull(at)]
@@ -137,7 +139,7 @@ class ClientSession:
                 if since > r.cursor:
                     return [Pull(r.cursor)]  # a gap: ask again from where we are
                 if cursor > r.cursor:
-                    r.cursor = cursor
+                    r.advance(cursor, msg.mark)
                 if more:
                     return [Pull(r.cursor)] if not msg.live else []
                 if self.phase is Phase.CATCHUP:
@@ -147,6 +149,8 @@ class ClientSession:
             case Acks(batch=batch, acks=acks):
                 for ack in acks:
                     r.on_ack(ack, now_ms)
+                if acks:
+                    r.store.set_state("acked", acks[-1].op_id)
                 self.in_flight.pop(batch, None)
                 return list(self.pushes())
             case Error() as err:

@@ -14,7 +14,7 @@ import msgspec
 
 from .audit import GENESIS, AuditRecord, chain_hash
 from .merge import Conflict, Outcome
-from .messages import Ack, Change, Op, Row
+from .messages import Ack, Change, Op, Row, mark_of
 
 
 def _visible(sites: frozenset[str] | None, site: str | None) -> bool:
@@ -54,6 +54,9 @@ class MemoryServerStore:
 
     def head(self) -> int:
         return len(self.log)
+
+    def mark(self, seq: int) -> str:
+        return mark_of(self.log[seq - 1][0].row) if 0 < seq <= len(self.log) else ""
 
     def changes(self, site: str | None, cursor: int, limit: int) -> tuple[list[Change], int]:
         out: list[Change] = []

@@ -23,6 +23,7 @@ Conversation::
 from __future__ import annotations
 
 from enum import StrEnum
+from hashlib import blake2b
 from typing import Annotated, Any
 
 import msgspec
@@ -115,6 +116,16 @@ class Change(msgspec.Struct):
     """The whole row after the change."""
 
 
+def mark_of(row: Row) -> str:
+    """The mark of the change that made ``row`` what it is: which row, at which
+    version. A device keeps the mark of the change at its cursor and names it
+    in its Hello; HQ finds another change at that position when its database
+    was restored from an older backup and its sequence numbers were given
+    again to other changes (``sync.server.check_cursor``)."""
+    ident = f"{row.entity}\0{row.key}\0{row.version}".encode()
+    return blake2b(ident, digest_size=8).hexdigest()
+
+
 MAX_SEQ = 2**63 - 1
 """The largest change sequence number a store can hold (64-bit signed)."""
 Cursor = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
@@ -136,6 +147,11 @@ class Hello(msgspec.Struct, tag=True):
     """Last change sequence number the client has applied (0: none)."""
     protocol: int = PROTOCOL_VERSION
     """Wire protocol version."""
+    mark: str = ""
+    """``mark_of`` the change at ``cursor``, as HQ sent it ("" if unknown)."""
+    acked: str = ""
+    """Op id of the last op HQ answered for this device ("" if none): HQ keeps
+    every answer for good, so one it has lost means a restore."""
 
 
 class Welcome(msgspec.Struct, tag=True):
@@ -191,6 +207,8 @@ class Changes(msgspec.Struct, tag=True):
     """The cursor these changes follow; a client whose cursor is lower has a gap."""
     live: bool = False
     """True when pushed by fan-out rather than asked for."""
+    mark: str = ""
+    """``mark_of`` the change at ``cursor`` ("" when the cursor did not move)."""
 
 
 class SnapshotRequest(msgspec.Struct, tag=True):
@@ -215,6 +233,8 @@ class SnapshotPage(msgspec.Struct, tag=True):
     """Cursor to pull changes from once the snapshot is done."""
     done: bool
     """True on the last page."""
+    mark: str = ""
+    """``mark_of`` the change at ``at``, on the last page."""
 
     def last_key(self) -> tuple[str, str]:
         """(entity, key) of the last row, where the next page starts."""
@@ -232,6 +252,7 @@ class StoredPage(msgspec.Struct, tag="SnapshotPage"):
     """Each row's msgpack, ordered by (entity, key)."""
     at: int
     done: bool
+    mark: str = ""
 
     def last_key(self) -> tuple[str, str]:
         """(entity, key) of the last row, where the next page starts."""

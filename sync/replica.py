@@ -119,6 +119,16 @@ class Replica:
     def cursor(self, value: int) -> None:
         self.store.set_state("cursor", str(value))
 
+    @property
+    def mark(self) -> str:
+        """HQ's mark of the change at the cursor ("" if not known)."""
+        return self.store.get_state("cursor_mark") or ""
+
+    def advance(self, cursor: int, mark: str) -> None:
+        """Move the cursor to a change HQ sent, keeping that change's mark."""
+        self.cursor = cursor
+        self.store.set_state("cursor_mark", mark)
+
     def write(
         self,
         entity: str,

@@ -43,6 +43,7 @@ from .messages import (
     StoredPage,
     Welcome,
     encode,
+    mark_of,
 )
 
 
@@ -69,6 +70,10 @@ class ServerStore(Protocol):
 
     def head(self) -> int:
         """The last change sequence number."""
+        ...
+
+    def mark(self, seq: int) -> str:
+        """``mark_of`` the row of the change at ``seq`` ("" if there is none)."""
         ...
 
     def changes(self, site: str | None, cursor: int, limit: int) -> tuple[list[Change], int]:
@@ -124,20 +129,34 @@ def check_hello(
     return None
 
 
-def check_cursor(cursor: int, head: int) -> Error | None:
-    """Why a device whose Hello names ``cursor`` cannot be served by a server
-    whose change sequence ends at ``head``, or None. A cursor beyond the head
-    means HQ lost changes the device has (a restore from an older backup, a
-    new database): serving it would skip HQ's next changes for good, and the
-    device's acked sales are no longer at HQ. Only people can mend that."""
-    if cursor <= head:
+def check_cursor(hello: Hello, head: int, found: str, answered: bool) -> Error | None:
+    """Why a device whose Hello names its cursor, the mark of the change there
+    and the last op HQ answered cannot be served by a server whose change
+    sequence ends at ``head``, whose change at the cursor has the mark
+    ``found`` and which has (``answered``) or has not kept that answer; or None.
+
+    Each means HQ lost changes the device has (a restore from an older
+    backup, a new database): a cursor beyond the head; another change at the
+    cursor, once other stores have pushed since the restore; or no record of
+    an op HQ acknowledged to the device. Serving it would skip HQ's next
+    changes for good, and the device's acked sales are no longer at HQ. Only
+    people can mend that. A device that names no mark or op (it last synced
+    with an older server) is checked by its cursor alone."""
+    cursor, mark = hello.cursor, hello.mark
+    if cursor > head:
+        lost = f"HQ's change sequence ends at {head}"
+    elif mark and cursor and mark != found:
+        lost = f"HQ's change {cursor} is not the one this device received"
+    elif hello.acked and not answered:
+        lost = f"HQ has no record of op {hello.acked}, which it acknowledged to this device"
+    else:
         return None
     return Error(
         ErrorCode.DIVERGED,
-        f"this device has HQ's changes up to {cursor}, but HQ's change sequence ends at "
-        f"{head}: HQ's database was restored from an older backup or replaced. Nothing "
-        "was synced; the device keeps working offline and keeps its sales in its own "
-        "file. IT must bring HQ back to its latest database",
+        f"this device has HQ's changes up to {cursor}, but {lost}: HQ's database was "
+        "restored from an older backup or replaced. Nothing was synced; the device "
+        "keeps working offline and keeps its sales in its own file. IT must bring HQ "
+        "back to its latest database",
         fatal=True,
     )
 
@@ -264,6 +283,15 @@ class ServerSession:
             server_ms=server_ms,
         )
 
+    def greet(self, store: ServerStore, hello: Hello, server_ms: int = 0) -> Welcome | Error:
+        """The answer to this session's ``hello``: a Welcome, or the Error that
+        refuses a device whose history HQ's no longer continues (``check_cursor``)."""
+        welcome = self.welcome(store, server_ms)
+        cursor = hello.cursor
+        found = store.mark(cursor) if hello.mark and 0 < cursor <= welcome.head else ""
+        answered = not hello.acked or store.seen(hello.acked) is not None
+        return check_cursor(hello, welcome.head, found, answered) or welcome
+
     def handle(self, store: ServerStore, msg: ClientMessage) -> list[Outgoing]:
         """Answer one client message inside the caller's transaction on ``store``;
         the caller commits before sending the answer."""
@@ -303,7 +331,11 @@ class ServerSession:
             if budget < 0 and n > 0:  # the frame would be too large: stop here
                 changes, cursor, more = changes[:n], changes[n - 1].seq, True
                 break
-        return self._advance(changes, cursor, more=more, live=live)
+        if cursor == self.cursor or (live and not changes):  # nothing the device is told
+            return self._advance(changes, cursor, more, live, "")
+        last = changes[-1] if changes else None
+        mark = mark_of(last.row) if last and last.seq == cursor else store.mark(cursor)
+        return self._advance(changes, cursor, more, live, mark)
 
     def live_run(self, run: Sequence[Change], sites: Sequence[frozenset[str] | None]
                  ) -> tuple[Changes | None, bool]:
@@ -316,29 +348,30 @@ class ServerSession:
         if not self.following:
             return None, False
         last = self.cursor
+        final: Change | None = None
         visible: list[Change] = []
         for change, scope in zip(run, sites, strict=True):
             if change.seq <= last:
                 continue
             if change.seq != last + 1:
                 break
-            last = change.seq
+            last, final = change.seq, change
             if self.scope_site is None or scope is None or self.scope_site in scope:
                 visible.append(change)
-        if last == self.cursor:
+        if final is None:
             newer = any(c.seq > last for c in run)
             return None, newer
-        return self._advance(visible, last, more=False, live=True), False
+        return self._advance(visible, last, False, True, mark_of(final.row)), False
 
-    def _advance(self, changes: list[Change], cursor: int, more: bool, live: bool
-                 ) -> Changes | None:
+    def _advance(self, changes: list[Change], cursor: int, more: bool, live: bool,
+                 mark: str) -> Changes | None:
         if cursor == self.cursor and not changes:
             return None
         self.cursor = cursor
         if not changes and live:
             return None  # nothing in scope: the device need not hear of it
         since, self.sent = self.sent, cursor
-        return Changes(changes, cursor, more=more, since=since, live=live)
+        return Changes(changes, cursor, more=more, since=since, live=live, mark=mark)
 
     def _snapshot(self, store: ServerStore, req: SnapshotRequest) -> Outgoing:
         at = store.head() if req.at < 0 else req.at
@@ -346,6 +379,12 @@ class ServerSession:
         after = (req.after_entity, req.after_key)
         stored = store.stored_snapshot(self.scope_site, after, limit)
         if stored is not None:
-            return StoredPage(rows=stored, at=at, done=len(stored) < limit)
+            done = len(stored) < limit
+            return StoredPage(rows=stored, at=at, done=done, mark=self._mark_at(store, at, done))
         rows = store.snapshot(self.scope_site, after, limit)
-        return SnapshotPage(rows=rows, at=at, done=len(rows) < limit)
+        done = len(rows) < limit
+        return SnapshotPage(rows=rows, at=at, done=done, mark=self._mark_at(store, at, done))
+
+    @staticmethod
+    def _mark_at(store: ServerStore, at: int, done: bool) -> str:
+        return store.mark(at) if done and at > 0 else ""

@@ -5,6 +5,7 @@ writes by another process sharing the file, refusal, reconnection."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -268,6 +269,63 @@ def test_a_store_ahead_of_a_restored_hq_is_refused_and_status_says_so(
     asyncio.run(sync_once(till, timeout=30))
     assert cli.main(["--db", str(till.path), "status"]) == 0
     assert "refused by HQ" not in capsys.readouterr().out
+
+
+def _sell(till: Edge, qty: int = -1) -> None:
+    till.write("stock_movement", _k(), {"site": till.setting("site"), "product_id": PRODUCT,
+                                        "qty": qty, "reason": "sale"})
+
+
+def test_stores_are_refused_by_an_hq_restored_from_a_backup_older_than_their_sync(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """HQ restored from last night's backup, and a third store pushed before
+    the first two came back, taking HQ's sequence past their cursors again:
+    S2 got a price change HQ no longer has, and S1's two sales were acked by
+    the HQ that was lost. Serving either would skip HQ's new changes at their
+    cursors for good, so HQ refuses both (4412), saying what it lost, and the
+    sales stay in S1's file."""
+    work = tmp_path / "hq"
+    work.mkdir()
+    db = work / "hq.db"
+    server = ServerProc(f"sqlite:///{db}", work).start()
+    made = Devices(server, tmp_path)
+    try:
+        server.add_user("admin", "hq_admin", "HQ")
+        hq = made.hq()
+        _seed(hq)
+        s1, s2, s3 = made.new("S1"), made.new("S2"), made.new("S3")
+        for till in (s1, s2, s3):
+            asyncio.run(sync_once(till, timeout=30))
+        with sqlite3.connect(db) as live, sqlite3.connect(work / "backup.db") as backup:
+            live.backup(backup)  # IT's nightly backup
+        for _ in range(2):
+            _sell(s1)
+        assert asyncio.run(sync_once(s1, timeout=30)).pushed == 2
+        hq.write("product", PRODUCT, {"price": 249}, user="admin")
+        asyncio.run(sync_once(hq, timeout=30))
+        asyncio.run(sync_once(s2, timeout=30))
+        assert s2.get("product", PRODUCT)["price"] == 249  # type: ignore[index]
+        lead = max(s1.status().cursor, s2.status().cursor)
+        server.stop()  # the disk dies; IT restores last night's backup
+        for suffix in ("-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        (work / "backup.db").replace(db)
+        server.start()
+        while s3.status().cursor <= lead:  # S3 sells on, past the others' cursors
+            _sell(s3)
+            asyncio.run(sync_once(s3, timeout=30))
+        for till, lost in ((s2, "is not the one this device received"),
+                           (s1, "HQ has no record of op .* acknowledged to this device")):
+            with pytest.raises(Refused, match=lost) as refused:
+                asyncio.run(sync_once(till, timeout=10))
+            assert refused.value.code == ErrorCode.DIVERGED
+            assert cli.main(["--db", str(till.path), "status"]) == 4
+            assert "restored from an older backup" in capsys.readouterr().out
+        assert s1.stock("S1", PRODUCT) == 8 and s1.pending() == []
+    finally:
+        for edge in made.opened:
+            edge.close()
+        server.stop()
 
 
 def test_status_says_a_revoked_device_was_refused_after_the_daemon_stopped(

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from schema import SCHEMA
 from sync.audit import verify_chain
-from sync.messages import Status
+from sync.messages import Status, mark_of
 from sync.server import apply_ops
 from tests.server.conftest import Backend
 from tests.sync.kit import (
@@ -281,3 +281,19 @@ def test_head_is_the_last_sequence_number(backend: Backend, write: bool) -> None
     _seed(backend)
     with backend.tx(write=write) as store:
         assert store.head() == STAFF + 3
+
+
+def test_the_mark_of_a_change_names_its_row_and_version(backend: Backend) -> None:
+    """A device keeps the mark of the change at its cursor: every store gives
+    the same mark for the same change, and another change gets another mark."""
+    _seed(backend)
+    with backend.tx() as store:
+        apply_ops(SCHEMA, store, HQ, [op(HQ, "product", PRODUCT, {"price": 250})])
+    with backend.tx(write=False) as store:
+        head = store.head()
+        changes, _ = store.changes(None, 0, 1000)
+        marks = [store.mark(c.seq) for c in changes]
+        assert store.mark(0) == "" and store.mark(head + 1) == ""
+    assert marks == [mark_of(c.row) for c in changes] and len(set(marks)) == head
+    price = [c.row for c in changes if c.row.entity == "product"]
+    assert [r.version for r in price] == [1, 2] and mark_of(price[0]) != mark_of(price[1])

@@ -13,7 +13,7 @@ from sync.client import ClientSession
 from sync.hlc import Clock
 from sync.memory import MemoryLocalStore, MemoryServerStore
 from sync.merge import Actor
-from sync.messages import Ack, Op
+from sync.messages import Ack, Error, Hello, Op
 from sync.replica import Replica
 from sync.server import SERVER_DEVICE, ServerSession, ServerStore, apply_op
 
@@ -111,6 +111,14 @@ def push(store: MemoryServerStore, actor: Actor, *ops: Op) -> list[Ack]:
     return [apply_op(SCHEMA, store, actor, o) for o in ops]
 
 
+class Diverged(Exception):
+    """The server refused a device's Hello."""
+
+    def __init__(self, error: Error) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 class Device:
     """A device with its own replica, synced to a memory server over a perfect link."""
 
@@ -127,9 +135,13 @@ class Device:
         """Connect, catch up, push everything, pull the answers: a whole sync."""
         session = ClientSession(self.replica, "token")
         server = ServerSession(SCHEMA, self.actor, self.replica.cursor)
-        session.start()  # the Hello is checked by the real server, not here
+        [hello] = session.start()  # its token is checked by the real server, not here
+        assert isinstance(hello, Hello)
+        greeting = server.greet(self.server, hello)
+        if isinstance(greeting, Error):
+            raise Diverged(greeting)
         outbox: list[Any] = []
-        inbox: list[Any] = [server.welcome(self.server)]
+        inbox: list[Any] = [greeting]
         while outbox or inbox:
             for msg in inbox:
                 outbox.extend(session.receive(msg, ms))
