@@ -5,7 +5,17 @@ account is the sum of its entries (charges on account, payments)."""
 
 from __future__ import annotations
 
-from .model import Entity, Field, Kind, Policy, Scope, StateMachine, Transition
+from .model import (
+    MAX_LEDGER_MONEY,
+    Entity,
+    Field,
+    Kind,
+    Policy,
+    ProductBound,
+    Scope,
+    StateMachine,
+    Transition,
+)
 
 L = Policy.LEDGER
 
@@ -52,6 +62,8 @@ SALE_LINE = Entity(
     scope=Scope.OWNER,
     site_field="site",
     deletable=False,
+    # its cost (qty x unit cost) fits HQ's 64-bit sum of the cost of goods sold per site
+    bounded_products=(ProductBound(("qty", "cost"), MAX_LEDGER_MONEY),),
     doc="One product on a receipt.",
 )
 

@@ -29,7 +29,7 @@ from . import on_hand
 from .api_auth import report_guard
 from .hq_api import SECURITY, Limit, Offset
 from .store import Database
-from .tables import ACCOUNT_BALANCE_TABLE, SITE_SALES_TABLE
+from .tables import ACCOUNT_BALANCE_TABLE, SALE_COST_TABLE, SITE_DAY_SALES_TABLE
 
 
 class AccountBalance(msgspec.Struct):
@@ -184,42 +184,61 @@ def sale_filters(db: Database, lo: str | None, hi: str | None,
     return found
 
 
+def _kept_sales(db: Database, lo: str | None = None, hi: str | None = None,
+                site: str | None = None) -> Select[str, int, int, int]:
+    """(site, receipts, net, tax) per site over the days from ``lo`` to ``hi``
+    (inclusive; None: open) from the totals kept per (site, day): a row per
+    site and day, however many receipts they had."""
+    kept = db.t[SITE_DAY_SALES_TABLE]
+    where = [kept.c.receipts > 0]
+    for test in (kept.c.date >= lo if lo else None, kept.c.date <= hi if hi else None,
+                 kept.c.site == site if site else None):
+        if test is not None:
+            where.append(test)
+    return (select(kept.c.site, func.sum(kept.c.receipts), func.sum(kept.c.net),
+                   func.sum(kept.c.tax))
+            .where(*where).group_by(kept.c.site).order_by(kept.c.site))
+
+
+def _sale_costs(db: Database, lo: str | None, hi: str | None,
+                site: str | None) -> Select[str, int]:
+    """(site, cost of the goods sold) of the receipts of the range: for all
+    time from the cost kept per site; over a range of days through the lines
+    of that range's receipts (``sale_line(sale_id)``), as a line has no date."""
+    if not (lo or hi):
+        kept = db.t[SALE_COST_TABLE]
+        q = select(kept.c.site, kept.c.cost).where(kept.c.lines > 0)
+        return q.where(kept.c.site == site) if site else q
+    sale, line = db.entities["sale"], db.entities["sale_line"]
+    where = sale_filters(db, lo, hi, site)
+    # per receipt, its lines: a join let SQLite walk every line ever sold
+    cost_of = (select(func.sum(line.c.qty * line.c.cost))
+               .where(line.c.sale_id == sale.c.id).scalar_subquery())
+    return select(sale.c.site, func.sum(cost_of)).where(*where).group_by(sale.c.site)
+
+
 def sales_from_books(db: Database) -> list[SiteSales]:
     """All-time sales per site from the running totals (``server.totals``):
     receipts (sales and returns), net and tax as the receipts add up, the
     cost of goods as the books hold it (the balance of cost of goods sold)."""
-    kept = db.t[SITE_SALES_TABLE]
     with db.engine.connect() as conn:
         cogs = {str(s): int(d) - int(c) for s, _, d, c in conn.execute(
             _balances(db, None, (COGS,)))}
-        rows = conn.execute(select(kept.c.site, kept.c.receipts, kept.c.net, kept.c.tax)
-                            .where(kept.c.receipts > 0).order_by(kept.c.site)).all()
+        rows = conn.execute(_kept_sales(db)).all()
     return [SiteSales(s, int(n), int(net), int(tax), cogs.get(s, 0), int(net) - cogs.get(s, 0))
             for s, n, net, tax in rows]
 
 
 def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                   site: str | None = None) -> list[SiteSales]:
-    """Receipts, net, tax and the cost of the goods sold per site, from the
-    receipts of the range and their lines (read through ``sale_line(sale_id)``:
-    a month's lines, not every line ever sold, grouped first)."""
-    sale, line = db.entities["sale"], db.entities["sale_line"]
-    where = sale_filters(db, lo, hi, site)
-    totals = (select(sale.c.site, func.count(), func.sum(sale.c.net), func.sum(sale.c.tax))
-              .where(*where).group_by(sale.c.site).order_by(sale.c.site))
-    if where:  # per receipt of the range or site, its lines' cost through (sale_id): a
-        # join let SQLite walk every line ever sold and look each receipt up
-        cost_of = (select(func.sum(line.c.qty * line.c.cost))
-                   .where(line.c.sale_id == sale.c.id).scalar_subquery())
-        costs = select(sale.c.site, func.sum(cost_of)).where(*where).group_by(sale.c.site)
-    else:  # every receipt: one pass over the lines beats a lookup per receipt
-        per_sale = (select(line.c.sale_id, func.sum(line.c.qty * line.c.cost).label("cost"))
-                    .group_by(line.c.sale_id).subquery())
-        costs = (select(sale.c.site, func.sum(per_sale.c.cost))
-                 .join(per_sale, per_sale.c.sale_id == sale.c.id).group_by(sale.c.site))
+    """Receipts, net, tax and the cost of the goods sold per site, over the
+    days from ``lo`` to ``hi`` (inclusive; None: open): the same figures as
+    summing the receipts of the range and their lines' qty x unit cost, read
+    from the totals kept per (site, day) and the cost kept per site
+    (``server.totals``); a range's cost from the lines of its receipts."""
     with db.engine.connect() as conn:
-        rows = conn.execute(totals).all()
-        cost = {str(s): int(c or 0) for s, c in conn.execute(costs)}
+        rows = conn.execute(_kept_sales(db, lo, hi, site)).all()
+        cost = {str(s): int(c or 0) for s, c in conn.execute(_sale_costs(db, lo, hi, site))}
     return [SiteSales(s, int(n), int(net), int(tax), cost.get(s, 0), int(net) - cost.get(s, 0))
             for s, n, net, tax in rows]
 

@@ -19,6 +19,7 @@ from sync.audit import verify_chain
 from sync.server import apply_ops
 from tests.sync.kit import CUSTOMER, HQ, PRODUCT, S1_TILL1, hire_staff, key, op
 
+from .rest_kit import post_sale
 from .test_device_activity import kept_and_grouped
 
 OLD = Path(__file__).parent / "data" / "hq-2026-11-23.sql"
@@ -152,8 +153,7 @@ def test_an_older_database_gets_its_account_balances_and_device_activity(
     device activity (the tables missing, the journal, receipts and audit log
     full) gets them, built from its journal lines, receipts and audit log."""
     from server.reports import sales_by_site, sales_from_books
-    from server.tables import ACCOUNT_BALANCE_TABLE, DEVICE_ACTIVITY_TABLE, SITE_SALES_TABLE
-    from tests.server.rest_kit import post_sale
+    from server.tables import ACCOUNT_BALANCE_TABLE, DEVICE_ACTIVITY_TABLE
 
     url = f"sqlite:///{tmp_path / 'hq.db'}"
     db = Database(url, SCHEMA)
@@ -163,14 +163,15 @@ def test_an_older_database_gets_its_account_balances_and_device_activity(
     post_sale(db, "S2", PRODUCT, 1, 250, 120)
     db.dispose()
     with sqlite3.connect(tmp_path / "hq.db") as conn:  # as the 11-25 server left it
-        for table in (ACCOUNT_BALANCE_TABLE, SITE_SALES_TABLE, DEVICE_ACTIVITY_TABLE):
+        for table in (ACCOUNT_BALANCE_TABLE, DEVICE_ACTIVITY_TABLE, *SALES_TOTALS):
             conn.execute(f"DROP TABLE {table}")
         conn.execute("DELETE FROM server_meta WHERE name IN "
                      "('migration:account-balances-and-site-sales', "
-                     "'migration:device-activity')")
+                     "'migration:device-activity', 'migration:site-day-sales')")
     conn.close()
     db = Database(url, SCHEMA)
-    assert db.applied == ["device-activity", "account-balances-and-site-sales"]
+    assert db.applied == ["device-activity", "account-balances-and-site-sales",
+                          "site-day-sales"]
     balances = db.t[ACCOUNT_BALANCE_TABLE]
     with db.transaction(write=False) as store:
         assert totals.drift(store.conn, db.metadata, totals.BY_TABLE[ACCOUNT_BALANCE_TABLE]) == []
@@ -181,6 +182,56 @@ def test_an_older_database_gets_its_account_balances_and_device_activity(
         ("S1", 1, 500), ("S2", 1, 250)] and sales_from_books(db) == sales_by_site(db)
     kept, grouped = kept_and_grouped(db)
     assert kept == grouped and "s1-till1" in kept
+    db.dispose()
+
+
+SALES_TOTALS = ("site_day_sales", "site_sale_cost")
+
+
+def test_an_older_database_gets_its_sales_per_day_and_cost_per_site(tmp_path: Path) -> None:
+    """A database of the 11-26 server keeps the receipts, net and tax per site
+    (``site_sales``) and no cost: it gets them per (site, day) and the cost of
+    goods per site, built from its receipts and lines, and drops ``site_sales``;
+    the sales report, which reads them, gives what the receipts and their lines
+    add up to. The receipts' lines get their (sale_id, qty, cost) index."""
+    from server.reports import sales_by_site
+
+    from .test_sales_totals import _from_the_lines
+
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    db = Database(url, SCHEMA)
+    with db.transaction() as store:
+        hire_staff(store)
+    post_sale(db, "S1", PRODUCT, 2, 250, 120, date="2026-03-01")
+    post_sale(db, "S1", PRODUCT, 1, 250, 130, date="2026-03-02")
+    post_sale(db, "S2", PRODUCT, 3, 200, 110, date="2026-03-02")
+    db.dispose()
+    with sqlite3.connect(tmp_path / "hq.db") as conn:  # as the 11-26 server left it
+        for table in SALES_TOTALS:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP INDEX ix_sale_line_by_sale_id_qty_cost")
+        conn.execute("CREATE INDEX ix_sale_line_by_sale_id ON sale_line (sale_id)")
+        conn.execute("CREATE TABLE site_sales (site VARCHAR NOT NULL PRIMARY KEY, "
+                     "net BIGINT NOT NULL, tax BIGINT NOT NULL, receipts BIGINT NOT NULL)")
+        conn.execute("INSERT INTO site_sales VALUES ('S1', 750, 150, 2), ('S2', 600, 120, 1)")
+        conn.execute("DELETE FROM server_meta WHERE name IN "
+                     "('migration:site-day-sales', 'migration:sale-line-cost-index')")
+    conn.close()
+    db = Database(url, SCHEMA)
+    assert db.applied == ["site-day-sales", "sale-line-cost-index"]
+    tables = set(inspect(db.engine).get_table_names())
+    assert "site_sales" not in tables and set(SALES_TOTALS) <= tables
+    assert {i["name"] for i in inspect(db.engine).get_indexes("sale_line")} >= {
+        "ix_sale_line_by_sale_id_qty_cost"}
+    assert "ix_sale_line_by_sale_id" not in {
+        i["name"] for i in inspect(db.engine).get_indexes("sale_line")}
+    with db.transaction(write=False) as store:
+        for table in SALES_TOTALS:
+            assert totals.drift(store.conn, db.metadata, totals.BY_TABLE[table]) == []
+    assert [(s.site, s.receipts, s.net, s.cost) for s in sales_by_site(db)] == [
+        ("S1", 2, 750, 370), ("S2", 1, 600, 330)] == [
+        (s.site, s.receipts, s.net, s.cost) for s in _from_the_lines(db)]
+    assert sales_by_site(db, "2026-03-02") == _from_the_lines(db, "2026-03-02") != []
     db.dispose()
 
 
