@@ -27,7 +27,7 @@ from schema.finance import CHART, COGS, RETURNS, REVENUE, average_cost
 
 from . import on_hand
 from .api_auth import report_guard
-from .hq_api import SECURITY, Limit, Offset
+from .hq_api import SECURITY, Limit, Offset, page
 from .store import Database
 from .tables import ACCOUNT_BALANCE_TABLE, SALE_COST_TABLE, SITE_DAY_SALES_TABLE
 
@@ -101,6 +101,14 @@ class Suggestion(msgspec.Struct):
     qty: int
     on_hand: int
     status: str
+
+
+class SuggestionPage(msgspec.Struct):
+    items: list[Suggestion]
+    total: int
+    """suggestions matching the filters, on every page"""
+    limit: int
+    offset: int
 
 
 class Valuation(msgspec.Struct):
@@ -298,6 +306,17 @@ def valuation(db: Database, site: str | None = None) -> list[Valuation]:
     return out
 
 
+def suggestions(db: Database, status: str, site: str | None, limit: int,
+                offset: int) -> SuggestionPage:
+    """One page of the purchase suggestions of a status (and site), by site,
+    product and id, with how many match in all."""
+    sug = db.entities["purchase_suggestion"]
+    q = (select(*(sug.c[n] for n in ("id", "site", "product_id", "qty", "on_hand", "status")))
+         .where(sug.c.status == status, *([sug.c.site == site] if site else [])))
+    rows, total = page(db, q.order_by(sug.c.site, sug.c.product_id, sug.c.id), limit, offset)
+    return SuggestionPage([msgspec.convert(r, Suggestion) for r in rows], total, limit, offset)
+
+
 def margin_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                    site: str | None = None, period: str = "all") -> list[SiteMargin]:
     """Revenue (sales less returns), cost of goods sold and margin per site and
@@ -404,15 +423,9 @@ class ProcurementController(Controller):
     @get("/suggestions", sync_to_thread=True, opt={"report": "suggestions"},
          summary="Purchase suggestions")
     def suggestions(self, state: State, status: FromQuery[str] = "open",
-                    site: FromQuery[str | None] = None) -> list[Suggestion]:
+                    site: FromQuery[str | None] = None, limit: Limit = 100,
+                    offset: Offset = 0) -> SuggestionPage:
         """Purchase suggestions raised from low stock (default: the open ones),
-        optionally of one site."""
-        db = _db(state)
-        sug = db.entities["purchase_suggestion"]
-        q = (select(sug.c.id, sug.c.site, sug.c.product_id, sug.c.qty, sug.c.on_hand,
-                    sug.c.status).where(sug.c.status == status))
-        if site:
-            q = q.where(sug.c.site == site)
-        with db.engine.connect() as conn:
-            rows = conn.execute(q.order_by(sug.c.site, sug.c.product_id)).all()
-        return [Suggestion(*r) for r in rows]
+        optionally of one site, by site and product, a page at a time with the
+        number of all that match (``items``; it was the whole list, unpaged)."""
+        return suggestions(_db(state), status, site or None, limit, offset)

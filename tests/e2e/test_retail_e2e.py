@@ -194,11 +194,11 @@ def test_low_stock_raises_one_purchase_suggestion(
     till.sync()
     till.run("sell", "OAT-1:4", "--cash", "20")
     till.sync()
-    assert _api(server, "/api/procurement/suggestions") == []  # 6 left: above the level
+    assert _api(server, "/api/procurement/suggestions")["items"] == []  # 6 left: above the level
     till.run("sell", "OAT-1:2", "--cash", "20")
     till.run("sell", "OAT-1:1", "--cash", "20")
     till.sync()
-    (sug,) = _api(server, "/api/procurement/suggestions")
+    (sug,) = _api(server, "/api/procurement/suggestions")["items"]
     assert (sug["site"], sug["qty"], sug["on_hand"]) == ("S1", 24, 3)
     till.sync()  # the store sees its suggestion too
     assert till.query("SELECT qty, status FROM purchase_suggestion") == [(24, "open")]

@@ -196,3 +196,34 @@ def test_all_time_figures_come_from_the_kept_balances_and_match_the_journal(api:
     assert branchline(["check-totals", "--db", url, "--rebuild"]) == 0
     assert trial_balance(api.db, None).balanced
     assert sales_from_books(api.db) == sales_by_site(api.db)
+
+
+def test_purchase_suggestions_come_a_page_at_a_time_with_their_number(api: Api) -> None:
+    """A chain's suggestions (20,000 open at the scale hunt) came as one list;
+    they come a page at a time (100 unless asked, at most 500), by site and
+    product, with how many match: walking the pages gives each once."""
+    import uuid
+
+    from sqlalchemy import insert
+
+    sites = {"S1": 130, "S2": 95}
+    rows = [{"id": str(uuid.uuid4()), "site": site, "product_id": str(uuid.uuid4()),
+             "qty": 24, "on_hand": 1, "status": status, "_version": 1, "_deleted": False,
+             "_row": b"\x80", "_seq": 0}
+            for site, n in sites.items() for status in ["open"] * n + ["dismissed"] * 7]
+    with api.db.engine.begin() as conn:
+        conn.execute(insert(api.db.entities["purchase_suggestion"]), rows)
+    first = api.ok("GET", "/api/procurement/suggestions", "pam")
+    assert (first["total"], first["limit"], first["offset"], len(first["items"])) == (
+        225, 100, 0, 100)
+    walked = [s for offset in (0, 100, 200) for s in api.ok(
+        "GET", "/api/procurement/suggestions", "pam", offset=offset)["items"]]
+    assert len({s["id"] for s in walked}) == 225
+    assert [(s["site"], s["product_id"]) for s in walked] == sorted(
+        (r["site"], r["product_id"]) for r in rows if r["status"] == "open")
+    s2 = api.ok("GET", "/api/procurement/suggestions", "pam", site="S2", limit=500)
+    assert (s2["total"], len(s2["items"]), {s["site"] for s in s2["items"]}) == (95, 95, {"S2"})
+    dismissed = api.ok("GET", "/api/procurement/suggestions", "pam", status="dismissed")
+    assert dismissed["total"] == 14 and {s["status"] for s in dismissed["items"]} == {
+        "dismissed"}
+    assert api.call("GET", "/api/procurement/suggestions", "pam", limit=501)[0] == 400
