@@ -27,6 +27,7 @@ from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
 from .progress import rich_progress
+from .store import KEEP_SENT_DAYS
 
 
 def _seconds(text: str) -> float:
@@ -62,7 +63,14 @@ def parser() -> argparse.ArgumentParser:
     sync.add_argument("--timeout", type=_seconds, default=300, help="give up after this many s")
     daemon = sub.add_parser("daemon", help="stay connected and sync continuously "
                                            "(SIGINT or SIGTERM stops it cleanly)")
-    for command in (sync, daemon):
+    rejoin = sub.add_parser(
+        "rejoin", help="after HQ was restored from an older backup and refused this device "
+                       "(diverged): send HQ again what it acknowledged in the last "
+                       f"{KEEP_SENT_DAYS} days, reload HQ's rows, and sync")
+    rejoin.add_argument("--timeout", type=_seconds, default=300, help="give up after this many s")
+    rejoin.add_argument("--force", action="store_true",
+                        help="rejoin although HQ's last answer was not a refusal as diverged")
+    for command in (sync, daemon, rejoin):
         command.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                              help="draw progress bars while bootstrapping or pushing a large "
                                   "backlog (default: only when stderr is a terminal)")
@@ -170,6 +178,27 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _rejoin(edge: Edge, args: argparse.Namespace) -> int:
+    refused = edge.status().refused or ""
+    if "diverged" not in refused and not args.force:
+        print("HQ has not refused this device as diverged (restored from an older backup); "
+              "nothing to rejoin. `--force` rejoins anyway", file=sys.stderr)
+        return 2
+    why = asyncio.run(probe(edge.setting("server"), 5))
+    if why is not None:  # the device must not drop HQ's rows without HQ to reload them
+        raise Unreachable(f"{why}; nothing was changed")
+    again, oldest = edge.rejoin()
+    kept = (f"queued again {again} ops HQ acknowledged since {_when(oldest)}" if again
+            else "no acknowledged ops were kept to send again")
+    print(f"{kept}; reloading HQ's rows")
+    with rich_progress(args.progress) as progress:
+        result = asyncio.run(sync_once(edge, timeout=args.timeout, progress=progress))
+    print(f"pushed {result.pushed} ops ({result.rejected} rejected), received "
+          f"{result.snapshot_rows} rows by snapshot, {result.pending} pending, "
+          f"cursor {result.cursor}, {result.seconds:.2f} s")
+    return 0
+
+
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -252,6 +281,8 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             print(f"pushed {result.pushed} ops ({result.rejected} rejected), received "
                   f"{result.received_rows} rows ({result.snapshot_rows} by snapshot), "
                   f"{result.pending} pending, cursor {result.cursor}, {result.seconds:.2f} s")
+        case "rejoin":
+            return _rejoin(edge, args)
         case "daemon":
             asyncio.run(_daemon(edge, args.progress))
             print("daemon stopped", file=sys.stderr)

@@ -53,6 +53,7 @@ from sync.messages import (
 from .edge import Edge, now_ms
 from .errors import LocalDatabaseError, NotConfigured, Refused, Unreachable
 from .progress import Progress
+from .store import KEEP_SENT_DAYS, REFUSED_STATE
 
 log = logging.getLogger("branchline.daemon")
 
@@ -60,9 +61,6 @@ FATAL_CLOSE = {4401: ErrorCode.AUTH, 4403: ErrorCode.SCOPE, 4412: ErrorCode.DIVE
                4426: ErrorCode.SCHEMA}
 """Close codes after which reconnecting cannot help: HQ must act first."""
 FATAL_ERRORS = frozenset(FATAL_CLOSE.values())
-REFUSED_STATE = "refused"
-"""``_state`` entry holding HQ's last refusal of this device ("<ms> <why>"),
-cleared by the next Welcome."""
 STABLE_SESSION_S = 30.0
 """A connection that lasted this long resets the reconnect backoff; one that
 failed sooner (even after HQ's Welcome) counts as another failed attempt."""
@@ -263,6 +261,8 @@ async def _sync(edge: Edge, url: str, *, until_idle: bool, stop: asyncio.Event |
                 on_welcome: Callable[[], None] | None = None) -> SyncResult:
     start = time.monotonic()
     edge.replica  # noqa: B018 -- fail early (NotConfigured) before touching the network
+    with edge.transaction() as store:
+        store.forget_sent(now_ms() - KEEP_SENT_DAYS * 86_400_000)
     ws = await _open(url)
     link = _Link(edge, ws, progress, on_welcome)
     try:

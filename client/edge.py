@@ -131,6 +131,23 @@ class Edge:
         """Delete a row (it stays as a tombstone until HQ confirms)."""
         return self.write(entity, key, {}, user, delete=True, group=group)
 
+    def rejoin(self) -> tuple[int, int | None]:
+        """Start over with an HQ restored from an older backup, keeping all this
+        device did: the ops HQ acknowledged in the last ``KEEP_SENT_DAYS`` go
+        back into the outbox ahead of those still pending (HQ applies the ones
+        it lost and answers the others as before, by op id), and every row HQ
+        sent is dropped, to be loaded again by the next sync's snapshot, so that
+        nothing HQ no longer has lingers here. Until then the device shows its
+        own ops only. Returns how many ops were queued again, and when the
+        oldest of them was acked."""
+        with self.transaction() as store:
+            again, oldest = store.requeue_sent()
+            store.forget_hq()
+            for entity, key in store.outbox_rows():
+                if self.schema.get(entity) is not None:
+                    self.replica.rebase(entity, key)
+        return again, oldest
+
     # -- reads -----------------------------------------------------------------------
     def _entity(self, name: str) -> Entity:
         entity = self.schema.get(name)

@@ -32,6 +32,15 @@ from sync.messages import Op, Row, decode_op, decode_row, encode
 from .migrate import needs_upgrade, upgrade
 
 BUSY_TIMEOUT_MS = 30_000
+KEEP_SENT_DAYS = 7
+REFUSED_STATE = "refused"
+"""``_state`` entry holding HQ's last refusal of this device ("<ms> <why>"),
+cleared by the next Welcome."""
+FOLLOWED = ("cursor", "cursor_mark", "acked", "bootstrapped", "snapshot_after",
+            "snapshot_at", REFUSED_STATE)
+"""The sync state that says how far this device followed HQ's history."""
+"""How long a device keeps the ops HQ acknowledged: what ``Edge.rejoin`` can
+send again to an HQ restored from a backup (a nightly backup is a day old)."""
 """How long a writer waits for another process's transaction before giving up."""
 _CHUNK = 10_000
 """Most keys in one ``IN (...)`` list."""
@@ -446,9 +455,55 @@ class SqliteLocalStore:
             "SELECT op FROM _outbox WHERE entity = ? AND key = ? ORDER BY pos", (entity, key))]
 
     def drop_outbox(self, op_id: str) -> Op | None:
-        found = self.conn.execute("DELETE FROM _outbox WHERE op_id = ? RETURNING op",
-                                  (op_id,)).fetchone()
-        return decode_op(found[0]) if found else None
+        """Take an acknowledged op out of the outbox; it is kept in ``_sent``
+        (``KEEP_SENT_DAYS``) for ``requeue_sent``."""
+        found = self.conn.execute(
+            "DELETE FROM _outbox WHERE op_id = ? RETURNING pos, entity, key, op, created_ms",
+            (op_id,)).fetchone()
+        if found is None:
+            return None
+        pos, entity, key, blob, created = found
+        op = decode_op(blob)
+        self.conn.execute(
+            "INSERT OR REPLACE INTO _sent (pos, op_id, entity, key, grp, op, created_ms, "
+            "acked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (pos, op_id, entity, key, op.group, blob, created, int(time.time() * 1000)))
+        return op
+
+    def forget_sent(self, before_ms: int) -> int:
+        """Forget the acknowledged ops acked before ``before_ms``, never part of
+        a business transaction (a group acked across the cut is kept whole);
+        returns how many were forgotten."""
+        return int(self.conn.execute(
+            "DELETE FROM _sent WHERE acked_ms < ? AND (grp = '' OR grp NOT IN "
+            "(SELECT grp FROM _sent WHERE acked_ms >= ? AND grp != ''))",
+            (before_ms, before_ms)).rowcount)
+
+    def forget_hq(self) -> None:
+        """Drop every row HQ sent (view rows, their bases and overrides) and the
+        sync state that says how far this device followed HQ. The outbox, the
+        settings, the clock and the rejections stay."""
+        for entity in self.schema.entities:
+            self.conn.execute(f'DELETE FROM "{entity.name}"')
+        self.conn.execute("DELETE FROM _base")
+        self.conn.execute("DELETE FROM _view_override")
+        self.conn.executemany("DELETE FROM _state WHERE name = ?", [(n,) for n in FOLLOWED])
+
+    def outbox_rows(self) -> list[tuple[str, str]]:
+        """(entity, key) of every row with pending ops."""
+        return [(str(e), str(k)) for e, k in self.conn.execute(
+            "SELECT DISTINCT entity, key FROM _outbox ORDER BY entity, key")]
+
+    def requeue_sent(self) -> tuple[int, int | None]:
+        """Put every kept acknowledged op back into the outbox at its old
+        position, ahead of the ops made since; returns how many, and when the
+        oldest was acked (None: none kept)."""
+        count, oldest = self.conn.execute("SELECT count(*), min(acked_ms) FROM _sent").fetchone()
+        self.conn.execute(
+            "INSERT OR IGNORE INTO _outbox (pos, op_id, entity, key, op, created_ms) "
+            "SELECT pos, op_id, entity, key, op, created_ms FROM _sent ORDER BY pos")
+        self.conn.execute("DELETE FROM _sent")
+        return int(count), None if oldest is None else int(oldest)
 
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM _outbox").fetchone()[0])

@@ -14,6 +14,9 @@
   it differs from ``_base`` -- in practice the rows with pending ops; a NULL
   ``row`` means "no visible row" although a base exists;
 * ``_outbox``: ops not yet acknowledged, in the order they were made;
+* ``_sent``: ops HQ acknowledged, kept ``client.store.KEEP_SENT_DAYS`` at the
+  same position, so that ``Edge.rejoin`` can send them again to an HQ
+  restored from a backup older than their acks;
 * ``_state``: cursor, clock, configuration, schema version;
 * ``_rejections``: ops HQ refused, with the reason;
 * ``stock_on_hand``: per (site, product), the sum of ``stock_movement.qty``,
@@ -35,7 +38,8 @@ import sqlite_utils
 
 from schema import Entity, Kind, Schema
 
-INTERNAL = ("_base", "_view_override", "_outbox", "_state", "_rejections", "stock_on_hand")
+INTERNAL = ("_base", "_view_override", "_outbox", "_sent", "_state", "_rejections",
+            "stock_on_hand")
 """Tables that are not entity views; no entity may be named like one."""
 
 _TYPES: dict[Kind, type] = {
@@ -105,6 +109,10 @@ def create_internal_tables(db: sqlite_utils.Database) -> None:
         "op BLOB NOT NULL, created_ms INTEGER NOT NULL)")
     db.table("_outbox").create_index(["entity", "key"], index_name="ix_outbox_row",
                                      if_not_exists=True)
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS _sent (pos INTEGER PRIMARY KEY, op_id TEXT NOT NULL, "
+        "entity TEXT NOT NULL, key TEXT NOT NULL, grp TEXT NOT NULL, op BLOB NOT NULL, "
+        "created_ms INTEGER NOT NULL, acked_ms INTEGER NOT NULL)")
     db.table("_state").create({"name": str, "value": str}, pk="name", not_null=["name"],
                               if_not_exists=True)
     db.table("_rejections").create(

@@ -156,7 +156,8 @@ def check_cursor(hello: Hello, head: int, found: str, answered: bool) -> Error |
         f"this device has HQ's changes up to {cursor}, but {lost}: HQ's database was "
         "restored from an older backup or replaced. Nothing was synced; the device "
         "keeps working offline and keeps its sales in its own file. IT must bring HQ "
-        "back to its latest database",
+        "back to its latest database; if that is lost for good, `branchline-edge rejoin` "
+        "sends HQ again what it acknowledged to this device in the last days",
         fatal=True,
     )
 

@@ -303,7 +303,11 @@ def test_stores_are_refused_by_an_hq_restored_from_a_backup_older_than_their_syn
         assert asyncio.run(sync_once(s1, timeout=30)).pushed == 2
         hq.write("product", PRODUCT, {"price": 249}, user="admin")
         asyncio.run(sync_once(hq, timeout=30))
+        lost_pc, walk_in = made.new("HQ"), _k()  # a PC that dies with HQ's disk
+        lost_pc.write("customer", walk_in, {"name": "Walk-in"}, user="admin")
+        asyncio.run(sync_once(lost_pc, timeout=30))
         asyncio.run(sync_once(s2, timeout=30))
+        assert s2.get("customer", walk_in) is not None
         assert s2.get("product", PRODUCT)["price"] == 249  # type: ignore[index]
         lead = max(s1.status().cursor, s2.status().cursor)
         server.stop()  # the disk dies; IT restores last night's backup
@@ -322,6 +326,25 @@ def test_stores_are_refused_by_an_hq_restored_from_a_backup_older_than_their_syn
             assert cli.main(["--db", str(till.path), "status"]) == 4
             assert "restored from an older backup" in capsys.readouterr().out
         assert s1.stock("S1", PRODUCT) == 8 and s1.pending() == []
+
+        # HQ's latest database is lost for good: every device rejoins, in any order
+        assert cli.main(["--db", str(s3.path), "rejoin", "--no-progress"]) == 2  # not refused
+        with pytest.raises(Refused, match="restored from an older backup"):
+            asyncio.run(sync_once(hq, timeout=10))  # HQ's own PC: its price edit was lost
+        for till in (s1, s2, hq):
+            assert cli.main(["--db", str(till.path), "rejoin", "--no-progress"]) == 0
+        for till in (hq, s2, s1, s3):  # a device that rejoined early pulls the later ones
+            asyncio.run(sync_once(till, timeout=30))
+        s3_sold = -len(s3.query("stock_movement", site="S3", reason="sale"))
+        assert s1.stock("S1", PRODUCT) == hq.stock("S1", PRODUCT) == 8
+        assert hq.stock("S3", PRODUCT) == s3.stock("S3", PRODUCT) == s3_sold < 0
+        assert s2.get("product", PRODUCT)["price"] == 249  # type: ignore[index]
+        assert s2.get("customer", walk_in) is None  # HQ lost it: no device keeps it
+        assert all(till.pending() == [] and till.rejections() == [] and
+                   till.stock_mismatches() == [] for till in (hq, s1, s2, s3))
+        check = subprocess.run([str(BIN / "branchline"), "check-totals", "--db",
+                                server.db_url], capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr
     finally:
         for edge in made.opened:
             edge.close()
