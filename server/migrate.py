@@ -235,12 +235,14 @@ def _site_day_sales(conn: Connection, metadata: MetaData, schema: Schema) -> Non
         totals.fill(conn, metadata, totals.BY_TABLE[table])
 
 
-@step("sale-line-cost-index")
-def _sale_line_cost_index(conn: Connection, metadata: MetaData, schema: Schema) -> None:
-    """The cost of a range's receipts read each line's row through the
-    ``sale_line(sale_id)`` index; ``(sale_id, qty, cost)`` has what it reads."""
-    conn.execute(text(f"DROP INDEX IF EXISTS {_quote(conn, 'ix_sale_line_by_sale_id')}"))
-    _create_indexes(conn, metadata, ["sale_line"])
+@step("range-cost-indexes")
+def _range_cost_indexes(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """The cost of a range's receipts read each receipt's row and each of its
+    lines' rows through the ``sale(date, site)`` and ``sale_line(sale_id)``
+    indexes; ``(date, site, id)`` and ``(sale_id, qty, cost)`` hold what it reads."""
+    for old in ("ix_sale_by_date_site", "ix_sale_line_by_sale_id"):
+        conn.execute(text(f"DROP INDEX IF EXISTS {_quote(conn, old)}"))
+    _create_indexes(conn, metadata, ["sale", "sale_line"])
 
 
 def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:

@@ -63,7 +63,7 @@ suggestions; a push that sold 300 products paid it 300 times)."""
 
 READS = {
     "journal_line": (("_seq",), ("site", "_seq"), ("date",)),
-    "sale": (("date", "site"),),
+    "sale": (("date", "site", "id"),),
     "sale_line": (("sale_id", "qty", "cost"),),
     "po_line": (("po_id",),),
     "goods_receipt": (("po_id",),),
@@ -76,9 +76,9 @@ journal newest first (whole, per site) and by date; a period's receipts; an
 order's lines and receipts; a product's rules and price changes; a
 customer's statement. At a million journal lines the finance page sorted
 them all (1.5 s per open) and a month's margin walked every line of a site.
-A receipt's lines are indexed with their qty and unit cost, so the cost of a
-range's receipts is read from the index alone (half the time of reading
-each line's row)."""
+The cost of a range's receipts is read from indexes alone: the receipts by
+date with their site and id, each one's lines with their qty and unit cost
+(at 250,000 receipts, a month 152 -> 49 ms against reading every row)."""
 
 ON_HAND_TABLE = "on_hand"
 """Stock on hand per (site, product), its value (``STOCK_VALUE``) and its
