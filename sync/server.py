@@ -260,6 +260,18 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
     return [answers[op.op_id] for op in given]  # a repeated op id gets its first answer
 
 
+_last_live: tuple[Row | None, str] = (None, "")
+
+
+def _live_mark(row: Row) -> str:
+    """``mark_of`` a row that every following session's live run ends at:
+    worked out once per publish, not once per device."""
+    global _last_live
+    if _last_live[0] is not row:
+        _last_live = (row, mark_of(row))
+    return _last_live[1]
+
+
 class ServerSession:
     """One authenticated device's conversation with the server."""
 
@@ -362,7 +374,7 @@ class ServerSession:
         if final is None:
             newer = any(c.seq > last for c in run)
             return None, newer
-        return self._advance(visible, last, False, True, mark_of(final.row)), False
+        return self._advance(visible, last, False, True, _live_mark(final.row)), False
 
     def _advance(self, changes: list[Change], cursor: int, more: bool, live: bool,
                  mark: str) -> Changes | None:

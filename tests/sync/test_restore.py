@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from schema import SCHEMA
-from sync.messages import Error, ErrorCode, Hello
+from sync.messages import Changes, Error, ErrorCode, Hello, Pull, mark_of
 from sync.server import ServerSession
 from tests.sync.kit import HQ, PRODUCT, S1_TILL1, S1_TILL2, S2_TILL1, Device, Diverged, key
 from tests.sync.kit import seeded_server as _seeded
@@ -81,3 +81,25 @@ def test_a_device_of_an_older_release_is_checked_by_its_cursor_alone() -> None:
     beyond = ServerSession(SCHEMA, S1_TILL1, head + 1)
     refused = beyond.greet(server, Hello(S1_TILL1.device, "S1", "t", SCHEMA.version, head + 1))
     assert isinstance(refused, Error) and refused.code is ErrorCode.DIVERGED
+
+
+def test_every_changes_frame_carries_the_mark_of_the_change_at_its_cursor() -> None:
+    """Live or pulled, in scope or not: the cursor a device is told comes with
+    the mark of HQ's change there, which is what a later Hello is checked by."""
+    server = _seeded()
+    s2 = ServerSession(SCHEMA, S2_TILL1, 0)
+    s2.handle(server, Pull(0))
+    hq, s1 = Device(HQ, server), Device(S1_TILL1, server)
+    hq.sync()
+    s1.sync()
+    hq.replica.write("product", PRODUCT, {"price": 249}, "u-hq-pc", 2_500)
+    hq.sync()
+    live, _ = s2.live_run([c for c, _ in server.log], [sites for _, sites in server.log])
+    assert isinstance(live, Changes) and live.cursor == server.head()
+    assert live.mark == mark_of(server.log[-1][0].row) == server.mark(server.head())
+    _sale(s1, 1)
+    s1.sync()  # an S1 sale: outside S2's scope, yet where S2's cursor now ends
+    pulled = ServerSession(SCHEMA, S2_TILL1, live.cursor).handle(server, Pull(live.cursor))[0]
+    assert isinstance(pulled, Changes) and pulled.changes == []
+    assert pulled.cursor == server.head() and server.log[-1][0].row.entity == "stock_movement"
+    assert pulled.mark == mark_of(server.log[-1][0].row) == server.mark(server.head())
