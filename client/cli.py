@@ -179,18 +179,18 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _rejoin(edge: Edge, args: argparse.Namespace) -> int:
-    refused = edge.status().refused or ""
-    if "diverged" not in refused and not args.force:
+    status = edge.status()
+    if status.rejoining:
+        print("a rejoin is under way: loading HQ's rows again")
+    elif "diverged" in (status.refused or "") or args.force:
+        again, oldest = edge.rejoin()
+        kept = (f"queued again {again} ops HQ acknowledged since {_when(oldest)}" if again
+                else "no acknowledged ops were kept to send again")
+        print(f"{kept}; loading HQ's rows again")
+    else:
         print("HQ has not refused this device as diverged (restored from an older backup); "
               "nothing to rejoin. `--force` rejoins anyway", file=sys.stderr)
         return 2
-    why = asyncio.run(probe(edge.setting("server"), 5))
-    if why is not None:  # the device must not drop HQ's rows without HQ to reload them
-        raise Unreachable(f"{why}; nothing was changed")
-    again, oldest = edge.rejoin()
-    kept = (f"queued again {again} ops HQ acknowledged since {_when(oldest)}" if again
-            else "no acknowledged ops were kept to send again")
-    print(f"{kept}; reloading HQ's rows")
     with rich_progress(args.progress) as progress:
         result = asyncio.run(sync_once(edge, timeout=args.timeout, progress=progress))
     print(f"pushed {result.pushed} ops ({result.rejected} rejected), received "
@@ -295,6 +295,8 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
                   f"last sync {_when(s.last_sync_ms)}\n"
                   f"snapshot taken {'yes' if s.bootstrapped else 'no'}\n"
                   f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}")
+            if s.rejoining:
+                print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
             if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
                 at, _, why = s.refused.partition(" ")
                 print(f"refused by HQ at {_when(int(at))}: {why}")

@@ -64,6 +64,8 @@ FATAL_ERRORS = frozenset(FATAL_CLOSE.values())
 STABLE_SESSION_S = 30.0
 """A connection that lasted this long resets the reconnect backoff; one that
 failed sooner (even after HQ's Welcome) counts as another failed attempt."""
+FORGET_SENT_S = 3600.0
+"""How often a long connection forgets the acked ops kept long enough."""
 LOCAL_POLL_S = 0.05
 """How often the outbox is checked for ops queued by other processes."""
 CONNECT_TIMEOUT_S = 5.0
@@ -139,6 +141,7 @@ class _Link:
         seq = store.outbox_seq()
         next_poll = loop.time() + LOCAL_POLL_S
         next_mark = loop.time() + IN_SYNC_MARK_S
+        next_forget = loop.time() + FORGET_SENT_S
         recv = asyncio.ensure_future(self.ws.recv())
         halt = asyncio.ensure_future(stop.wait()) if stop is not None else None
         try:
@@ -162,6 +165,9 @@ class _Link:
                     if self.session.phase is Phase.READY:
                         with self.edge.transaction():
                             store.set_state("last_sync_ms", str(now_ms()))
+                if loop.time() >= next_forget:
+                    next_forget = loop.time() + FORGET_SENT_S
+                    forget_sent(self.edge)
                 if until_idle and self.session.idle:
                     return
         finally:
@@ -240,6 +246,13 @@ class _Link:
                           seconds=seconds)
 
 
+def forget_sent(edge: Edge) -> None:
+    """Forget the acked ops kept longer than ``KEEP_SENT_DAYS``: at each
+    connection, and every ``FORGET_SENT_S`` of one that lasts."""
+    with edge.transaction() as store:
+        store.forget_sent(now_ms() - KEEP_SENT_DAYS * 86_400_000)
+
+
 async def _open(url: str, timeout: float = CONNECT_TIMEOUT_S) -> ClientConnection:
     try:
         return await connect(url, max_size=MAX_MESSAGE_BYTES, open_timeout=timeout,
@@ -261,8 +274,7 @@ async def _sync(edge: Edge, url: str, *, until_idle: bool, stop: asyncio.Event |
                 on_welcome: Callable[[], None] | None = None) -> SyncResult:
     start = time.monotonic()
     edge.replica  # noqa: B018 -- fail early (NotConfigured) before touching the network
-    with edge.transaction() as store:
-        store.forget_sent(now_ms() - KEEP_SENT_DAYS * 86_400_000)
+    forget_sent(edge)
     ws = await _open(url)
     link = _Link(edge, ws, progress, on_welcome)
     try:

@@ -21,7 +21,7 @@ from sync.messages import Op
 from sync.replica import Replica
 
 from .errors import NotConfigured, UnknownName
-from .store import SqliteLocalStore, connect
+from .store import REJOINING_STATE, SqliteLocalStore, connect
 from .tables import StockSums, rebuild_stock, stock_mismatches, visible_columns
 
 SETTINGS = ("server", "device", "site", "token")
@@ -45,6 +45,8 @@ class EdgeStatus:
     """Wall time of the last moment this device was caught up with HQ."""
     refused: str | None = None
     """HQ's last refusal of this device ("<ms> <why>"), until HQ takes it again."""
+    rejoining: bool = False
+    """A rejoin is under way: HQ's rows are being loaded again."""
 
 
 @dataclass(frozen=True)
@@ -133,20 +135,15 @@ class Edge:
 
     def rejoin(self) -> tuple[int, int | None]:
         """Start over with an HQ restored from an older backup, keeping all this
-        device did: the ops HQ acknowledged in the last ``KEEP_SENT_DAYS`` go
-        back into the outbox ahead of those still pending (HQ applies the ones
-        it lost and answers the others as before, by op id), and every row HQ
-        sent is dropped, to be loaded again by the next sync's snapshot, so that
-        nothing HQ no longer has lingers here. Until then the device shows its
-        own ops only. Returns how many ops were queued again, and when the
-        oldest of them was acked."""
+        device did (``SqliteLocalStore.rejoin``): the ops HQ took in the last
+        ``KEEP_SENT_DAYS`` go back into the outbox ahead of those still pending
+        (HQ applies the ones it lost and answers the others as before, by op
+        id), and the next sync loads HQ's rows again; once that snapshot is
+        whole, every row HQ no longer has goes, so nothing it lost lingers.
+        Until then the till keeps showing what it had. Returns how many ops
+        were queued again, and when the oldest of them was acked."""
         with self.transaction() as store:
-            again, oldest = store.requeue_sent()
-            store.forget_hq()
-            for entity, key in store.outbox_rows():
-                if self.schema.get(entity) is not None:
-                    self.replica.rebase(entity, key)
-        return again, oldest
+            return store.rejoin()
 
     # -- reads -----------------------------------------------------------------------
     def _entity(self, name: str) -> Entity:
@@ -220,4 +217,5 @@ class Edge:
             bootstrapped=self.store.get_state("bootstrapped") == "1",
             last_sync_ms=int(last) if last else None,
             refused=self.store.get_state("refused") or None,
+            rejoining=self.store.get_state(REJOINING_STATE) is not None,
         )

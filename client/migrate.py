@@ -16,6 +16,7 @@ lets them skip the write lock when nothing changed since the last open.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable
 
@@ -36,9 +37,6 @@ from .tables import (
 )
 
 Step = Callable[[sqlite_utils.Database], None]
-LAYOUT = 3
-"""Version of the generated layout; raise it when ``client.tables`` changes what it
-makes (a new index, a new internal table), so every database is checked again."""
 steps = Migrations("branchline-edge")
 STEPS: list[str] = []
 """Names of the registered steps, in order."""
@@ -122,14 +120,23 @@ def _server_rows_stored_once(db: sqlite_utils.Database) -> None:
 
 
 def fingerprint(schema: Schema) -> str:
-    """What the tables are generated from: the schema's entities and fields,
-    the layout, the registered steps and the triggers."""
-    spec = repr((
-        LAYOUT, schema.version,
-        [(e.name, [(f.name, f.kind.value) for f in e.fields]) for e in schema.entities],
-        STEPS, sorted(STOCK_TRIGGERS.values()),
-    ))
+    """What the tables are generated from: the schema's version, the registered
+    steps, and every table, index and trigger ``client.tables`` makes, as the
+    SQL a new file is made with. Any change to what it makes (a new internal
+    table, an index, a trigger) changes the fingerprint by itself, so every
+    older file is checked again when it is opened."""
+    spec = repr((schema.version, STEPS, _layout(schema)))
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+@functools.cache
+def _layout(schema: Schema) -> tuple[str, ...]:
+    """The SQL of everything ``create_tables`` makes in a new file."""
+    db = sqlite_utils.Database(memory=True)
+    create_tables(db, schema)
+    made = db.execute("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL").fetchall()
+    db.close()
+    return tuple(sorted(str(sql) for (sql,) in made))
 
 
 def _state(db: sqlite_utils.Database, name: str) -> str | None:

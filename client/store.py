@@ -32,16 +32,18 @@ from sync.messages import Op, Row, decode_op, decode_row, encode
 from .migrate import needs_upgrade, upgrade
 
 BUSY_TIMEOUT_MS = 30_000
+"""How long a writer waits for another process's transaction before giving up."""
 KEEP_SENT_DAYS = 7
+"""How long a device keeps the ops HQ acknowledged: what ``Edge.rejoin`` can
+send again to an HQ restored from a backup (a nightly backup is a day old)."""
 REFUSED_STATE = "refused"
 """``_state`` entry holding HQ's last refusal of this device ("<ms> <why>"),
 cleared by the next Welcome."""
+REJOINING_STATE = "rejoining"
+"""``_state`` entry set by ``Edge.rejoin`` until its snapshot is stored whole."""
 FOLLOWED = ("cursor", "cursor_mark", "acked", "bootstrapped", "snapshot_after",
             "snapshot_at", REFUSED_STATE)
 """The sync state that says how far this device followed HQ's history."""
-"""How long a device keeps the ops HQ acknowledged: what ``Edge.rejoin`` can
-send again to an HQ restored from a backup (a nightly backup is a day old)."""
-"""How long a writer waits for another process's transaction before giving up."""
 _CHUNK = 10_000
 """Most keys in one ``IN (...)`` list."""
 _ROWS_PER_INSERT = 100
@@ -374,6 +376,8 @@ class SqliteLocalStore:
         as it is, not encoded again."""
         if not rows:
             return []
+        if not check_versions:
+            self._note_snapshot(rows)
         if blobs is not None and len(blobs) != len(rows):
             blobs = None
         pending = self._pending_keys()
@@ -454,56 +458,81 @@ class SqliteLocalStore:
         return [decode_op(blob) for (blob,) in self.conn.execute(
             "SELECT op FROM _outbox WHERE entity = ? AND key = ? ORDER BY pos", (entity, key))]
 
-    def drop_outbox(self, op_id: str) -> Op | None:
-        """Take an acknowledged op out of the outbox; it is kept in ``_sent``
-        (``KEEP_SENT_DAYS``) for ``requeue_sent``."""
+    def drop_outbox(self, op_id: str, sent_ms: int | None = None) -> Op | None:
+        """Take an answered op out of the outbox. One HQ took (``sent_ms``: when
+        its answer came) is kept in ``_sent`` for ``KEEP_SENT_DAYS``, for
+        ``requeue_sent``; every op of one answer shares that time, so a business
+        transaction (never split across pushes) is kept and forgotten whole."""
         found = self.conn.execute(
             "DELETE FROM _outbox WHERE op_id = ? RETURNING pos, entity, key, op, created_ms",
             (op_id,)).fetchone()
         if found is None:
             return None
         pos, entity, key, blob, created = found
-        op = decode_op(blob)
-        self.conn.execute(
-            "INSERT OR REPLACE INTO _sent (pos, op_id, entity, key, grp, op, created_ms, "
-            "acked_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (pos, op_id, entity, key, op.group, blob, created, int(time.time() * 1000)))
-        return op
+        if sent_ms is not None:
+            self.conn.execute(
+                "INSERT OR REPLACE INTO _sent (pos, op_id, entity, key, op, created_ms, "
+                "acked_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (pos, op_id, entity, key, blob, created, sent_ms))
+        return decode_op(blob)
 
     def forget_sent(self, before_ms: int) -> int:
-        """Forget the acknowledged ops acked before ``before_ms``, never part of
-        a business transaction (a group acked across the cut is kept whole);
-        returns how many were forgotten."""
-        return int(self.conn.execute(
-            "DELETE FROM _sent WHERE acked_ms < ? AND (grp = '' OR grp NOT IN "
-            "(SELECT grp FROM _sent WHERE acked_ms >= ? AND grp != ''))",
-            (before_ms, before_ms)).rowcount)
+        """Forget the acknowledged ops acked before ``before_ms``, unless HQ
+        refused this device as diverged or a rejoin is under way (they are
+        then what it needs); returns how many were forgotten."""
+        if self.get_state(REJOINING_STATE) or "diverged" in (self.get_state(REFUSED_STATE)
+                                                            or ""):
+            return 0
+        return int(self.conn.execute("DELETE FROM _sent WHERE acked_ms < ?",
+                                     (before_ms,)).rowcount)
 
-    def forget_hq(self) -> None:
-        """Drop every row HQ sent (view rows, their bases and overrides) and the
-        sync state that says how far this device followed HQ. The outbox, the
-        settings, the clock and the rejections stay."""
-        for entity in self.schema.entities:
-            self.conn.execute(f'DELETE FROM "{entity.name}"')
-        self.conn.execute("DELETE FROM _base")
-        self.conn.execute("DELETE FROM _view_override")
-        self.conn.executemany("DELETE FROM _state WHERE name = ?", [(n,) for n in FOLLOWED])
-
-    def outbox_rows(self) -> list[tuple[str, str]]:
-        """(entity, key) of every row with pending ops."""
-        return [(str(e), str(k)) for e, k in self.conn.execute(
-            "SELECT DISTINCT entity, key FROM _outbox ORDER BY entity, key")]
-
-    def requeue_sent(self) -> tuple[int, int | None]:
-        """Put every kept acknowledged op back into the outbox at its old
-        position, ahead of the ops made since; returns how many, and when the
-        oldest was acked (None: none kept)."""
-        count, oldest = self.conn.execute("SELECT count(*), min(acked_ms) FROM _sent").fetchone()
-        self.conn.execute(
+    def rejoin(self) -> tuple[int, int | None]:
+        """Start following HQ's history afresh (``Edge.rejoin``): the kept ops go
+        back into the outbox at their old positions, ahead of the ops made
+        since; the rows they touch lose their server row, so that whatever HQ
+        now answers is taken whatever its version; the sync state is reset so
+        the next sync bootstraps. HQ's rows stay visible until the snapshot is
+        stored whole (``snapshot_done``). Returns how many ops were queued
+        again, and when the oldest of them was acked (None: none kept)."""
+        oldest = self.conn.execute("SELECT min(acked_ms) FROM _sent").fetchone()[0]
+        again = self.conn.execute(
             "INSERT OR IGNORE INTO _outbox (pos, op_id, entity, key, op, created_ms) "
-            "SELECT pos, op_id, entity, key, op, created_ms FROM _sent ORDER BY pos")
+            "SELECT pos, op_id, entity, key, op, created_ms FROM _sent ORDER BY pos").rowcount
         self.conn.execute("DELETE FROM _sent")
-        return int(count), None if oldest is None else int(oldest)
+        pending = "(SELECT key FROM _outbox WHERE entity = ?)"
+        self.conn.execute("DELETE FROM _base WHERE (entity, key) IN "
+                          "(SELECT entity, key FROM _outbox)")
+        for entity in self.schema.entities:
+            self.conn.execute(f'UPDATE "{entity.name}" SET _row = NULL WHERE id IN {pending}',
+                              (entity.name,))
+        self.conn.executemany("DELETE FROM _state WHERE name = ?", [(n,) for n in FOLLOWED])
+        self.conn.execute("DELETE FROM _rejoin_seen")
+        self.set_state(REJOINING_STATE, "1")
+        return int(again), None if oldest is None else int(oldest)
+
+    def _note_snapshot(self, rows: list[Row]) -> None:
+        """During a rejoin, remember which rows HQ's snapshot holds."""
+        if self.get_state(REJOINING_STATE):
+            self.conn.executemany("INSERT OR IGNORE INTO _rejoin_seen (entity, key) "
+                                  "VALUES (?, ?)", [(r.entity, r.key) for r in rows])
+
+    def snapshot_done(self) -> None:
+        """The snapshot is stored whole: at the end of a rejoin, every row HQ
+        did not send (it lost it) and no pending op holds goes."""
+        if not self.get_state(REJOINING_STATE):
+            return
+        unsent = ("NOT IN (SELECT key FROM _rejoin_seen WHERE entity = :e) AND {col} NOT IN "
+                  "(SELECT key FROM _outbox WHERE entity = :e)")
+        for entity in self.schema.entities:
+            self.conn.execute(f'DELETE FROM "{entity.name}" WHERE id ' +
+                              unsent.format(col="id"), {"e": entity.name})
+        for table in ("_base", "_view_override"):
+            self.conn.execute(
+                f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM _rejoin_seen s WHERE "
+                f"s.entity = {table}.entity AND s.key = {table}.key) AND NOT EXISTS (SELECT 1 "
+                f"FROM _outbox o WHERE o.entity = {table}.entity AND o.key = {table}.key)")
+        self.conn.execute("DELETE FROM _rejoin_seen")
+        self.conn.execute("DELETE FROM _state WHERE name = ?", (REJOINING_STATE,))
 
     def pending_count(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM _outbox").fetchone()[0])

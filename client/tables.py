@@ -14,9 +14,10 @@
   it differs from ``_base`` -- in practice the rows with pending ops; a NULL
   ``row`` means "no visible row" although a base exists;
 * ``_outbox``: ops not yet acknowledged, in the order they were made;
-* ``_sent``: ops HQ acknowledged, kept ``client.store.KEEP_SENT_DAYS`` at the
-  same position, so that ``Edge.rejoin`` can send them again to an HQ
-  restored from a backup older than their acks;
+* ``_sent``: ops HQ took, kept ``client.store.KEEP_SENT_DAYS`` at their outbox
+  position, so that ``Edge.rejoin`` can send them again to an HQ restored
+  from a backup older than their acks; ``_rejoin_seen``: during a rejoin, the
+  rows HQ's snapshot held so far (the others go when it is whole);
 * ``_state``: cursor, clock, configuration, schema version;
 * ``_rejections``: ops HQ refused, with the reason;
 * ``stock_on_hand``: per (site, product), the sum of ``stock_movement.qty``,
@@ -38,8 +39,8 @@ import sqlite_utils
 
 from schema import Entity, Kind, Schema
 
-INTERNAL = ("_base", "_view_override", "_outbox", "_sent", "_state", "_rejections",
-            "stock_on_hand")
+INTERNAL = ("_base", "_view_override", "_outbox", "_sent", "_rejoin_seen", "_state",
+            "_rejections", "stock_on_hand")
 """Tables that are not entity views; no entity may be named like one."""
 
 _TYPES: dict[Kind, type] = {
@@ -111,8 +112,11 @@ def create_internal_tables(db: sqlite_utils.Database) -> None:
                                      if_not_exists=True)
     db.execute(
         "CREATE TABLE IF NOT EXISTS _sent (pos INTEGER PRIMARY KEY, op_id TEXT NOT NULL, "
-        "entity TEXT NOT NULL, key TEXT NOT NULL, grp TEXT NOT NULL, op BLOB NOT NULL, "
+        "entity TEXT NOT NULL, key TEXT NOT NULL, op BLOB NOT NULL, "
         "created_ms INTEGER NOT NULL, acked_ms INTEGER NOT NULL)")
+    db.execute("CREATE INDEX IF NOT EXISTS ix_sent_acked ON _sent (acked_ms)")
+    db.execute("CREATE TABLE IF NOT EXISTS _rejoin_seen (entity TEXT NOT NULL, "
+               "key TEXT NOT NULL, PRIMARY KEY (entity, key)) WITHOUT ROWID")
     db.table("_state").create({"name": str, "value": str}, pk="name", not_null=["name"],
                               if_not_exists=True)
     db.table("_rejections").create(

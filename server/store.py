@@ -472,16 +472,25 @@ class SqlServerStore:
     def changes(self, site: str | None, cursor: int, limit: int) -> tuple[list[Change], int]:
         self.flush()
         limit = max(1, limit)  # as the memory store: a page holds at least one change
+        # The head first, and the page read up to it: a page that is not full
+        # then has every change up to the head. (Read after the page, the head
+        # could include a commit the page missed -- PostgreSQL's READ COMMITTED
+        # takes a new snapshot per statement -- and the device would skip it.)
+        # Writers take sequence numbers in turn, each after the last committed,
+        # so every change up to the head read is committed.
+        self._head = None
+        head = self.head()
         changes, scope = self.db.t["changes"], self.db.t["change_scope"]
         q = select(changes.c.seq, changes.c.row)
         if site is None:
-            q = q.where(changes.c.seq > cursor)
+            q = q.where(changes.c.seq > cursor, changes.c.seq <= head)
         else:
             # Two ranges of the (site, seq) index, each read in order and cut at
             # ``limit``: a device far behind costs O(limit) per page, not a sort
             # of everything it has not seen yet.
             ranges = [
-                select(scope.c.seq).where(scope.c.site == s, scope.c.seq > cursor)
+                select(scope.c.seq).where(scope.c.site == s, scope.c.seq > cursor,
+                                          scope.c.seq <= head)
                 .order_by(scope.c.seq).limit(limit).subquery()
                 for s in (EVERY_SITE, site)
             ]
@@ -490,8 +499,7 @@ class SqlServerStore:
         found = [Change(seq, _row_decoder.decode(blob)) for seq, blob in self.conn.execute(q)]
         if len(found) >= limit:
             return found, found[-1].seq
-        self._head = None
-        return found, max(self.head(), cursor)
+        return found, max(head, cursor)
 
     def snapshot(self, site: str | None, after: tuple[str, str], limit: int) -> list[Row]:
         return [_row_decoder.decode(blob) for blob in self.stored_snapshot(site, after, limit)]

@@ -132,6 +132,7 @@ class ClientSession:
                 if at > r.cursor:
                     r.advance(at, msg.mark)
                 r.store.set_state("bootstrapped", "1")
+                r.store.snapshot_done()
                 self.phase = Phase.CATCHUP
                 return [Pull(at)]
             case Changes(changes=changes, cursor=cursor, more=more, since=since):

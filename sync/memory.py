@@ -116,12 +116,15 @@ class MemoryLocalStore:
     def outbox_for(self, entity: str, key: str) -> list[Op]:
         return [op for op in self.pending.values() if op.entity == entity and op.key == key]
 
-    def drop_outbox(self, op_id: str) -> Op | None:
+    def drop_outbox(self, op_id: str, sent_ms: int | None = None) -> Op | None:
         for pos, op in self.pending.items():
             if op.op_id == op_id:
                 del self.pending[pos]
                 return op
         return None
+
+    def snapshot_done(self) -> None:
+        return None  # keeps no answered ops, so never rejoins
 
     def get_state(self, name: str) -> str | None:
         return self.state.get(name)

@@ -118,11 +118,14 @@ class Change(msgspec.Struct):
 
 def mark_of(row: Row) -> str:
     """The mark of the change that made ``row`` what it is: which row, at which
-    version. A device keeps the mark of the change at its cursor and names it
-    in its Hello; HQ finds another change at that position when its database
-    was restored from an older backup and its sequence numbers were given
-    again to other changes (``sync.server.check_cursor``)."""
-    ident = f"{row.entity}\0{row.key}\0{row.version}".encode()
+    version, by the write of which clock (the version alone repeats when a
+    change lost in a restore is made again by hand). A device keeps the mark
+    of the change at its cursor and names it in its Hello; HQ finds another
+    change at that position when its database was restored from an older
+    backup and its sequence numbers were given again to other changes
+    (``sync.server.check_cursor``)."""
+    latest = max(row.meta.values())[0] if row.meta else ""
+    ident = f"{row.entity}\0{row.key}\0{row.version}\0{latest}".encode()
     return blake2b(ident, digest_size=8).hexdigest()
 
 

@@ -66,8 +66,14 @@ class LocalStore(Protocol):
         """Pending ops of one row, oldest first."""
         ...
 
-    def drop_outbox(self, op_id: str) -> Op | None:
-        """Remove an acknowledged op; return it (None if it was not pending)."""
+    def drop_outbox(self, op_id: str, sent_ms: int | None = None) -> Op | None:
+        """Remove an answered op; return it (None if it was not pending). With
+        ``sent_ms`` (HQ took it, at that time) the store may keep it a while,
+        to send again to an HQ restored from an older backup."""
+        ...
+
+    def snapshot_done(self) -> None:
+        """The last page of a snapshot was stored (in this transaction)."""
         ...
 
     def get_state(self, name: str) -> str | None:
@@ -121,13 +127,15 @@ class Replica:
 
     @property
     def mark(self) -> str:
-        """HQ's mark of the change at the cursor ("" if not known)."""
-        return self.store.get_state("cursor_mark") or ""
+        """HQ's mark of the change at the cursor ("" if not known: the mark kept
+        is of another cursor, when software that keeps none moved it)."""
+        at, _, mark = (self.store.get_state("cursor_mark") or "").partition(" ")
+        return mark if at == str(self.cursor) else ""
 
     def advance(self, cursor: int, mark: str) -> None:
-        """Move the cursor to a change HQ sent, keeping that change's mark."""
+        """Move the cursor to a change HQ sent, keeping that change's mark with it."""
         self.cursor = cursor
-        self.store.set_state("cursor_mark", mark)
+        self.store.set_state("cursor_mark", f"{cursor} {mark}")
 
     def write(
         self,
@@ -213,7 +221,8 @@ class Replica:
 
     def on_ack(self, ack: Ack, now_ms: int) -> Op | None:
         """Apply the server's answer to one of our ops; returns the op (None: a duplicate)."""
-        op = self.store.drop_outbox(ack.op_id)
+        taken = ack.status is not Status.REJECTED  # a rejected op stays void for good
+        op = self.store.drop_outbox(ack.op_id, now_ms if taken else None)
         if op is None:
             return None
         if (ack.row is None and ack.status is Status.ACCEPTED and self.schema.get(op.entity)

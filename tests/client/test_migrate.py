@@ -10,6 +10,7 @@ import dataclasses
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,9 @@ from sync.messages import Ack, Status
 from tests.sync.kit import PRODUCT, key
 
 OLD = Path(__file__).parent / "data" / "edge-2026-11-23.sql"
+PREVIOUS = Path(__file__).parent / "data" / "edge-2026-11-26.sql"
+"""Made by the client of commit 2ddd96e (before ``_sent``): a product, a
+receipt of 10, three sales, the first of them acked."""
 
 
 @pytest.fixture
@@ -175,3 +179,41 @@ def test_processes_opening_a_new_file_together_make_it_once(tmp_path: Path) -> N
     applied = conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id").fetchall()
     conn.close()
     assert [name for (name,) in applied] == STEPS
+
+
+def test_a_file_of_the_previous_release_gets_what_this_one_adds(tmp_path: Path) -> None:
+    """Nothing but ``client.tables`` changed between that release and this one
+    (no upgrade step): the layout's fingerprint is taken from the SQL the
+    tables are made with, so the file is still checked again and gets them."""
+    path = tmp_path / "till.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(PREVIOUS.read_text())
+    conn.close()
+    with Edge(path) as edge:
+        assert edge.store.upgraded == [] and {"_sent", "_rejoin_seen"} <= _tables(edge)
+        assert not needs_upgrade(edge.store.db, SCHEMA)
+        [first, second] = edge.pending()
+        with edge.transaction():
+            edge.replica.on_ack(Ack(first.op_id, Status.ACCEPTED), 5_000)
+        assert edge.pending() == [second] and edge.stock("S1", PRODUCT) == 7
+        assert edge.conn.execute("SELECT op_id FROM _sent").fetchall() == [(first.op_id,)]
+
+
+def test_any_change_to_what_the_tables_are_made_of_changes_the_fingerprint(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import client.migrate as migrate
+
+    before = migrate.fingerprint(SCHEMA)
+    made = migrate.create_tables  # type: ignore[attr-defined]
+
+    def with_an_index(db: Any, schema: Schema) -> list[str]:
+        added = made(db, schema)
+        db.execute("CREATE INDEX IF NOT EXISTS ix_sent_op ON _sent (op_id)")
+        return added
+
+    monkeypatch.setattr(migrate, "create_tables", with_an_index)
+    migrate._layout.cache_clear()
+    try:
+        assert migrate.fingerprint(SCHEMA) != before
+    finally:
+        migrate._layout.cache_clear()

@@ -1,6 +1,6 @@
-"""What a device keeps of the ops HQ acknowledged, and ``Edge.rejoin``, which
-starts over with an HQ restored from an older backup. The whole story, with a
-real server, a real backup and four devices, is in ``test_daemon_live``."""
+"""What a device keeps of the ops HQ took, and ``Edge.rejoin``, which starts
+over with an HQ restored from an older backup. The whole story, with a real
+server, a real backup and five devices, is in ``test_daemon_live``."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from pathlib import Path
 import pytest
 
 from client.edge import Edge
-from client.store import KEEP_SENT_DAYS
-from sync.messages import Ack, Row, Status
+from sync.client import ClientSession
+from sync.messages import Ack, Row, SnapshotPage, Status
 from tests.sync.kit import CUSTOMER, PRODUCT, key
-
-DAY_MS = 86_400_000
 
 
 @pytest.fixture
@@ -30,67 +28,84 @@ def _sell(edge: Edge, n: int, group: str = "") -> str:
                                                  "qty": -1, "reason": "sale"}, group=group).op_id
 
 
-def _ack(edge: Edge, *op_ids: str) -> None:
-    with edge.transaction():
+def _answer(edge: Edge, ms: int, *op_ids: str, status: Status = Status.ACCEPTED) -> None:
+    with edge.transaction():  # one Acks frame: every op of it answered at ``ms``
         for op_id in op_ids:
-            edge.replica.on_ack(Ack(op_id, Status.ACCEPTED), 2_000)
-
-
-def _acked_at(edge: Edge, ms: int, *op_ids: str) -> None:
-    with edge.transaction():
-        edge.conn.executemany("UPDATE _sent SET acked_ms = ? WHERE op_id = ?",
-                              [(ms, op_id) for op_id in op_ids])
+            edge.replica.on_ack(Ack(op_id, status, "no" if status is Status.REJECTED else ""),
+                                ms)
 
 
 def _kept(edge: Edge) -> list[str]:
     return [op_id for (op_id,) in edge.conn.execute("SELECT op_id FROM _sent ORDER BY pos")]
 
 
-def test_acked_ops_are_kept_for_a_while_and_a_transaction_is_forgotten_whole(
-        edge: Edge) -> None:
-    old, split_a, split_b, recent = (_sell(edge, 1), _sell(edge, 2, "t1"),
-                                     _sell(edge, 3, "t1"), _sell(edge, 4))
-    _ack(edge, old, split_a, split_b, recent)
-    assert edge.pending() == [] and _kept(edge) == [old, split_a, split_b, recent]
-    cut = 100 * DAY_MS
-    _acked_at(edge, cut - KEEP_SENT_DAYS * DAY_MS - 1, old, split_a)  # t1 acked across the cut
-    _acked_at(edge, cut, split_b, recent)
+def _forget(edge: Edge, before_ms: int) -> int:
     with edge.transaction() as store:
-        assert store.forget_sent(cut) == 1
-    assert _kept(edge) == [split_a, split_b, recent]
-    _acked_at(edge, cut - 1, split_b)
-    with edge.transaction() as store:
-        assert store.forget_sent(cut) == 2
-    assert _kept(edge) == [recent]
+        return store.forget_sent(before_ms)
 
 
-def test_rejoin_queues_the_acked_ops_again_ahead_of_pending_and_drops_hqs_rows(
+def test_ops_hq_took_are_kept_a_while_and_a_transaction_is_forgotten_whole(
         edge: Edge) -> None:
-    with edge.transaction():  # rows HQ sent: a product, a customer, a receipt of stock
-        edge.replica.on_rows([
-            Row("product", PRODUCT, 1, {"sku": "OAT-1", "name": "Oat milk", "price": 199}),
-            Row("customer", CUSTOMER, 3, {"name": "Ada", "phone": "111"}),
-            Row("stock_movement", key(99), 1, {"site": "S1", "product_id": PRODUCT,
-                                               "qty": 10, "reason": "receipt"}),
-        ], 1_000)
+    old, a, b, recent = _sell(edge, 1), _sell(edge, 2, "t1"), _sell(edge, 3, "t1"), _sell(edge, 4)
+    refused = edge.write("customer", key(5), {"name": "Bo"}).op_id
+    _answer(edge, 1_000, old)
+    _answer(edge, 2_000, a, b)  # a business transaction is answered in one frame
+    _answer(edge, 3_000, recent)
+    _answer(edge, 3_000, refused, status=Status.REJECTED)
+    assert edge.pending() == [] and _kept(edge) == [old, a, b, recent]  # never a rejected op
+    assert _forget(edge, 2_000) == 1 and _kept(edge) == [a, b, recent]
+    assert _forget(edge, 2_001) == 2 and _kept(edge) == [recent]
+    with edge.transaction() as store:  # HQ refused the device as diverged: keep everything
+        store.set_state("refused", "9 HQ refused this device (diverged): ...")
+    assert _forget(edge, 10_000) == 0 and _kept(edge) == [recent]
+
+
+def _hq_rows() -> list[Row]:
+    return [
+        Row("product", PRODUCT, 1, {"sku": "OAT-1", "name": "Oat milk", "price": 199}),
+        Row("customer", CUSTOMER, 3, {"name": "Ada", "phone": "111"}),
+        Row("stock_movement", key(99), 1, {"site": "S1", "product_id": PRODUCT,
+                                           "qty": 10, "reason": "receipt"}),
+    ]
+
+
+def test_rejoin_queues_the_ops_again_and_drops_what_hqs_new_snapshot_lacks(
+        edge: Edge) -> None:
+    with edge.transaction():
+        edge.replica.on_rows(_hq_rows(), 1_000)
     first, second = _sell(edge, 1), _sell(edge, 2)
-    _ack(edge, first, second)
+    phone = edge.write("customer", CUSTOMER, {"phone": "222"}).op_id
+    _answer(edge, 2_000, first, second, phone)
+    with edge.transaction():  # HQ's answer to the phone edit made the customer version 4
+        edge.replica.on_rows([Row("customer", CUSTOMER, 4, {"name": "Ada", "phone": "222"})],
+                             2_000)
     later = _sell(edge, 3)  # made since, not yet pushed
-    assert edge.stock("S1", PRODUCT) == 7
     with edge.transaction() as store:
-        store.set_state("cursor", "41")
-        store.set_state("acked", second)
-        store.set_state("bootstrapped", "1")
-        store.set_state("refused", "1 HQ refused this device (diverged): ...")
+        for name, value in (("cursor", "41"), ("cursor_mark", "41 ab"), ("acked", phone),
+                            ("bootstrapped", "1"), ("refused", "1 (diverged)")):
+            store.set_state(name, value)
 
-    again, oldest = edge.rejoin()
-
-    assert again == 2 and oldest is not None
-    assert [op.op_id for op in edge.pending()] == [first, second, later]
-    assert _kept(edge) == []
-    assert edge.get("product", PRODUCT) is None and edge.get("customer", CUSTOMER) is None
-    assert edge.get("stock_movement", key(1)) is not None  # its own sales it still shows
-    assert edge.stock("S1", PRODUCT) == -3 and edge.stock_mismatches() == []
+    assert edge.rejoin()[0] == 3
+    assert [op.op_id for op in edge.pending()] == [first, second, phone, later]
+    assert _kept(edge) == [] and edge.status().rejoining
     status = edge.status()
     assert (status.cursor, status.bootstrapped, status.refused) == (0, False, None)
-    assert edge.store.get_state("acked") is None and edge.setting("device") == "s1-till1"
+    assert edge.replica.mark == "" and edge.store.get_state("acked") is None
+    # until HQ's rows are in again, the till sells on with what it had
+    assert edge.get("product", PRODUCT) is not None and edge.stock("S1", PRODUCT) == 7
+
+    # the restored HQ's snapshot: the product as it was, the customer at version 3
+    # (the phone edit was lost), and no receipt of stock (lost too)
+    session = ClientSession(edge.replica, "bl_token")
+    restored = [_hq_rows()[0], _hq_rows()[1]]
+    with edge.transaction():
+        session.receive(SnapshotPage(restored[:1], at=7, done=False), 5_000)
+    assert edge.get("stock_movement", key(99)) is not None  # not whole yet: nothing goes
+    with edge.transaction():
+        session.receive(SnapshotPage(restored[1:], at=7, done=True), 5_000)
+    assert not edge.status().rejoining and edge.status().bootstrapped
+    assert edge.get("stock_movement", key(99)) is None  # HQ lost it: it goes here too
+    assert edge.get("stock_movement", key(1)) is not None  # its own sales stay, pending
+    assert edge.stock("S1", PRODUCT) == -3 and edge.stock_mismatches() == []
+    assert edge.store.base("customer", CUSTOMER).version == 3  # type: ignore[union-attr]
+    assert edge.get("customer", CUSTOMER)["phone"] == "222"  # type: ignore[index]

@@ -8,15 +8,18 @@ on random histories.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import msgspec
 import pytest
 from sqlalchemy import text
 
 from schema import SCHEMA
+from server.store import SqlServerStore
 from sync.audit import verify_chain
 from sync.messages import Status, mark_of
 from sync.server import apply_ops
-from tests.server.conftest import Backend
+from tests.server.conftest import SQL_STORES, Backend, open_backend
 from tests.sync.kit import (
     CUSTOMER,
     HQ,
@@ -297,3 +300,33 @@ def test_the_mark_of_a_change_names_its_row_and_version(backend: Backend) -> Non
     assert marks == [mark_of(c.row) for c in changes] and len(set(marks)) == head
     price = [c.row for c in changes if c.row.entity == "product"]
     assert [r.version for r in price] == [1, 2] and mark_of(price[0]) != mark_of(price[1])
+
+
+@pytest.mark.parametrize("kind", SQL_STORES)  # the memory store has no concurrent commits
+def test_a_change_committed_while_a_page_is_read_is_never_skipped(
+        kind: str, tmp_path: Path) -> None:
+    """Another store's sale commits right as a device's page of changes is
+    read: the cursor the device is given must not pass a change its page did
+    not hold (PostgreSQL reads each statement at its own snapshot)."""
+    with open_backend(kind, tmp_path) as backend:
+        _the_page_and_the_commit(backend)
+
+
+def _the_page_and_the_commit(backend: Backend) -> None:
+    _seed(backend)
+    with backend.tx(write=False) as store:
+        assert isinstance(store, SqlServerStore)
+        real_head = store.head
+
+        def head_after_a_commit() -> int:
+            with backend.tx() as other:
+                apply_ops(SCHEMA, other, S1_TILL1,
+                          [op(S1_TILL1, "stock_movement", key(70), _sale("S1"))])
+            return real_head()
+
+        store.head = head_after_a_commit  # type: ignore[method-assign]
+        page, cursor = store.changes(None, 0, 1000)
+    with backend.tx(write=False) as store:
+        rest, _ = store.changes(None, cursor, 1000)
+        head = store.head()
+    assert sorted(c.seq for c in [*page, *rest]) == list(range(1, head + 1))

@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from schema import SCHEMA
-from sync.messages import Changes, Error, ErrorCode, Hello, Pull, mark_of
+from sync.messages import Changes, Error, ErrorCode, Hello, Pull, Row, mark_of
 from sync.server import ServerSession
 from tests.sync.kit import HQ, PRODUCT, S1_TILL1, S1_TILL2, S2_TILL1, Device, Diverged, key
 from tests.sync.kit import seeded_server as _seeded
@@ -103,3 +103,35 @@ def test_every_changes_frame_carries_the_mark_of_the_change_at_its_cursor() -> N
     assert isinstance(pulled, Changes) and pulled.changes == []
     assert pulled.cursor == server.head() and server.log[-1][0].row.entity == "stock_movement"
     assert pulled.mark == mark_of(server.log[-1][0].row) == server.mark(server.head())
+
+
+def test_a_change_made_again_by_hand_after_a_restore_has_another_mark() -> None:
+    """HQ lost a price change in the restore and someone made it again, to
+    another price, from another PC: same row, same version, same position,
+    but another write, so the device that saw the first is not served on."""
+    lost = Row("product", PRODUCT, 2, {"price": 249}, meta={"price": ("0001-a-hq-pc", 2)})
+    again = Row("product", PRODUCT, 2, {"price": 259}, meta={"price": ("0002-a-hq-pc2", 2)})
+    assert mark_of(lost) != mark_of(again)
+    assert mark_of(lost) == mark_of(Row("product", PRODUCT, 2, {"price": 1}, meta=lost.meta))
+
+
+def test_a_mark_is_only_named_for_the_cursor_it_was_kept_with() -> None:
+    """An older branchline-edge sharing the file (a daemon still running
+    during an upgrade) moves the cursor and keeps no mark: the mark of the
+    cursor before must not be named for the new one, or HQ would refuse a
+    healthy device as diverged."""
+    server = _seeded()
+    till = Device(S1_TILL1, server)
+    till.sync()
+    assert till.replica.mark == server.mark(till.replica.cursor) != ""
+    hq = Device(HQ, server)
+    hq.sync()
+    hq.replica.write("product", PRODUCT, {"price": 249}, "u-hq-pc", 2_500)
+    hq.sync()
+    till.store.set_state("cursor", str(server.head()))  # the older software's pull
+    assert till.replica.mark == ""
+    till.sync()  # served on, checked by its cursor alone
+    hq.replica.write("product", PRODUCT, {"price": 259}, "u-hq-pc", 2_600)
+    hq.sync()
+    till.sync()  # the next change it gets comes with its mark again
+    assert till.replica.mark == server.mark(till.replica.cursor) != ""
