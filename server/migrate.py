@@ -40,6 +40,7 @@ from .tables import (
     ACCOUNT_BALANCE_TABLE,
     DEVICE_ACTIVITY_TABLE,
     EVERY_SITE,
+    JOURNAL_DAY_TABLE,
     LOOKUPS,
     READS,
     SALE_COST_TABLE,
@@ -243,6 +244,15 @@ def _range_cost_indexes(conn: Connection, metadata: MetaData, schema: Schema) ->
     for old in ("ix_sale_by_date_site", "ix_sale_line_by_sale_id"):
         conn.execute(text(f"DROP INDEX IF EXISTS {_quote(conn, old)}"))
     _create_indexes(conn, metadata, ["sale", "sale_line"])
+
+
+@step("journal-day")
+def _journal_day(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """The margin by month or day, and over a range of days, read every
+    journal line of the range (all time by month: 0.9 s at 1.25 M lines);
+    ``journal_day`` now keeps the debits, credits and lines per (day, site,
+    account) beside ``account_balance``: build it from the journal."""
+    totals.fill(conn, metadata, totals.BY_TABLE[JOURNAL_DAY_TABLE])
 
 
 def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:

@@ -3,8 +3,9 @@ journal, sales and margin, stock on hand with its exceptions, valuation and
 purchase suggestions. Every figure comes from the ledgers (journal lines,
 sale lines, stock movements): all-time figures through the running totals the
 store keeps beside them in the same transactions (``server.totals``, checked
-by ``branchline check-totals``), figures over a date range from the lines of
-that range.
+by ``branchline check-totals``); figures over a date range from the totals
+kept per day where there are (sales, margin), else from the lines of that
+range.
 
 Every report needs an API token; who may read which report is decided by
 ``schema.people.REPORTS`` through ``server.api_auth.report_guard`` (401
@@ -29,7 +30,12 @@ from . import on_hand
 from .api_auth import report_guard
 from .hq_api import SECURITY, Limit, Offset, page
 from .store import Database
-from .tables import ACCOUNT_BALANCE_TABLE, SALE_COST_TABLE, SITE_DAY_SALES_TABLE
+from .tables import (
+    ACCOUNT_BALANCE_TABLE,
+    JOURNAL_DAY_TABLE,
+    SALE_COST_TABLE,
+    SITE_DAY_SALES_TABLE,
+)
 
 
 class AccountBalance(msgspec.Struct):
@@ -317,21 +323,37 @@ def suggestions(db: Database, status: str, site: str | None, limit: int,
     return SuggestionPage([msgspec.convert(r, Suggestion) for r in rows], total, limit, offset)
 
 
+def _journal_days(db: Database, accounts: tuple[str, ...], lo: str | None, hi: str | None,
+                  site: str | None, width: int) -> Select[Any]:
+    """(site[, period], account, debit, credit) of the days from ``lo`` to
+    ``hi`` (inclusive; None: open) at ``site`` (None: all), the period being the
+    first ``width`` characters of the day (none when 0), from the totals kept
+    per (day, site, account): a row per day, site and account, however many
+    lines they had. A key has a row where it had a line, as the lines do."""
+    kept = db.t[JOURNAL_DAY_TABLE]
+    keys = [kept.c.site, *([func.substr(kept.c.date, 1, width).label("period")] if width
+                           else [])]
+    where = [kept.c.lines > 0, kept.c.account.in_(accounts)]
+    for test in (kept.c.date >= lo if lo else None, kept.c.date <= hi if hi else None,
+                 kept.c.site == site if site else None):
+        if test is not None:
+            where.append(test)
+    return (select(*keys, kept.c.account, func.sum(kept.c.debit), func.sum(kept.c.credit))
+            .where(*where).group_by(*keys, kept.c.account))
+
+
 def margin_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                    site: str | None = None, period: str = "all") -> list[SiteMargin]:
     """Revenue (sales less returns), cost of goods sold and margin per site and
-    period, from the journal the sales and returns posted (for all time, from
-    the balances kept per site and account)."""
-    jl = db.entities["journal_line"]
+    period, from the journal the sales and returns posted: the totals kept
+    per (day, site, account) for a range of days or per month or day, the
+    balances kept per (site, account) for all time (``server.totals``); the
+    same figures as summing the journal lines of the range."""
     width = PERIODS[period]
     accounts = (REVENUE, RETURNS, COGS)
     q: Select[Any]
-    if width or lo or hi:  # the lines of the range, by site (and period) and account
-        keys = [jl.c.site, *([func.substr(jl.c.date, 1, width).label("period")] if width
-                             else [])]
-        q = (select(*keys, jl.c.account, func.sum(jl.c.debit), func.sum(jl.c.credit))
-             .where(jl.c.account.in_(accounts), *_journal_filters(db, site, lo, hi))
-             .group_by(*keys, jl.c.account))
+    if width or lo or hi:  # the days of the range, by site (and period) and account
+        q = _journal_days(db, accounts, lo, hi, site, width)
     else:  # all time: the kept balances, same columns
         q = cast("Select[Any]", _balances(db, site, accounts))
     figures: dict[tuple[str, str], dict[str, int]] = {}

@@ -110,10 +110,11 @@ class Database:
         """The declared fields of each entity, in column order."""
         self._write_lock = threading.Lock()
         self.engine: Engine = create_engine(url, **self._engine_args())
-        self.totals = {t.entity: (t, totals.upsert_sql(self.engine.dialect, t))
-                       for t in totals.kept(self.metadata)}
-        """Ledger entity -> the running total kept of it and the statement that
-        adds a transaction's tallies to it (``server.totals``)."""
+        kept = totals.kept(self.metadata)
+        self.totals = totals.by_ledger(kept)
+        """Ledger entity -> the running totals kept of it (``server.totals``)."""
+        self.upsert_sql = {t.table: totals.upsert_sql(self.engine.dialect, t) for t in kept}
+        """Total's table -> the statement that adds a transaction's tallies to it."""
         self.activity_sql = _activity_sql(self.engine.dialect)
         """Moves each device's latest audit record forward (``device_activity``)."""
         if self.is_sqlite:
@@ -248,7 +249,7 @@ class SqlServerStore:
         self._audit: list[tuple[Any, ...]] = []
         self._conflicts: list[tuple[Any, ...]] = []
         self._tallies: dict[str, dict[tuple[Any, ...], list[int]]] = {}
-        """Ledger entity -> key -> [sums..., count] this transaction adds to its total."""
+        """Total's table -> key -> [sums..., count] this transaction adds to it."""
         self._activity: dict[str, tuple[int, str]] = {}
         """device -> (audit id, HLC) of its latest audit record in this transaction."""
         self._head: int | None = None
@@ -373,21 +374,23 @@ class SqlServerStore:
             ))
 
     def _tally(self, before: Row | None, after: Row) -> None:
-        """Count a ledger row's new version into its running total, the old one out."""
-        spec: Totals = self.db.totals[after.entity][0]
-        tallies = self._tallies.setdefault(after.entity, {})
-        for row, sign in ((before, -1), (after, 1)):
-            if row is None or row.deleted:
-                continue
-            f = row.fields
-            k = tuple(f.get(name) for name in spec.keys)
-            if None in k:
-                continue  # not placed under every key (a movement with no product): no total
-            got = tallies.get(k)
-            if got is None:
-                got = tallies[k] = [0] * len(spec.columns)
-            for n, value in enumerate(totals.adds(spec, f)):
-                got[n] += sign * value
+        """Count a ledger row's new version into each running total kept of its
+        ledger, the old one out."""
+        spec: Totals
+        for spec in self.db.totals[after.entity]:
+            tallies = self._tallies.setdefault(spec.table, {})
+            for row, sign in ((before, -1), (after, 1)):
+                if row is None or row.deleted:
+                    continue
+                f = row.fields
+                k = tuple(map(f.get, spec.keys))
+                if None in k:
+                    continue  # not placed under every key (a movement with no product): no total
+                got = tallies.get(k)
+                if got is None:
+                    got = tallies[k] = [0] * len(spec.columns)
+                for n, value in enumerate(totals.adds(spec, f)):
+                    got[n] += sign * value
 
     def on_hand(self, site: str, product: str) -> int:
         """Stock on hand at (site, product), this transaction's movements included."""
@@ -434,10 +437,10 @@ class SqlServerStore:
                                     ("conflicts", CONFLICT_COLUMNS, self._conflicts)):
             if rows:
                 self._insert(t[name], columns, rows)
-        for entity, tallies in self._tallies.items():
+        for total, tallies in self._tallies.items():
             rows = [(*k, *v) for k, v in sorted(tallies.items()) if any(v)]
             if rows:
-                self.conn.exec_driver_sql(self.db.totals[entity][1], rows)
+                self.conn.exec_driver_sql(self.db.upsert_sql[total], rows)
         self._tallies.clear()
         if self._activity:
             self.conn.exec_driver_sql(self.db.activity_sql, [

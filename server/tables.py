@@ -101,6 +101,14 @@ days, read a row per site and day instead of every receipt of the range
 (counting a quarter of a million receipts took 350 ms). It replaced
 ``site_sales``, the same sums per site."""
 
+JOURNAL_DAY_TABLE = "journal_day"
+"""Debits, credits and number of journal lines per (day, site, account),
+kept the same way beside ``account_balance`` (a ledger keeps as many totals
+as its readers need): the margin by month or day and over a range of days
+read a row per day, site and account instead of every journal line of the
+range (margin by month over all time read 1.25 M lines: about 0.9 s). The
+day leads its key, so a range of days reads its own rows."""
+
 SALE_COST_TABLE = "site_sale_cost"
 """The cost of the goods sold per site as the sale lines carry it (qty x
 unit cost, a return's lines negative), kept the same way: the sales report
@@ -157,11 +165,14 @@ TOTALS = (
            (*plain("qty"), *STOCK_VALUE), "movements"),
     Totals(ACCOUNT_BALANCE_TABLE, "journal_line", ("site", "account"), plain("debit", "credit"),
            "lines"),
+    Totals(JOURNAL_DAY_TABLE, "journal_line", ("date", "site", "account"),
+           plain("debit", "credit"), "lines"),
     Totals(SITE_DAY_SALES_TABLE, "sale", ("site", "date"), plain("net", "tax"), "receipts"),
     Totals(SALE_COST_TABLE, "sale_line", ("site",), (Sum("cost", ("qty", "cost")),), "lines"),
 )
-"""Every running total the store keeps (for the entities the schema has): at
-most one per ledger entity, as the store tallies each ledger row into one."""
+"""Every running total the store keeps (for the entities the schema has),
+each in its own table; a ledger entity may keep several, and the store
+tallies each of its rows into each of them."""
 
 
 def param_mark(dialect: Dialect) -> str:
@@ -221,9 +232,9 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("seq", BigInteger, nullable=False),
     )
     Index("ix_change_scope_site_seq", scope.c.site, scope.c.seq, unique=True)
-    ledgers = [t.entity for t in TOTALS]
-    if len(set(ledgers)) != len(ledgers):
-        raise ValueError(f"one running total per ledger entity, got {sorted(ledgers)}")
+    names = [t.table for t in TOTALS]
+    if len(set(names)) != len(names) or set(names) & set(entities):
+        raise ValueError(f"each running total needs a table of its own, got {sorted(names)}")
     for totals in TOTALS:
         if totals.entity in entities:
             ledger = schema[totals.entity]

@@ -3,10 +3,12 @@
 The ledger stays the truth: stock on hand at (site, product) is the sum of
 its movements, an account's balance at a site the sum of its journal lines.
 Summing at every read grows with history, so the store keeps the sums
-itself: ``SqlServerStore.record`` tallies each ledger row it writes (the old
-version counted out, the new one in), and its flush adds the tallies in the
-same transaction with one upsert per total, so a total commits or rolls back
-together with the rows that make it, whichever server process wrote them.
+itself: ``SqlServerStore.record`` tallies each ledger row it writes into
+each total kept of its ledger (the old version counted out, the new one in;
+the journal keeps two: per (site, account) and per (day, site, account)),
+and its flush adds the tallies in the same transaction with one upsert per
+total, so a total commits or rolls back together with the rows that make
+it, whichever server process wrote them.
 
 ``fill`` builds a total from its ledger (the upgrade of an older database,
 and ``branchline check-totals --rebuild``); ``drift`` lists where the two
@@ -21,8 +23,15 @@ from sqlalchemy import Connection, Dialect, MetaData, Table, case, delete, func,
 
 from .tables import TOTALS, Sum, Totals, param_mark
 
-BY_ENTITY = {t.entity: t for t in TOTALS}
 BY_TABLE = {t.table: t for t in TOTALS}
+
+
+def by_ledger(kept: list[Totals]) -> dict[str, tuple[Totals, ...]]:
+    """Ledger entity -> the totals kept of it, in ``TOTALS`` order."""
+    found: dict[str, tuple[Totals, ...]] = {}
+    for t in kept:
+        found[t.entity] = (*found.get(t.entity, ()), t)
+    return found
 
 
 class Drift(NamedTuple):

@@ -273,3 +273,40 @@ def test_an_older_on_hand_gets_its_value_sums(tmp_path: Path) -> None:
     assert [(v.site, v.on_hand, v.average_cost, v.value) for v in valuation(db)] == [
         ("S1", *moving_average(moves, 0))] == [("S1", 11, 55, 600)]
     db.dispose()
+
+
+def test_an_older_database_gets_its_journal_per_day(tmp_path: Path) -> None:
+    """A database of the 11-26 server keeps the journal's debits and credits
+    per (site, account) only: it gets them per (day, site, account), built
+    from its journal lines, and the margin by month, by day and over a range
+    of days, which reads them, gives what the journal lines add up to."""
+    from server.reports import margin_by_site
+    from server.tables import JOURNAL_DAY_TABLE
+
+    from .test_margin_totals import _from_the_lines
+
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    db = Database(url, SCHEMA)
+    with db.transaction() as store:
+        hire_staff(store)
+    post_sale(db, "S1", PRODUCT, 2, 250, 120, date="2026-02-28")
+    post_sale(db, "S1", PRODUCT, 1, 250, 130, date="2026-03-01")
+    post_sale(db, "S2", PRODUCT, 3, 200, 110, date="2026-03-01")
+    db.dispose()
+    with sqlite3.connect(tmp_path / "hq.db") as conn:  # as the 11-26 server left it
+        conn.execute(f"DROP TABLE {JOURNAL_DAY_TABLE}")
+        conn.execute("DELETE FROM server_meta WHERE name = 'migration:journal-day'")
+    conn.close()
+    db = Database(url, SCHEMA)
+    assert db.applied == ["journal-day"]
+    with db.transaction(write=False) as store:
+        assert totals.drift(store.conn, db.metadata, totals.BY_TABLE[JOURNAL_DAY_TABLE]) == []
+    by_month = margin_by_site(db, period="month")
+    assert [(m.site, m.period, m.revenue, m.cogs) for m in by_month] == [
+        ("S1", "2026-02", 500, 240), ("S1", "2026-03", 250, 130),
+        ("S2", "2026-03", 600, 330)] == [
+        (m.site, m.period, m.revenue, m.cogs) for m in _from_the_lines(db, period="month")]
+    for lo, hi, period in (("2026-03-01", None, "day"), (None, "2026-02-28", "all")):
+        assert margin_by_site(db, lo, hi, period=period) == _from_the_lines(
+            db, lo, hi, period=period) != []
+    db.dispose()

@@ -162,16 +162,18 @@ def test_openapi_documents_every_endpoint(api: Api) -> None:
     assert doc["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
 
 
-def test_all_time_figures_come_from_the_kept_balances_and_match_the_journal(api: Api) -> None:
+def test_all_time_figures_come_from_the_kept_balances_and_match_the_journal(
+        api: Api, capsys: pytest.CaptureFixture[str]) -> None:
     """The trial balance, the all-time margin and the overview's sales read the
     balances kept per (site, account); they equal what scanning the journal
     lines and the receipts gives, and a hand-edited balance shows in them
-    (so they really read the balances) until ``check-totals --rebuild``."""
+    (so they really read the balances) until ``check-totals --rebuild``; so
+    does the margin by month, from the journal's totals per day."""
     from sqlalchemy import update
 
     from server.cli import main as branchline
     from server.reports import margin_by_site, sales_by_site, sales_from_books, trial_balance
-    from server.tables import ACCOUNT_BALANCE_TABLE
+    from server.tables import ACCOUNT_BALANCE_TABLE, JOURNAL_DAY_TABLE
 
     product = _stocked_product(api)
     post_sale(api.db, "S1", product, 2, 250, 120, date="2026-03-02")
@@ -196,6 +198,16 @@ def test_all_time_figures_come_from_the_kept_balances_and_match_the_journal(api:
     assert branchline(["check-totals", "--db", url, "--rebuild"]) == 0
     assert trial_balance(api.db, None).balanced
     assert sales_from_books(api.db) == sales_by_site(api.db)
+    days = api.db.t[JOURNAL_DAY_TABLE]  # the journal's second total, per (day, site, account)
+    with api.db.transaction() as store:
+        store.conn.execute(update(days).where(days.c.account == "4000",
+                                              days.c.date == "2026-04-01")
+                           .values(credit=days.c.credit + 50))
+    assert margin_by_site(api.db, period="month") != by_month
+    assert branchline(["check-totals", "--db", url]) == 1
+    assert "journal_day\t2026-04-01\tS1\t4000\tkept debit 0, credit 350" in capsys.readouterr().out
+    assert branchline(["check-totals", "--db", url, "--rebuild"]) == 0
+    assert margin_by_site(api.db, period="month") == by_month
 
 
 def test_purchase_suggestions_come_a_page_at_a_time_with_their_number(api: Api) -> None:
