@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
         from .app import create_app
 
-        logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+        logging.basicConfig(level=args.log_level.upper(),
+                            format="%(asctime)s %(levelname)s %(name)s %(message)s")
         app = create_app(args.db)
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     ws_max_size=4 * MAX_MESSAGE_BYTES, ws_ping_interval=20,

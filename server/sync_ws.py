@@ -270,6 +270,11 @@ def token_watch(db: Database, hub: Hub) -> TokenWatch:
     return found
 
 
+NEEDS_IT = frozenset({ErrorCode.DIVERGED, ErrorCode.SCHEMA, ErrorCode.SCOPE})
+"""Refusals of an authenticated device that last until someone acts: logged
+as warnings."""
+
+
 class Closing(Exception):
     """End this connection with an Error frame and a close code."""
 
@@ -446,7 +451,9 @@ async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) 
     try:
         await conn.serve()
     except Closing as stop:
-        log.info("closing %s: %s", conn.device, stop.error.message)
+        # a device HQ cannot serve until someone acts is worth IT's attention
+        level = logging.WARNING if stop.error.code in NEEDS_IT else logging.INFO
+        log.log(level, "closing %s: %s", conn.device, stop.error.message)
         with contextlib.suppress(Exception):
             await socket.send_bytes(encode(stop.error))
             await socket.close(CLOSE_CODES[stop.error.code], stop.error.message[:120])

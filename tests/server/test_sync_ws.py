@@ -296,6 +296,20 @@ def test_server_log_shows_why_connections_closed(server: ServerProc) -> None:
     assert "closing s1: device s1 belongs to site S1, not S2" in log
 
 
+def test_a_device_ahead_of_hq_is_refused_with_4412_and_a_warning_in_the_log(
+        server: ServerProc, tokens: dict[str, str]) -> None:
+    """A device that has seen more of HQ's history than HQ has (HQ restored
+    from an older backup): refused until IT acts, so the log says so even
+    when the server runs with ``--log-level warning``."""
+    ws = _connect(server)
+    ws.send(encode(Hello("s1", "S1", tokens["s1"], SCHEMA.version, 2**40)))
+    refused = _recv(ws)
+    assert isinstance(refused, Error) and refused.code == "diverged" and refused.fatal
+    _closed_with(ws, 4412)
+    log = Path(server.workdir / f"server-{server.port}.log").read_text()
+    assert "WARNING branchline.sync closing s1: this device has HQ's changes up to " in log
+
+
 def _stored(server: ServerProc, entity: str, key: str) -> tuple[int, str] | None:
     path = server.db_url.removeprefix("sqlite:///")
     with sqlite3.connect(path) as conn:
