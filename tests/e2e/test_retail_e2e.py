@@ -63,7 +63,7 @@ def test_two_tills_oversell_offline_and_the_books_balance(
         e.sync()
     for e in (till1, till2, hq):
         assert e.run("stock", "OAT-1").stdout.strip().endswith("-1 on hand") or e is hq
-    assert _api(server, "/api/reports/stock?negative_only=true") == [
+    assert _api(server, "/api/reports/stock?negative_only=true")["items"] == [
         {"site": "S1", "product_id": PRODUCT, "on_hand": -1}]
     for site in ("S1", ""):
         tb = _api(server, f"/api/reports/trial-balance?site={site}")
@@ -81,7 +81,7 @@ def test_two_tills_oversell_offline_and_the_books_balance(
     tb = _api(server, "/api/reports/trial-balance?site=S1")
     assert tb["balanced"]
     assert {a["code"]: a["balance"] for a in tb["accounts"]}["1000"] == 600 - 300
-    assert _api(server, "/api/reports/stock?site=S1") == [
+    assert _api(server, "/api/reports/stock?site=S1")["items"] == [
         {"site": "S1", "product_id": PRODUCT, "on_hand": 0}]
 
 
@@ -126,9 +126,10 @@ def test_transfer_shipped_while_the_receiving_store_is_offline(
     s1.sync()
     assert s1.run("in-transit").stdout == "" and s2.run("in-transit").stdout == ""
     assert s1.query("SELECT shipped, received FROM discrepancy") == [(4, 3)]
-    assert _api(server, "/api/reports/stock") == [
+    assert _api(server, "/api/reports/stock") == {"items": [
         {"site": "S1", "product_id": PRODUCT, "on_hand": 6},
-        {"site": "S2", "product_id": PRODUCT, "on_hand": 3}]
+        {"site": "S2", "product_id": PRODUCT, "on_hand": 3}], "total": 2, "limit": 100,
+        "offset": 0}
     tb = _api(server, "/api/reports/trial-balance")
     balances = {a["code"]: a["balance"] for a in tb["accounts"]}
     assert tb["balanced"] and balances["1210"] == 0  # nothing left in transit
@@ -170,7 +171,7 @@ def test_purchase_orders_approved_twice_received_partly_and_cancelled_while_rece
     s1.sync()
     rejected = s1.run("rejections").stdout
     assert "purchase_order" in rejected and "is cancelled; it cannot move to received" in rejected
-    assert _api(server, "/api/reports/stock?site=S1") == [
+    assert _api(server, "/api/reports/stock?site=S1")["items"] == [
         {"site": "S1", "product_id": PRODUCT, "on_hand": 3000}]
     assert s1.run("stock", "OAT-1").stdout.strip().endswith(": 3000 on hand")
     tb = _api(server, "/api/reports/trial-balance?site=S1")

@@ -108,8 +108,30 @@ def test_a_store_manager_sees_sales_and_margin_of_the_own_store_only(api: Api) -
     assert api.ok("GET", "/api/reports/margin", "fay", date_from="2999-01-01") == []
     # the warehouse clerk sees the warehouse's stock, not the stores'
     assert api.call("GET", "/api/reports/stock", "wes")[0] == 403
-    assert api.ok("GET", "/api/reports/stock", "wes", site="W1") == []
-    assert [s["on_hand"] for s in api.ok("GET", "/api/reports/stock", "bob", site="S2")] == [-4]
+    assert api.ok("GET", "/api/reports/stock", "wes", site="W1") == {
+        "items": [], "total": 0, "limit": 100, "offset": 0}
+    assert [s["on_hand"] for s in api.ok("GET", "/api/reports/stock", "bob",
+                                         site="S2")["items"]] == [-4]
+
+
+def test_stock_on_hand_comes_a_page_at_a_time_with_the_count_of_all(api: Api) -> None:
+    """Every (site, product) balance is reachable page by page, and the count
+    says how many there are (the list stopped at 10,000 rows without a word)."""
+    products = [str(api.ok("POST", "/api/hq/products", "bob", {
+        "sku": f"P-{n}", "name": f"Product {n}", "price": 250})["id"]) for n in range(4)]
+    for site, qty in (("S1", 1), ("S2", -2)):
+        for product in products:
+            post_sale(api.db, site, product, qty, 250, 120)
+    first = api.ok("GET", "/api/reports/stock", "bob", limit=3)
+    assert (len(first["items"]), first["total"], first["limit"], first["offset"]) == (3, 8, 3, 0)
+    pages = [api.ok("GET", "/api/reports/stock", "bob", limit=3, offset=o)["items"]
+             for o in (0, 3, 6)]
+    seen = [(s["site"], s["product_id"], s["on_hand"]) for page in pages for s in page]
+    assert seen == sorted((site, p, -qty) for site, qty in (("S1", 1), ("S2", -2))
+                          for p in products)
+    short = api.ok("GET", "/api/reports/stock", "bob", negative_only=True, limit=2, offset=3)
+    assert (short["total"], [s["site"] for s in short["items"]]) == (4, ["S1"])
+    assert api.call("GET", "/api/reports/stock", "bob", limit=501)[0] == 400
 
 
 def test_openapi_documents_every_endpoint(api: Api) -> None:
