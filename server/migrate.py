@@ -33,7 +33,7 @@ from sqlalchemy import (
     update,
 )
 
-from schema import Schema, Scope
+from schema import Kind, Schema, Scope
 
 from . import on_hand, totals
 from .tables import (
@@ -253,6 +253,27 @@ def _journal_day(conn: Connection, metadata: MetaData, schema: Schema) -> None:
     ``journal_day`` now keeps the debits, credits and lines per (day, site,
     account) beside ``account_balance``: build it from the journal."""
     totals.fill(conn, metadata, totals.BY_TABLE[JOURNAL_DAY_TABLE])
+
+
+@step("uuid-fields-in-byte-order")
+def _uuid_fields_in_byte_order(conn: Connection, metadata: MetaData, schema: Schema) -> None:
+    """On PostgreSQL the row ids are in byte order ("C" collation) but the
+    fields that refer to them (a sale line's ``sale_id``, an order line's
+    ``po_id``, ...) were in the database's default collation, and a join of
+    the two could use neither's index: a month's sales cost read every sale
+    line once per receipt (2.9 s at 40,000 lines). They get the ids' type
+    and collation (the indexes on them are rebuilt with them)."""
+    if conn.dialect.name != "postgresql":
+        return  # SQLite compares every text column byte by byte already
+    found = {(t, c): coll for t, c, coll in conn.execute(text(
+        "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema()"))}
+    for entity in schema.entities:
+        for f in entity.fields:
+            if f.kind is Kind.UUID and found.get((entity.name, f.name), "C") != "C":
+                conn.execute(text(
+                    f"ALTER TABLE {_quote(conn, entity.name)} ALTER COLUMN "
+                    f'{_quote(conn, f.name)} TYPE varchar(36) COLLATE "C"'))
 
 
 def upgrade(conn: Connection, metadata: MetaData, schema: Schema) -> list[str]:

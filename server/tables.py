@@ -189,7 +189,11 @@ def _key() -> TypeEngine[str]:
 def entity_table(metadata: MetaData, entity: Entity) -> Table:
     columns: list[Column[object]] = [Column("id", _key(), primary_key=True)]
     for f in entity.fields:
-        columns.append(Column(f.name, _TYPES[f.kind](), nullable=True))
+        # a UUID field refers to some row's id: same type and byte order, so a
+        # join of the two can use either's index (on PostgreSQL a column in the
+        # database's default collation cannot meet a "C" one through an index)
+        kind = _key() if f.kind is Kind.UUID else _TYPES[f.kind]()
+        columns.append(Column(f.name, kind, nullable=True))
     columns += [
         Column("_version", Integer, nullable=False),
         Column("_deleted", Boolean, nullable=False, default=False),

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 
 from schema import SCHEMA
 from schema.finance import COGS, RETURNS, REVENUE, sale_posting
@@ -56,7 +56,7 @@ def _from_the_lines(db: Database, lo: str | None = None, hi: str | None = None,
     jl = db.entities["journal_line"]
     width = PERIODS[period]
     keys = [jl.c.site, *([func.substr(jl.c.date, 1, width)] if width else [])]
-    where = [jl.c.account.in_((REVENUE, RETURNS, COGS))]
+    where: list[ColumnElement[bool]] = [jl.c.account.in_((REVENUE, RETURNS, COGS))]
     for test in (jl.c.date >= lo if lo else None, jl.c.date <= hi if hi else None,
                  jl.c.site == site if site else None):
         if test is not None:

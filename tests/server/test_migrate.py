@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 
 from schema import SCHEMA, Field, Kind, Policy, Schema
 from server import on_hand, totals
@@ -17,6 +17,7 @@ from server.migrate import STEPS
 from server.store import Database
 from sync.audit import verify_chain
 from sync.server import apply_ops
+from tests.pg import fresh_database
 from tests.sync.kit import CUSTOMER, HQ, PRODUCT, S1_TILL1, hire_staff, key, op
 
 from .rest_kit import post_sale
@@ -310,3 +311,38 @@ def test_an_older_database_gets_its_journal_per_day(tmp_path: Path) -> None:
         assert margin_by_site(db, lo, hi, period=period) == _from_the_lines(
             db, lo, hi, period=period) != []
     db.dispose()
+
+
+def _collations(db: Database) -> dict[str, str | None]:
+    """Collation of every UUID field's column, as ``entity.field``."""
+    with db.engine.connect() as conn:
+        found = {(t, c): coll for t, c, coll in conn.execute(text(
+            "SELECT table_name, column_name, collation_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"))}
+    return {f"{e.name}.{f.name}": found[(e.name, f.name)]
+            for e in SCHEMA.entities for f in e.fields if f.kind is Kind.UUID}
+
+
+@pytest.mark.postgres
+def test_fields_that_refer_to_rows_share_the_ids_byte_order_on_postgresql() -> None:
+    """A month's sales cost joins receipts to their lines by id: on PostgreSQL
+    that join can use the lines' index only if both sides share a collation
+    (the ids are "C"). A new database has it; an older one gets it."""
+    with fresh_database() as url:
+        db = Database(url, SCHEMA)
+        made = _collations(db)
+        assert "sale_line.sale_id" in made and set(made.values()) == {"C"}
+        with db.engine.begin() as conn:  # as the release before left them
+            for name in made:
+                entity, field = name.split(".")
+                conn.execute(text(f'ALTER TABLE "{entity}" ALTER COLUMN "{field}" '
+                                  'TYPE varchar COLLATE "default"'))
+            conn.execute(text("DELETE FROM server_meta WHERE name = "
+                              "'migration:uuid-fields-in-byte-order'"))
+        assert set(_collations(db).values()) == {None}
+        db.dispose()
+        again = Database(url, SCHEMA)
+        try:
+            assert set(_collations(again).values()) == {"C"}
+        finally:
+            again.dispose()
