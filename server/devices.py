@@ -33,6 +33,11 @@ class DeviceInfo:
     created_ms: int
     revoked_ms: int | None
     expires_ms: int | None = None
+    refused_ms: int | None = None
+    """When HQ last refused this device until someone acts (diverged, schema,
+    scope); None once HQ serves it again."""
+    refused: str | None = None
+    """Why."""
 
     def state(self, now_ms: int | None = None) -> str:
         """active, revoked, or expired (as an IT admin reads it)."""
@@ -140,7 +145,18 @@ def _verdict(row: Any, now_ms: int) -> DeviceInfo | str:
 
 
 def _info(row: Any) -> DeviceInfo:
-    return DeviceInfo(row.device, row.site, row.created_ms, row.revoked_ms, row.expires_ms)
+    return DeviceInfo(row.device, row.site, row.created_ms, row.revoked_ms, row.expires_ms,
+                      row.refused_ms, row.refused)
+
+
+def note_refusal(db: Database, device: str, why: str | None) -> None:
+    """Keep HQ's refusal of ``device`` (why; None: HQ serves it again) for the
+    IT page: a device refused until someone acts says so where IT looks."""
+    devices = db.t["devices"]
+    refused_ms = None if why is None else int(time.time() * 1000)
+    with db.engine.begin() as conn:
+        conn.execute(update(devices).where(devices.c.device == device)
+                     .values(refused_ms=refused_ms, refused=why))
 
 
 def list_devices(db: Database) -> list[DeviceInfo]:

@@ -52,7 +52,7 @@ from sync.messages import (
 from sync.server import ServerSession, check_hello
 
 from .automation import after_push
-from .devices import DeviceInfo, authenticate, authenticate_many
+from .devices import DeviceInfo, authenticate, authenticate_many, note_refusal
 from .fanout import Hub
 from .frames import fit
 from .store import Database, SqlServerStore
@@ -340,14 +340,29 @@ class Connection:
             raise Closing(Error(ErrorCode.AUTH, who, True))
         refused = check_hello(self.schema, hello, who.device, who.site)
         if refused is not None:
-            raise Closing(refused)
+            await self.note_refusal(who, refused)
         session = ServerSession(self.schema, Actor(who.device, who.site), hello.cursor)
         welcome = await self.in_db(
             False, lambda s: session.greet(s, hello, int(time.time() * 1000)))
         if isinstance(welcome, Error):
-            raise Closing(welcome)
+            await self.note_refusal(who, welcome)
+        if who.refused is not None:
+            await self.note_refusal(who, None)  # served again: IT need not look
         self.session = session
         await self.send([welcome])
+
+    async def note_refusal(self, who: DeviceInfo, error: Error | None) -> None:
+        """Keep a refusal that lasts until someone acts for the IT page (None:
+        the device is served again), then refuse with ``error`` if any. Should
+        keeping it fail, the device is still answered."""
+        if error is None or error.code in NEEDS_IT:
+            try:
+                await anyio.to_thread.run_sync(
+                    note_refusal, self.db, who.device, None if error is None else error.message)
+            except Exception:
+                log.exception("could not note the refusal of device %s", who.device)
+        if error is not None:
+            raise Closing(error)
 
     def decode(self, frame: bytes) -> ClientMessage:
         try:

@@ -301,6 +301,10 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("created_ms", BigInteger, nullable=False),
         Column("revoked_ms", BigInteger, nullable=True),
         Column("expires_ms", BigInteger, nullable=True),
+        Column("refused_ms", BigInteger, nullable=True,
+               doc="when HQ last refused the device until someone acts (cleared when it "
+                   "is served again)"),
+        Column("refused", Text, nullable=True, doc="why"),
     )
     Table(
         "api_tokens", metadata,

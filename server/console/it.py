@@ -60,6 +60,9 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
             return ""
         return post_button("/it/devices/revoke", "Revoke", ctx.csrf, device=d.device)
 
+    def refusal(d: Any) -> str:
+        return "" if d.refused_ms is None else f"{when(d.refused_ms)}: {d.refused}"
+
     register = tag(
         "form", hidden_csrf(ctx.csrf),
         tag("label", "Device ", tag("input", name="device", required=True,
@@ -76,9 +79,10 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
         table(["head of the change sequence", "devices connected now", "open conflicts"],
               [[head, ctx.hub.connected, n_conflicts]]),
         tag("h2", "Devices"),
-        table(["device", "site", "token", "last change received (its clock)", ""],
-              [[d.device, d.site, d.state(), _when(last_op.get(d.device)), revoke_button(d)]
-               for d in devices], empty="no devices"),
+        table(["device", "site", "token", "last change received (its clock)",
+               "refused by HQ until someone acts", ""],
+              [[d.device, d.site, d.state(), _when(last_op.get(d.device)), refusal(d),
+                revoke_button(d)] for d in devices], empty="no devices"),
         tag("h2", "Register a device (or re-key one: its old token dies at once)"),
         register,
         tag("h2", "REST API tokens (a leaver's, or one shown where it should not be)"),

@@ -24,6 +24,7 @@ from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
 from server.devices import authenticate, issue_token, list_devices
 from server.store import Database
 from sync.merge import Actor
+from sync.messages import Error, Hello, Welcome, decode_server, encode
 from sync.server import apply_ops
 from tests.sync.kit import PRODUCT, key, op
 
@@ -195,6 +196,27 @@ def test_it_admin_registers_and_revokes_a_device(client: TestClient[Any]) -> Non
     gone = _post(client, "/it/devices/revoke", "/it", device="s9-till1")
     assert "device s9-till1 revoked" in gone.text
     assert "was revoked" in str(authenticate(_db(client), token.group(1)))
+
+
+def test_the_it_page_shows_a_device_hq_refuses_until_someone_acts(
+        client: TestClient[Any]) -> None:
+    """A till ahead of a restored HQ is refused at every attempt: the IT page
+    says which device, when and why, until HQ serves it again."""
+    token = issue_token(_db(client), "s1-till9", "S1")
+
+    def hello(cursor: int) -> object:
+        with client.websocket_connect("/sync") as ws:
+            ws.send_bytes(encode(Hello("s1-till9", "S1", token, SCHEMA.version, cursor)))
+            return decode_server(ws.receive_bytes(timeout=5))
+
+    refused = hello(10**9)
+    assert isinstance(refused, Error) and refused.code == "diverged"
+    _login(client, "ian")
+    row = re.search(r"<tr><td>s1-till9</td>.*?</tr>", client.get("/it").text, re.S)
+    assert row and "this device has HQ&#x27;s changes up to 1000000000" in row.group(0)
+    assert isinstance(hello(0), Welcome)
+    row = re.search(r"<tr><td>s1-till9</td>.*?</tr>", client.get("/it").text, re.S)
+    assert row and "changes up to" not in row.group(0)
 
 
 @pytest.mark.parametrize(("days", "why"), [
