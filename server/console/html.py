@@ -101,10 +101,18 @@ class Num:
     text: str
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none") -> Html:
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "none",
+          limit: int | None = None, more: str = "") -> Html:
+    """A table of ``rows``. With ``limit``, at most that many are shown, and a
+    last row says when there were more (ask the query for ``limit + 1``):
+    a list is never cut short without a word. ``more``: where to find them."""
     head = join(tag("th", h) for h in headers)
     body = []
-    for row in rows:
+    shown = list(rows)
+    cut = limit is not None and len(shown) > limit
+    if cut:
+        shown = shown[:limit]
+    for row in shown:
         cells = []
         for v in row:
             if isinstance(v, Num):
@@ -116,6 +124,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "n
         body.append(tag("tr", *cells))
     if not body:
         body.append(tag("tr", tag("td", empty, colspan=len(headers))))
+    if cut:
+        told = f"only the first {limit:,} are shown{'; ' + more if more else ''}"
+        body.append(tag("tr", tag("td", told, colspan=len(headers), class_="more")))
     return tag("table", tag("tr", head), *body)
 
 

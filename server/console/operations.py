@@ -27,9 +27,9 @@ def render(ctx: Ctx, *, error: str | None = None, code: int = 200) -> Response[s
     site = ctx.user.site_filter
     tr = db.entities["transfer"]
     by_site = on_hand.by_site(db.metadata, site or None)
-    negative = on_hand.levels(db.metadata, site or None, negative_only=True).limit(ROWS)
+    negative = on_hand.levels(db.metadata, site or None, negative_only=True).limit(ROWS + 1)
     transit = (select(tr.c.id, tr.c.from_site, tr.c.to_site, tr.c.product_id, tr.c.qty)
-               .where(tr.c.status == "shipped").order_by(tr.c._seq.desc()).limit(ROWS))
+               .where(tr.c.status == "shipped").order_by(tr.c._seq.desc()).limit(ROWS + 1))
     if site:
         transit = transit.where(or_(tr.c.from_site == site, tr.c.to_site == site))
     se = db.entities.get("stock_exception")
@@ -40,7 +40,8 @@ def render(ctx: Ctx, *, error: str | None = None, code: int = 200) -> Response[s
         raised: list[Any] = []
         if se is not None:
             rq = (select(se.c.id, se.c.site, se.c.product_id, se.c.on_hand, se.c.reason)
-                  .where(se.c.status == "open").order_by(se.c.site, se.c._seq).limit(ROWS))
+                  .where(se.c.status == "open").order_by(se.c.site, se.c._seq)
+                  .limit(ROWS + 1))
             raised = list(conn.execute(rq.where(se.c.site == site) if site else rq).all())
     labels = product_labels(db, [r.product_id for r in exceptions]
                             + [r.product_id for r in moving] + [r.product_id for r in raised])
@@ -64,15 +65,17 @@ def render(ctx: Ctx, *, error: str | None = None, code: int = 200) -> Response[s
                   "then resolve)"),
         table(["site", "product", "on hand when raised", "by", ""],
               [[r.site, label(labels, r.product_id), r.on_hand, r.reason, resolve_form(r.id)]
-               for r in raised], empty="no open stock exceptions"),
+               for r in raised], empty="no open stock exceptions", limit=ROWS,
+              more="/api/operations/stock-exceptions has them all"),
         tag("h2", "Negative stock now"),
         table(["site", "product", "on hand"],
               [[r.site, label(labels, r.product_id), int(r.on_hand)] for r in exceptions],
-              empty="no stock exceptions"),
+              empty="no stock exceptions", limit=ROWS,
+              more="/api/reports/stock?negative_only=true has them all"),
         tag("h2", "Transfers in transit"),
         table(["transfer", "from", "to", "product", "qty"],
               [[r.id[:8], r.from_site, r.to_site, label(labels, r.product_id), r.qty]
-               for r in moving], empty="nothing in transit"),
+               for r in moving], empty="nothing in transit", limit=ROWS, more="the latest first"),
     ]
     return ctx.page("operations", "Operations", join(body), error=error, status=code)
 

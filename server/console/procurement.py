@@ -45,9 +45,9 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
         cq = select(po.c.status, func.count()).group_by(po.c.status)
         oq = (select(po.c.id, po.c.site, po.c.supplier, po.c.total, po.c.status,
                      po.c.approved_by).where(po.c.status.in_(wanted))
-              .order_by(po.c._seq.desc()).limit(ROWS))
+              .order_by(po.c._seq.desc()).limit(ROWS + 1))
         sq = (select(sug.c.site, sug.c.product_id, sug.c.qty, sug.c.on_hand)
-              .where(sug.c.status == "open").order_by(sug.c.site, sug.c._seq).limit(ROWS))
+              .where(sug.c.status == "open").order_by(sug.c.site, sug.c._seq).limit(ROWS + 1))
         if site:
             cq, oq, sq = cq.where(po.c.site == site), oq.where(po.c.site == site), sq.where(
                 sug.c.site == site)
@@ -91,11 +91,12 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
                 o.supplier,
                 "; ".join(f"{label(labels, r.product_id)} x {r.qty}" for r in lines[o.id]),
                 money(o.total), o.status, o.approved_by or "", actions(o)] for o in orders],
-              empty="no purchase orders"),
+              empty="no purchase orders", limit=ROWS, more="the latest first"),
         tag("h2", "Open purchase suggestions (stock at or below the reorder level)"),
         table(["site", "product", "suggested qty", "on hand when raised"],
               [[s.site, label(labels, s.product_id), s.qty, s.on_hand] for s in suggestions],
-              empty="no open suggestions"),
+              empty="no open suggestions", limit=ROWS,
+              more="/api/procurement/suggestions has them all"),
     ]
     return ctx.page("procurement", "Procurement", join(body), error=error, status=code)
 

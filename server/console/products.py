@@ -27,7 +27,7 @@ def products(ctx: NamedDependency[Ctx], q: FromQuery[str | None] = None) -> Resp
     """Find products by SKU, name or barcode."""
     product = ctx.db.entities["product"]
     query = select(product.c.id, product.c.sku, product.c.name, product.c.price,
-                   product.c.category).order_by(product.c.sku).limit(ROWS)
+                   product.c.category).order_by(product.c.sku).limit(ROWS + 1)
     if q:
         like = f"%{q.strip().lower()}%"
         query = query.where(or_(func.lower(product.c.sku).like(like),
@@ -40,7 +40,8 @@ def products(ctx: NamedDependency[Ctx], q: FromQuery[str | None] = None) -> Resp
             " ", tag("button", "Search", type="submit"), method="get", action="/products"),
         table(["SKU", "name", "category", "price"],
               [[tag("a", r.sku, href=f"/products/{r.id}"), r.name, r.category or "",
-                money(r.price)] for r in rows], empty="no products found"),
+                money(r.price)] for r in rows], empty="no products found", limit=ROWS,
+              more="search to narrow them"),
     ]
     return ctx.page("products", "Products", join(body))
 

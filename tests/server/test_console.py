@@ -159,6 +159,21 @@ def test_price_form_for_buyers_only_and_a_forged_post_is_refused(client: TestCli
     assert users == ["system", "clara", "bob"]  # the refusal is audited too
 
 
+def test_a_list_longer_than_a_page_shows_says_so(client: TestClient[Any]) -> None:
+    """The product list shows 50 rows: with 51 products it says only the
+    first 50 are shown, where it used to stop without a word."""
+    db = _db(client)
+    for n in range(51):
+        assert apply_as_hq(db, "product", key(9000 + n), {
+            "sku": f"SKU-{n:03}", "name": f"Product {n}", "price": 100}).status == "accepted"
+    _login(client, "bob")
+    page = client.get("/products").text
+    assert "SKU-049" in page and "SKU-050" not in page
+    assert "only the first 50 are shown; search to narrow them" in page
+    narrowed = client.get("/products", params={"q": "SKU-05"}).text
+    assert "SKU-050" in narrowed and "only the first" not in narrowed
+
+
 def test_large_order_needs_two_procurement_managers(client: TestClient[Any]) -> None:
     db = _db(client)
     po = str(uuid.uuid4())
