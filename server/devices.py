@@ -149,11 +149,17 @@ def _info(row: Any) -> DeviceInfo:
                       row.refused_ms, row.refused)
 
 
+MAX_REFUSAL_CHARS = 500
+"""The most of a refusal's text kept for the IT page."""
+
+
 def note_refusal(db: Database, device: str, why: str | None) -> None:
     """Keep HQ's refusal of ``device`` (why; None: HQ serves it again) for the
     IT page: a device refused until someone acts says so where IT looks."""
     devices = db.t["devices"]
     refused_ms = None if why is None else int(time.time() * 1000)
+    if why is not None and len(why) > MAX_REFUSAL_CHARS:  # it may quote what the device sent
+        why = why[: MAX_REFUSAL_CHARS - 1] + "…"
     with db.engine.begin() as conn:
         conn.execute(update(devices).where(devices.c.device == device)
                      .values(refused_ms=refused_ms, refused=why))

@@ -135,14 +135,19 @@ Cursor = Annotated[int, msgspec.Meta(ge=0, le=MAX_SEQ)]
 """A change sequence number a client names: a 64-bit signed integer, as stored."""
 
 
+Name = Annotated[str, msgspec.Meta(max_length=64)]
+"""A device id, site code or op id as a Hello names it: HQ quotes it back in
+its refusals and keeps those for the IT page, so it is never a novel."""
+
+
 class Hello(msgspec.Struct, tag=True):
     """First message of a connection: who is speaking, and from where."""
 
-    device: str
+    device: Name
     """Device id the token was issued to."""
-    site: str
+    site: Name
     """Site the device claims to belong to; must match its token."""
-    token: str
+    token: Annotated[str, msgspec.Meta(max_length=256)]
     """Device token issued by HQ."""
     schema_version: int
     """Schema version of the client."""
@@ -150,9 +155,9 @@ class Hello(msgspec.Struct, tag=True):
     """Last change sequence number the client has applied (0: none)."""
     protocol: int = PROTOCOL_VERSION
     """Wire protocol version."""
-    mark: str = ""
+    mark: Name = ""
     """``mark_of`` the change at ``cursor``, as HQ sent it ("" if unknown)."""
-    acked: str = ""
+    acked: Name = ""
     """Op id of the last op HQ answered for this device ("" if none): HQ keeps
     every answer for good, so one it has lost means a restore."""
 

@@ -174,6 +174,17 @@ def _hello(**kw: Any) -> Hello:
     return Hello(**{**base, **kw})
 
 
+@pytest.mark.parametrize("field", ["device", "site", "token", "mark", "acked"])
+def test_a_hello_naming_a_novel_is_a_bad_message(field: str) -> None:
+    """HQ quotes what a Hello names in its refusals and keeps those for the
+    IT page: a name of a megabyte is refused as malformed, never echoed."""
+    huge = msgspec.msgpack.encode({"type": "Hello", **msgspec.structs.asdict(_hello()),
+                                   field: "x" * 100_000})
+    with pytest.raises(ProtocolError, match="malformed client message") as refused:
+        decode_client(huge)
+    assert refused.value.code is ErrorCode.BAD_MESSAGE and f"$.{field}" in str(refused.value)
+
+
 def test_hello_checks_site_device_and_versions() -> None:
     assert check_hello(SCHEMA, _hello(), "s1-till1", "S1") is None
     forged = check_hello(SCHEMA, _hello(site="S2"), "s1-till1", "S1")
