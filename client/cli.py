@@ -294,7 +294,9 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
                   f"{'' if why is None else f' ({why})'}\n"
                   f"last sync {_when(s.last_sync_ms)}\n"
                   f"snapshot taken {'yes' if s.bootstrapped else 'no'}\n"
-                  f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}")
+                  f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}\n"
+                  f"kept for a rejoin: " + (f"{s.kept[0]} acked ops, since {_when(s.kept[1])}"
+                                            if s.kept[0] else "none"))
             if s.rejoining:
                 print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
             if s.refused:  # the daemon stopped on it; nothing syncs until IT acts

@@ -47,6 +47,9 @@ class EdgeStatus:
     """HQ's last refusal of this device ("<ms> <why>"), until HQ takes it again."""
     rejoining: bool = False
     """A rejoin is under way: HQ's rows are being loaded again."""
+    kept: tuple[int, int | None] = (0, None)
+    """Ops HQ took that this device keeps for a rejoin, and when the oldest
+    was acked."""
 
 
 @dataclass(frozen=True)
@@ -218,4 +221,5 @@ class Edge:
             last_sync_ms=int(last) if last else None,
             refused=self.store.get_state("refused") or None,
             rejoining=self.store.get_state(REJOINING_STATE) is not None,
+            kept=self.store.kept_sent(),
         )

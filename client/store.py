@@ -476,6 +476,11 @@ class SqliteLocalStore:
                 (pos, op_id, entity, key, blob, created, sent_ms))
         return decode_op(blob)
 
+    def kept_sent(self) -> tuple[int, int | None]:
+        """How many ops HQ took are kept for a rejoin, and when the oldest was acked."""
+        count, oldest = self.conn.execute("SELECT count(*), min(acked_ms) FROM _sent").fetchone()
+        return int(count), None if oldest is None else int(oldest)
+
     def forget_sent(self, before_ms: int) -> int:
         """Forget the acknowledged ops acked before ``before_ms``, unless HQ
         refused this device as diverged or a rejoin is under way (they are
@@ -494,7 +499,7 @@ class SqliteLocalStore:
         the next sync bootstraps. HQ's rows stay visible until the snapshot is
         stored whole (``snapshot_done``). Returns how many ops were queued
         again, and when the oldest of them was acked (None: none kept)."""
-        oldest = self.conn.execute("SELECT min(acked_ms) FROM _sent").fetchone()[0]
+        oldest = self.kept_sent()[1]
         again = self.conn.execute(
             "INSERT OR IGNORE INTO _outbox (pos, op_id, entity, key, op, created_ms) "
             "SELECT pos, op_id, entity, key, op, created_ms FROM _sent ORDER BY pos").rowcount
@@ -508,7 +513,7 @@ class SqliteLocalStore:
         self.conn.executemany("DELETE FROM _state WHERE name = ?", [(n,) for n in FOLLOWED])
         self.conn.execute("DELETE FROM _rejoin_seen")
         self.set_state(REJOINING_STATE, "1")
-        return int(again), None if oldest is None else int(oldest)
+        return int(again), oldest
 
     def _note_snapshot(self, rows: list[Row]) -> None:
         """During a rejoin, remember which rows HQ's snapshot holds."""

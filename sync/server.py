@@ -298,7 +298,9 @@ class ServerSession:
 
     def greet(self, store: ServerStore, hello: Hello, server_ms: int = 0) -> Welcome | Error:
         """The answer to this session's ``hello``: a Welcome, or the Error that
-        refuses a device whose history HQ's no longer continues (``check_cursor``)."""
+        refuses a device whose history HQ no longer continues (``check_cursor``).
+        HQ never drops a change, so the change at a cursor it gave out is there
+        unless HQ lost it."""
         welcome = self.welcome(store, server_ms)
         cursor = hello.cursor
         found = store.mark(cursor) if hello.mark and 0 < cursor <= welcome.head else ""

@@ -324,7 +324,9 @@ def test_stores_are_refused_by_an_hq_restored_from_a_backup_older_than_their_syn
                 asyncio.run(sync_once(till, timeout=10))
             assert refused.value.code == ErrorCode.DIVERGED
             assert cli.main(["--db", str(till.path), "status"]) == 4
-            assert "restored from an older backup" in capsys.readouterr().out
+            said = capsys.readouterr().out
+            assert "restored from an older backup" in said
+            assert ("kept for a rejoin: 2 acked ops, since " in said) == (till is s1)
         assert s1.stock("S1", PRODUCT) == 8 and s1.pending() == []
 
         # HQ's latest database is lost for good: every device rejoins, in any order

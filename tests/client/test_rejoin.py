@@ -53,6 +53,7 @@ def test_ops_hq_took_are_kept_a_while_and_a_transaction_is_forgotten_whole(
     _answer(edge, 3_000, recent)
     _answer(edge, 3_000, refused, status=Status.REJECTED)
     assert edge.pending() == [] and _kept(edge) == [old, a, b, recent]  # never a rejected op
+    assert edge.status().kept == (4, 1_000)
     assert _forget(edge, 2_000) == 1 and _kept(edge) == [a, b, recent]
     assert _forget(edge, 2_001) == 2 and _kept(edge) == [recent]
     with edge.transaction() as store:  # HQ refused the device as diverged: keep everything
