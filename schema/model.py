@@ -218,6 +218,20 @@ class ProductBound:
 
 
 @dataclass(frozen=True)
+class Parent:
+    """A row that belongs to another, as a receipt's line to its receipt: it
+    is made in the same business transaction as its parent or onto a parent
+    HQ has, and shares ``same`` fields with it. A line on no receipt, or on
+    another site's, would count in the per-site books it feeds without a
+    receipt to show for it."""
+
+    entity: str
+    field: str
+    """The field that holds the parent's id."""
+    same: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Entity:
     """One synced record type: its fields, owner, scope and merge policies.
 
@@ -242,6 +256,8 @@ class Entity:
     bounded_products: tuple[ProductBound, ...] = ()
     """Products of two fields that must stay within a bound in one row (a
     movement's value, qty x unit cost, within what the 64-bit sums hold)."""
+    parent: Parent | None = None
+    """The row this one belongs to (checked by HQ when the row is made)."""
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
     is_ledger: bool = field(init=False, repr=False, compare=False, default=False)
     """Every field is a ledger field: rows are append-only."""
@@ -271,6 +287,8 @@ class Entity:
             raise ValueError(f"entity {self.name}: unknown distinct fields")
         if not {n for b in self.bounded_products for n in b.factors} <= set(names):
             raise ValueError(f"entity {self.name}: unknown bounded_products fields")
+        if self.parent is not None and not {self.parent.field, *self.parent.same} <= set(names):
+            raise ValueError(f"entity {self.name}: unknown parent fields")
         if self.machine is not None:
             f = self.field(self.machine.field)
             if f.policy is not Policy.STATE:

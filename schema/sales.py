@@ -10,6 +10,7 @@ from .model import (
     Entity,
     Field,
     Kind,
+    Parent,
     Policy,
     ProductBound,
     Scope,
@@ -64,6 +65,7 @@ SALE_LINE = Entity(
     deletable=False,
     # its cost (qty x unit cost) fits HQ's 64-bit sum of the cost of goods sold per site
     bounded_products=(ProductBound(("qty", "cost"), MAX_LEDGER_MONEY),),
+    parent=Parent("sale", "sale_id", same=("site",)),
     doc="One product on a receipt.",
 )
 

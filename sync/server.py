@@ -9,7 +9,7 @@ answer only after that transaction committed, so an ack always means durable.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import msgspec
@@ -19,7 +19,7 @@ from schema.people import employee_key
 
 from .audit import AuditRecord, audit_of
 from .authorize import RoleOf
-from .merge import Actor, Outcome, decide
+from .merge import Actor, Outcome, decide, short
 from .messages import (
     MAX_BATCH_OPS,
     MAX_MESSAGE_BYTES,
@@ -217,7 +217,7 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         if previous is not None:
             return [previous]
         current = store.load(op.entity, op.key) if schema.get(op.entity) else None
-        outcome = decide(schema, current, op, actor, role_of)
+        outcome = _with_parent(schema, decide(schema, current, op, actor, role_of), store.load)
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
         store.record(outcome, audit_of(outcome), sites)
         return [outcome.ack]
@@ -229,6 +229,10 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         answered = {op.op_id: ack for op, ack in zip(ops, seen, strict=True) if ack}
         return [answered[op.op_id] for op in given]
     staged: dict[tuple[str, str], Row | None] = {}
+
+    def find(entity: str, key: str) -> Row | None:  # this transaction's rows first
+        return staged[(entity, key)] if (entity, key) in staged else store.load(entity, key)
+
     outcomes: list[Outcome] = []
     for op, previous in zip(ops, seen, strict=True):
         if previous is not None:
@@ -240,6 +244,7 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         if outcome.changed:
             staged[k] = outcome.after
         outcomes.append(outcome)
+    outcomes = [_with_parent(schema, o, find) for o in outcomes]  # a parent may come later
     failed = next((o for o in outcomes if o.status is Status.REJECTED), None)
     if failed is not None and len(outcomes) > 1:
         reason = f"transaction {failed.op.group} rejected: {failed.reason}"
@@ -258,6 +263,34 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         if previous is not None:
             answers[op.op_id] = previous
     return [answers[op.op_id] for op in given]  # a repeated op id gets its first answer
+
+
+def _with_parent(schema: Schema, outcome: Outcome,
+                 find: Callable[[str, str], Row | None]) -> Outcome:
+    """``outcome``, or its rejection when it makes a row of an entity with a
+    ``Parent`` (a receipt's line) whose parent HQ does not have -- in this
+    business transaction or before -- or which differs from it in a field
+    they must share. ``find`` looks a row up, this transaction's first."""
+    after = outcome.after
+    if outcome.before is not None or after is None or outcome.status is Status.REJECTED:
+        return outcome
+    parent = schema[after.entity].parent
+    if parent is None:
+        return outcome
+    ref = after.fields.get(parent.field)
+    row = find(parent.entity, ref) if isinstance(ref, str) else None
+    name = f"{after.entity} {short(after.key)}"
+    if row is None or row.deleted:
+        why = (f"{name} belongs to {parent.entity} {short(str(ref))}, which HQ does not have; "
+               f"it is made with its {parent.entity}, in one transaction")
+    else:
+        differ = [f for f in parent.same if row.fields.get(f) != after.fields.get(f)]
+        if not differ:
+            return outcome
+        why = (f"{name} must have the {', '.join(differ)} of its {parent.entity} "
+               f"{short(str(ref))} ({', '.join(str(row.fields.get(f)) for f in differ)})")
+    o = outcome
+    return Outcome(o.op, o.actor, Status.REJECTED, why, "validation", o.before, o.before)
 
 
 _last_live: tuple[Row | None, str] = (None, "")

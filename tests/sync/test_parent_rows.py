@@ -1,0 +1,62 @@
+"""A receipt's line is made with its receipt (``schema.Parent``): HQ refuses a
+line on a receipt it does not have, or on another site's receipt, so the
+per-site books it feeds never count a line without its receipt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from schema import SCHEMA
+from sync.messages import Op, Status
+from sync.server import apply_ops
+
+from .kit import HQ, PRODUCT, S1_TILL1, key, op, seeded_server
+
+SALE = key(800)
+
+
+def _sale(site: str = "S1") -> dict[str, Any]:
+    return {"site": site, "device": "s1-till1", "receipt_no": "S1-1", "kind": "sale",
+            "net": 199, "discount": 0, "tax": 0, "total": 199, "cash": 199, "card": 0,
+            "on_account": 0, "cashier": "clara", "date": "2026-11-26"}
+
+
+def _line(n: int, site: str = "S1", sale: str = SALE) -> dict[str, Any]:
+    return {"sale_id": sale, "site": site, "line_no": n, "product_id": PRODUCT, "qty": 1,
+            "price": 199, "discount": 0, "tax": 0, "cost": 120}
+
+
+def _grouped(*ops: Op) -> list[Op]:
+    return [msgspec.structs.replace(o, group="g-1") for o in ops]
+
+
+def test_a_line_on_a_receipt_hq_does_not_have_is_refused_with_why() -> None:
+    server = seeded_server()
+    [ack] = apply_ops(SCHEMA, server, S1_TILL1, [op(S1_TILL1, "sale_line", key(801), _line(1))])
+    assert ack.status is Status.REJECTED and ack.policy == "validation"
+    assert "belongs to sale 00000000, which HQ does not have" in ack.reason
+    assert server.load("sale_line", key(801)) is None
+
+
+def test_a_receipt_with_its_lines_in_any_order_and_a_line_added_later_are_taken() -> None:
+    server = seeded_server()
+    line, receipt = (op(S1_TILL1, "sale_line", key(801), _line(1)),
+                     op(S1_TILL1, "sale", SALE, _sale()))
+    acks = apply_ops(SCHEMA, server, S1_TILL1, _grouped(line, receipt))  # the line first
+    assert [a.status for a in acks] == [Status.ACCEPTED] * 2, [a.reason for a in acks]
+    [later] = apply_ops(SCHEMA, server, S1_TILL1, [op(S1_TILL1, "sale_line", key(802),
+                                                      _line(2))])
+    assert later.status is Status.ACCEPTED
+
+
+def test_a_line_at_another_site_than_its_receipt_rejects_the_whole_sale() -> None:
+    """HQ may write any site, but not a receipt at S1 whose line counts at S2."""
+    server = seeded_server()
+    acks = apply_ops(SCHEMA, server, HQ, _grouped(op(HQ, "sale", SALE, _sale("S1")),
+                                                  op(HQ, "sale_line", key(801), _line(1, "S2"))))
+    assert [a.status for a in acks] == [Status.REJECTED] * 2
+    assert "must have the site of its sale 00000000 (S1)" in acks[1].reason
+    assert acks[0].reason.startswith("transaction g-1 rejected: sale_line")
+    assert server.load("sale", SALE) is None and server.load("sale_line", key(801)) is None
