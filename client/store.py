@@ -461,7 +461,7 @@ class SqliteLocalStore:
     def drop_outbox(self, op_id: str, sent_ms: int | None = None) -> Op | None:
         """Take an answered op out of the outbox. One HQ took (``sent_ms``: when
         its answer came) is kept in ``_sent`` for ``KEEP_SENT_DAYS``, for
-        ``requeue_sent``; every op of one answer shares that time, so a business
+        ``rejoin``; every op of one answer shares that time, so a business
         transaction (never split across pushes) is kept and forgotten whole."""
         found = self.conn.execute(
             "DELETE FROM _outbox WHERE op_id = ? RETURNING pos, entity, key, op, created_ms",
@@ -526,11 +526,11 @@ class SqliteLocalStore:
         did not send (it lost it) and no pending op holds goes."""
         if not self.get_state(REJOINING_STATE):
             return
-        unsent = ("NOT IN (SELECT key FROM _rejoin_seen WHERE entity = :e) AND {col} NOT IN "
-                  "(SELECT key FROM _outbox WHERE entity = :e)")
         for entity in self.schema.entities:
-            self.conn.execute(f'DELETE FROM "{entity.name}" WHERE id ' +
-                              unsent.format(col="id"), {"e": entity.name})
+            self.conn.execute(
+                f'DELETE FROM "{entity.name}" WHERE id NOT IN (SELECT key FROM _rejoin_seen '
+                "WHERE entity = :e) AND id NOT IN (SELECT key FROM _outbox WHERE entity = :e)",
+                {"e": entity.name})
         for table in ("_base", "_view_override"):
             self.conn.execute(
                 f"DELETE FROM {table} WHERE NOT EXISTS (SELECT 1 FROM _rejoin_seen s WHERE "
