@@ -160,10 +160,10 @@ def page(db: Database, query: Select[Any], limit: int, offset: int
          ) -> tuple[list[dict[str, Any]], int]:
     """One page of ``query`` (ordered by the caller, ending with a unique key)
     as dicts, and the number of rows it has in all."""
-    with db.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(
+    with db.transaction(write=False) as store:  # the count and the page agree
+        total = store.conn.execute(select(func.count()).select_from(
             query.order_by(None).subquery())).scalar_one()
-        rows = _dicts(conn.execute(query.limit(limit).offset(offset)).mappings())
+        rows = _dicts(store.conn.execute(query.limit(limit).offset(offset)).mappings())
     return rows, int(total)
 
 

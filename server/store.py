@@ -185,6 +185,13 @@ class Database:
         with self.engine.connect() as conn:
             if self.is_sqlite:
                 conn = conn.execution_options(sqlite_begin="IMMEDIATE" if write else "DEFERRED")
+            elif not write:
+                # one snapshot for every statement of a read, as SQLite's WAL
+                # reads have: a count and its page, a head and its changes agree
+                # (PostgreSQL's default READ COMMITTED takes one per statement).
+                # Writers stay READ COMMITTED: they must see the commit of the
+                # writer they queued behind on the advisory lock.
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
             with conn.begin():
                 if write and not self.is_sqlite:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK})

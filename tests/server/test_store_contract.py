@@ -330,3 +330,23 @@ def _the_page_and_the_commit(backend: Backend) -> None:
         rest, _ = store.changes(None, cursor, 1000)
         head = store.head()
     assert sorted(c.seq for c in [*page, *rest]) == list(range(1, head + 1))
+
+
+@pytest.mark.parametrize("kind", SQL_STORES)
+def test_a_read_sees_one_snapshot_in_all_its_statements(kind: str, tmp_path: Path) -> None:
+    """A report's count and its page, a device's head and its changes: a read
+    of several statements sees the database as at its first one, whatever
+    commits meanwhile (on PostgreSQL too, whose default is a snapshot per
+    statement)."""
+    with open_backend(kind, tmp_path) as backend:
+        _seed(backend)
+        with backend.tx(write=False) as store:
+            assert isinstance(store, SqlServerStore)
+            first = store.head()
+            with backend.tx() as other:
+                apply_ops(SCHEMA, other, S1_TILL1,
+                          [op(S1_TILL1, "stock_movement", key(71), _sale("S1"))])
+            page, cursor = store.changes(None, 0, 1000)
+            assert cursor == first and page[-1].seq == first
+        with backend.tx(write=False) as store:
+            assert store.head() == first + 1
