@@ -122,3 +122,8 @@ def drift(conn: Connection, metadata: MetaData, totals: Totals) -> list[Drift]:
     return [Drift(totals.table, k, held.get(k, zero), summed.get(k, zero))
             for k in sorted(summed.keys() | held.keys())
             if held.get(k, zero) != summed.get(k, zero)]
+
+
+def drifts(conn: Connection, metadata: MetaData) -> list[Drift]:
+    """``drift`` of every total the database keeps: [] when all hold."""
+    return [d for t in kept(metadata) for d in drift(conn, metadata, t)]

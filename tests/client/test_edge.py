@@ -19,14 +19,6 @@ from sync.replica import LocalRejected
 from tests.sync.kit import PRODUCT, key
 
 
-@pytest.fixture
-def edge(tmp_path: Path) -> Iterator[Edge]:
-    e = Edge(tmp_path / "till.db")
-    e.configure("ws://127.0.0.1:1/sync", "s1-till1", "S1", "bl_token")
-    yield e
-    e.close()
-
-
 def _sale(edge: Edge, n: int, qty: int, group: str = "") -> None:
     edge.write("stock_movement", key(n), {"site": "S1", "product_id": PRODUCT, "qty": qty,
                                           "reason": "sale"}, group=group)

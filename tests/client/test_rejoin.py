@@ -4,23 +4,10 @@ server, a real backup and five devices, is in ``test_daemon_live``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
 from client.edge import Edge
 from sync.client import ClientSession
 from sync.messages import Ack, Row, SnapshotPage, Status
 from tests.sync.kit import CUSTOMER, PRODUCT, key
-
-
-@pytest.fixture
-def edge(tmp_path: Path) -> Iterator[Edge]:
-    e = Edge(tmp_path / "till.db")
-    e.configure("ws://127.0.0.1:1/sync", "s1-till1", "S1", "bl_token")
-    yield e
-    e.close()
 
 
 def _sell(edge: Edge, n: int, group: str = "") -> str:

@@ -13,15 +13,34 @@ from __future__ import annotations
 import datetime
 import re
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from server.admin import apply_as_hq, apply_group_as_hq
 from tests.sync.kit import PRODUCT, key
 
 from .rest_kit import open_api, post_sale
+
+
+@contextmanager
+def selects(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The SELECT statements ``engine`` runs meanwhile, one by one, with their
+    parameters."""
+    reads: list[tuple[str, Any]] = []
+
+    def seen(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
+        if sql.lstrip().upper().startswith("SELECT") and not many:
+            reads.append((sql, params))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        yield reads
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
 
 LEDGERS = ("journal_line", "sale_line", "sale", "po_line", "goods_receipt")
 WHOLE = re.compile(rf"^SCAN ({'|'.join(LEDGERS)})$")
@@ -41,21 +60,14 @@ def test_reports_of_a_period_site_or_order_read_only_their_rows(tmp_path: Path) 
                                     "status": "draft"}),
             ("po_line", key(901), {"po_id": po, "site": "S1", "product_id": PRODUCT,
                                    "qty": 1, "unit_cost": 100})])} == {"accepted"}
-        reads: list[tuple[str, Any]] = []
-
-        @event.listens_for(api.db.engine, "before_cursor_execute")
-        def _seen(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
-            if sql.lstrip().upper().startswith("SELECT") and not many:
-                reads.append((sql, params))
-
-        month = {"date_from": today[:8] + "01", "date_to": today}
-        for report, params in [("journal", {"site": "S1"}), ("journal", month),
-                               ("journal", {**month, "site": "S1", "account": "4000"}),
-                               ("sales", month), ("sales", {**month, "site": "S1"}),
-                               ("margin", month), ("margin", {**month, "period": "day"})]:
-            assert api.call("GET", f"/api/reports/{report}", "admin", **params)[0] == 200
-        assert api.ok("GET", f"/api/hq/purchase-orders/{po}", "admin")["lines"]
-        event.remove(api.db.engine, "before_cursor_execute", _seen)
+        with selects(api.db.engine) as reads:
+            month = {"date_from": today[:8] + "01", "date_to": today}
+            for report, params in [("journal", {"site": "S1"}), ("journal", month),
+                                   ("journal", {**month, "site": "S1", "account": "4000"}),
+                                   ("sales", month), ("sales", {**month, "site": "S1"}),
+                                   ("margin", month), ("margin", {**month, "period": "day"})]:
+                assert api.call("GET", f"/api/reports/{report}", "admin", **params)[0] == 200
+            assert api.ok("GET", f"/api/hq/purchase-orders/{po}", "admin")["lines"]
 
     conn = sqlite3.connect(path)
     try:
@@ -90,19 +102,13 @@ def test_sales_of_all_time_read_the_kept_totals_not_a_receipt_or_a_line(
             "sku": "OAT-1", "name": "Oat", "price": 250}).status == "accepted"
         post_sale(api.db, "S1", PRODUCT, 2, 250, 120)
         post_sale(api.db, "S2", PRODUCT, 1, 250, 120)
-        reads: list[str] = []
-
-        @event.listens_for(api.db.engine, "before_cursor_execute")
-        def _seen(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
-            if sql.lstrip().upper().startswith("SELECT"):
-                reads.append(sql)
-
-        whole = [api.ok("GET", "/api/reports/sales", "admin", **p) for p in ({}, {"site": "S1"})]
-        all_time = list(reads)
-        month = api.ok("GET", "/api/reports/sales", "admin", date_from=today[:8] + "01",
-                       date_to=today)
-        ranged = reads[len(all_time):]
-        event.remove(api.db.engine, "before_cursor_execute", _seen)
+        with selects(api.db.engine) as reads:
+            whole = [api.ok("GET", "/api/reports/sales", "admin", **p)
+                     for p in ({}, {"site": "S1"})]
+            all_time = [sql for sql, _ in reads]
+            month = api.ok("GET", "/api/reports/sales", "admin", date_from=today[:8] + "01",
+                           date_to=today)
+            ranged = [sql for sql, _ in reads[len(all_time):]]
     assert [(r["site"], r["receipts"], r["net"], r["cost"]) for r in whole[0]] == [
         ("S1", 1, 500, 240), ("S2", 1, 250, 120)] == [
         (r["site"], r["receipts"], r["net"], r["cost"]) for r in month]
@@ -128,18 +134,11 @@ def test_margin_by_month_day_or_range_reads_the_kept_days_not_a_journal_line(
             "sku": "OAT-1", "name": "Oat", "price": 250}).status == "accepted"
         post_sale(api.db, "S1", PRODUCT, 2, 250, 120)
         post_sale(api.db, "S2", PRODUCT, 1, 250, 100)
-        reads: list[tuple[str, Any]] = []
-
-        @event.listens_for(api.db.engine, "before_cursor_execute")
-        def _seen(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
-            if sql.lstrip().upper().startswith("SELECT") and not many:
-                reads.append((sql, params))
-
-        month = {"date_from": today[:8] + "01", "date_to": today}
-        asked = [{"period": "month"}, {"period": "day", "site": "S1"}, month,
-                 {**month, "period": "day"}, {**month, "period": "month", "site": "S2"}]
-        got = [api.ok("GET", "/api/reports/margin", "admin", **p) for p in asked]
-        event.remove(api.db.engine, "before_cursor_execute", _seen)
+        with selects(api.db.engine) as reads:
+            month = {"date_from": today[:8] + "01", "date_to": today}
+            asked = [{"period": "month"}, {"period": "day", "site": "S1"}, month,
+                     {**month, "period": "day"}, {**month, "period": "month", "site": "S2"}]
+            got = [api.ok("GET", "/api/reports/margin", "admin", **p) for p in asked]
     assert [(m["site"], m["period"], m["margin"]) for m in got[0]] == [
         ("S1", today[:7], 260), ("S2", today[:7], 150)]
     assert [(m["site"], m["period"], m["margin"]) for m in got[1]] == [("S1", today, 260)]
