@@ -474,6 +474,8 @@ async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) 
             await socket.close(CLOSE_CODES[stop.error.code], stop.error.message[:120])
     except WebSocketDisconnect:
         return
+    except OSError as gone:  # the device went away while HQ answered it (uplink down)
+        log.info("device %s went away: %s", conn.device, str(gone) or type(gone).__name__)
     except Exception:
         log.exception("connection of device %s failed", conn.device)
         with contextlib.suppress(Exception):

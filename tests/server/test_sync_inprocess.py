@@ -79,3 +79,36 @@ def test_a_failing_live_fan_out_closes_only_its_connection(
         s1.send_bytes(encode(Pull(0)))  # the other connection is still served
         assert isinstance(decode_server(s1.receive_bytes(timeout=5)), Changes)
         s1.close()
+
+
+def test_a_device_gone_while_hq_answers_is_no_error_in_the_log(
+    client: TestClient[Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A store's uplink drops while HQ sends it an answer (uvicorn raises
+    ``ClientDisconnected``): an everyday event, logged as such, not as an
+    error with a traceback that sends IT looking at 3 a.m."""
+    from uvicorn.protocols.utils import ClientDisconnected
+
+    from server.sync_ws import Connection
+
+    real = Connection.send
+
+    async def dropped(self: Connection, msgs: Any) -> Any:
+        if self.device == "s2":
+            raise ClientDisconnected()
+        return await real(self, msgs)
+
+    with ExitStack() as stack:
+        s1 = _join(client, stack, "s1", "S1")
+        s2 = _join(client, stack, "s2", "S2")
+        monkeypatch.setattr(Connection, "send", dropped)
+        caplog.set_level("INFO", logger="branchline.sync")
+        s2.send_bytes(encode(Pull(0)))
+        deadline = time.monotonic() + 5
+        while "went away" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.01)
+        s1.send_bytes(encode(Pull(0)))  # the other store is still served
+        assert isinstance(decode_server(s1.receive_bytes(timeout=5)), Changes)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "branchline.sync"]
+    assert ("INFO", "device s2 went away: ClientDisconnected") in said
+    assert not [r for r in caplog.records if r.levelname == "ERROR"], said
