@@ -299,6 +299,8 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
                                             if s.kept[0] else "none"))
             if s.rejoining:
                 print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
+            if (clock := s.clock_warning()) is not None:
+                print(f"clock: {clock}")
             if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
                 at, _, why = s.refused.partition(" ")
                 print(f"refused by HQ at {_when(int(at))}: {why}")

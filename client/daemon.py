@@ -50,7 +50,7 @@ from sync.messages import (
     snapshot_blobs,
 )
 
-from .edge import Edge, now_ms
+from .edge import Edge, clock_warning, now_ms
 from .errors import LocalDatabaseError, NotConfigured, Refused, Unreachable
 from .progress import Progress
 from .store import KEEP_SENT_DAYS, REFUSED_STATE
@@ -204,6 +204,8 @@ class _Link:
             case Welcome(head=head):
                 log.info("connected to HQ (head %d, our cursor %d)", head,
                          self.edge.replica.cursor)
+                if (clock := clock_warning(self.edge.replica.hq_ahead)) is not None:
+                    log.warning("%s", clock)
                 if self.edge.store.get_state(REFUSED_STATE):
                     with self.edge.transaction() as store:  # HQ takes this device again
                         store.set_state(REFUSED_STATE, "")
@@ -250,7 +252,7 @@ def forget_sent(edge: Edge) -> None:
     """Forget the acked ops kept longer than ``KEEP_SENT_DAYS``: at each
     connection, and every ``FORGET_SENT_S`` of one that lasts."""
     with edge.transaction() as store:
-        store.forget_sent(now_ms() - KEEP_SENT_DAYS * 86_400_000)
+        store.forget_sent(now_ms() + edge.replica.hq_ahead, KEEP_SENT_DAYS * 86_400_000)
 
 
 async def _open(url: str, timeout: float = CONNECT_TIMEOUT_S) -> ClientConnection:

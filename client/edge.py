@@ -17,8 +17,9 @@ from types import TracebackType
 from typing import Any
 
 from schema import SCHEMA, Entity, Kind, Schema
+from sync.hlc import MAX_AHEAD_MS, span
 from sync.messages import Op
-from sync.replica import Replica
+from sync.replica import HQ_CLOCK_STATE, Replica, hq_clock
 
 from .errors import NotConfigured, UnknownName
 from .store import REJOINING_STATE, SqliteLocalStore, connect
@@ -50,6 +51,24 @@ class EdgeStatus:
     kept: tuple[int, int | None] = (0, None)
     """Ops HQ took that this device keeps for a rejoin, and when the oldest
     was acked."""
+    hq_clock: tuple[int, int] = (0, 0)
+    """How many ms HQ's clock was ahead of this device's (negative: behind),
+    and this device's time then, at the last connection ((0, 0): never)."""
+
+    def clock_warning(self) -> str | None:
+        return clock_warning(self.hq_clock[0])
+
+
+def clock_warning(hq_ahead_ms: int) -> str | None:
+    """What to tell a store whose clock was ``hq_ahead_ms`` behind HQ's
+    (negative: ahead) at the last sync, when that is more than HQ takes stamps
+    as they come (``hlc.MAX_AHEAD_MS``); None when the clocks agree."""
+    if abs(hq_ahead_ms) <= MAX_AHEAD_MS:
+        return None
+    off = f"{span(abs(hq_ahead_ms))} {'behind' if hq_ahead_ms > 0 else 'ahead of'}"
+    return (f"this till's clock was {off} HQ's at the last sync: receipts, stock counts "
+            "and reports are dated by it. Set the till's clock (HQ dates this till's "
+            "edits by their arrival while its clock runs ahead)")
 
 
 @dataclass(frozen=True)
@@ -222,4 +241,5 @@ class Edge:
             refused=self.store.get_state("refused") or None,
             rejoining=self.store.get_state(REJOINING_STATE) is not None,
             kept=self.store.kept_sent(),
+            hq_clock=hq_clock(self.store.get_state(HQ_CLOCK_STATE)),
         )

@@ -481,15 +481,19 @@ class SqliteLocalStore:
         count, oldest = self.conn.execute("SELECT count(*), min(acked_ms) FROM _sent").fetchone()
         return int(count), None if oldest is None else int(oldest)
 
-    def forget_sent(self, before_ms: int) -> int:
-        """Forget the acknowledged ops acked before ``before_ms``, unless HQ
-        refused this device as diverged or a rejoin is under way (they are
-        then what it needs); returns how many were forgotten."""
+    def forget_sent(self, now_ms: int, keep_ms: int) -> int:
+        """Forget the acknowledged ops acked more than ``keep_ms`` before
+        ``now_ms`` -- and before the last ack, so a clock that jumped ahead
+        (acks are dated by HQ's clock, ``Replica.on_ack``) cannot forget what
+        was acked lately -- unless HQ refused this device as diverged or a
+        rejoin is under way (they are then what it needs); returns how many
+        were forgotten."""
         if self.get_state(REJOINING_STATE) or "diverged" in (self.get_state(REFUSED_STATE)
                                                             or ""):
             return 0
-        return int(self.conn.execute("DELETE FROM _sent WHERE acked_ms < ?",
-                                     (before_ms,)).rowcount)
+        return int(self.conn.execute(
+            "DELETE FROM _sent WHERE acked_ms < min(?, (SELECT max(acked_ms) FROM _sent)) - ?",
+            (now_ms, keep_ms)).rowcount)
 
     def rejoin(self) -> tuple[int, int | None]:
         """Start following HQ's history afresh (``Edge.rejoin``): the kept ops go

@@ -24,7 +24,6 @@ import gc
 import logging
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -52,6 +51,7 @@ from sync.messages import (
 from sync.server import ServerSession, check_hello
 
 from .automation import after_push
+from .clock import now_ms
 from .devices import DeviceInfo, authenticate, authenticate_many, note_refusal
 from .fanout import Hub
 from .frames import fit
@@ -74,13 +74,6 @@ CLOSE_CODES = {
 }
 T = TypeVar("T")
 Socket = WebSocket[Any, Any, Any]
-
-
-def push(session: ServerSession, msg: Push, store: SqlServerStore) -> list[Outgoing]:
-    """Apply a push and the automation it triggers, in one transaction."""
-    answers = session.handle(store, msg)
-    after_push(store)
-    return answers
 
 
 GROUP_OPS = 20_000
@@ -161,7 +154,8 @@ class GroupCommit:
 
     def _commit(self, jobs: list[_Job]) -> list[list[Outgoing]]:
         with self.db.transaction(write=True) as store:
-            results = [session.handle(store, msg) for session, msg, _, _ in jobs]
+            now = now_ms()  # HQ's clock bounds the devices' stamps (hlc.Restamp)
+            results = [session.handle(store, msg, now) for session, msg, _, _ in jobs]
             after_push(store)
         if store.published:  # committed: fan out first, then release the acks
             self.hub.publish_threadsafe(store.published)
@@ -343,7 +337,7 @@ class Connection:
             await self.note_refusal(who, refused)
         session = ServerSession(self.schema, Actor(who.device, who.site), hello.cursor)
         welcome = await self.in_db(
-            False, lambda s: session.greet(s, hello, int(time.time() * 1000)))
+            False, lambda s: session.greet(s, hello, now_ms()))
         if isinstance(welcome, Error):
             await self.note_refusal(who, welcome)
         if who.refused is not None:

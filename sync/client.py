@@ -113,6 +113,8 @@ class ClientSession:
         r = self.replica
         match msg:
             case Welcome() as w:
+                if w.server_ms:
+                    r.note_hq_clock(w.server_ms, now_ms)
                 if w.snapshot_required and r.store.get_state("bootstrapped") != "1":
                     self.phase = Phase.SNAPSHOT
                     self.snapshot_head = w.head

@@ -13,6 +13,11 @@ from dataclasses import dataclass
 MAX_DRIFT_MS = 24 * 3600 * 1000
 """A remote timestamp further ahead of our wall clock than this is refused."""
 
+MAX_AHEAD_MS = 5 * 60 * 1000
+"""HQ takes a device's stamp as it comes up to this far ahead of HQ's own
+clock; a stamp further ahead (a till whose clock runs fast) is replaced by
+one of HQ's time of arrival (``Restamp``)."""
+
 
 @dataclass(frozen=True, order=True)
 class Stamp:
@@ -83,3 +88,45 @@ class Clock:
         else:
             counter = 0
         self.last = Stamp(top, counter, self.device)
+
+
+def span(ms: int) -> str:
+    """``ms`` in words read at a glance (5 min, 3 h, 2 days)."""
+    minutes = round(ms / 60_000)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = round(ms / 3_600_000)
+    return f"{hours} h" if hours < 48 else f"{round(ms / 86_400_000)} days"
+
+
+def ahead_by(stamp: str, now_ms: int) -> int:
+    """How many ms ``stamp`` is ahead of ``now_ms`` (<= 0: not ahead, or not a stamp)."""
+    ms = stamp.partition("-")[0]
+    return int(ms) - now_ms if ms.isdigit() else 0
+
+
+class Restamp:
+    """HQ's bound on the stamps of one device's edits.
+
+    A device whose clock runs fast would win every last-writer-wins race with
+    edits made genuinely later elsewhere, for as long as its clock is ahead,
+    and its stamps would stay ahead after its clock is set right (an HLC
+    never goes back). HQ cannot know when such an edit was made, only that it
+    arrived: a stamp more than ``MAX_AHEAD_MS`` ahead of HQ's clock is
+    replaced by one of HQ's time, kept in order with the device's earlier
+    replaced stamps (one device's edits of a row must still follow each other)."""
+
+    def __init__(self, device: str) -> None:
+        self.last = Stamp(0, 0, device)
+
+    def bound(self, stamp: str, now_ms: int) -> str | None:
+        """The stamp HQ uses instead of ``stamp``, or None when ``stamp`` is
+        within the bound (or malformed: validation refuses it)."""
+        if ahead_by(stamp, now_ms) <= MAX_AHEAD_MS:
+            return None
+        last = self.last
+        if now_ms > last.ms:
+            self.last = Stamp(now_ms, 0, last.device)
+        else:
+            self.last = Stamp(last.ms, last.counter + 1, last.device)
+        return self.last.encode()

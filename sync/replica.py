@@ -99,6 +99,20 @@ class LocalStore(Protocol):
         ...
 
 
+HQ_CLOCK_STATE = "hq_clock"
+"""``"<ms HQ's clock was ahead> <this device's ms then>"`` at the last Welcome."""
+
+
+def hq_clock(state: str | None) -> tuple[int, int]:
+    """(ms HQ's clock was ahead of this device's, this device's ms when told)
+    from ``HQ_CLOCK_STATE`` ((0, 0) if never told)."""
+    ahead, _, at = (state or "").partition(" ")
+    try:
+        return int(ahead), int(at)
+    except ValueError:
+        return 0, 0
+
+
 class Replica:
     """One device's local copy of the rows in its scope."""
 
@@ -107,6 +121,7 @@ class Replica:
         self.store = store
         self.actor = Actor(device=device, site=site)
         self.clock = Clock(device)
+        self._hq_ahead: int | None = None
 
     def _load_clock(self) -> Clock:
         # Re-read on every use: a CLI process and the daemon may share one database.
@@ -222,7 +237,8 @@ class Replica:
     def on_ack(self, ack: Ack, now_ms: int) -> Op | None:
         """Apply the server's answer to one of our ops; returns the op (None: a duplicate)."""
         taken = ack.status is not Status.REJECTED  # a rejected op stays void for good
-        op = self.store.drop_outbox(ack.op_id, now_ms if taken else None)
+        # kept for a rejoin from when HQ acked it, by HQ's clock (``forget_sent``)
+        op = self.store.drop_outbox(ack.op_id, now_ms + self.hq_ahead if taken else None)
         if op is None:
             return None
         if (ack.row is None and ack.status is Status.ACCEPTED and self.schema.get(op.entity)
@@ -242,11 +258,28 @@ class Replica:
     def _observe(self, row: Row, now_ms: int) -> None:
         self._observe_hlc(_latest(row), now_ms)
 
+    def note_hq_clock(self, server_ms: int, now_ms: int) -> None:
+        """Keep how far HQ's clock is ahead of this device's (``HQ_CLOCK_STATE``):
+        HQ bounds the stamps it takes by its own clock (``hlc.Restamp``), so
+        stamps from HQ are trusted up to HQ's time, however far behind this
+        device's clock is; and ``status`` tells a store whose clock is off."""
+        self._hq_ahead = server_ms - now_ms
+        self.store.set_state(HQ_CLOCK_STATE, f"{self._hq_ahead} {now_ms}")
+        self._observe_hlc(Stamp(server_ms, 0, "").encode(), now_ms)  # not behind HQ's time
+
+    @property
+    def hq_ahead(self) -> int:
+        """How many ms HQ's clock was ahead of this device's at the last
+        Welcome (negative: behind; 0 if never told)."""
+        if self._hq_ahead is None:
+            self._hq_ahead = hq_clock(self.store.get_state(HQ_CLOCK_STATE))[0]
+        return self._hq_ahead
+
     def _observe_hlc(self, latest: str, now_ms: int) -> None:
         if not latest:
             return
-        try:
-            self._load_clock().observe(latest, now_ms)
+        try:  # HQ's stamps are within its clock: a slow till still observes them
+            self._load_clock().observe(latest, now_ms + max(0, self.hq_ahead))
         except (ClockDriftError, ValueError):
             return  # a wild clock elsewhere must not stop this till
         self.store.set_state("hlc", self.clock.last.encode())

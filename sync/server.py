@@ -19,6 +19,7 @@ from schema.people import employee_key
 
 from .audit import AuditRecord, audit_of
 from .authorize import RoleOf
+from .hlc import MAX_AHEAD_MS, Restamp, ahead_by, span
 from .merge import Actor, Outcome, decide, short
 from .messages import (
     MAX_BATCH_OPS,
@@ -189,12 +190,18 @@ def role_reader(schema: Schema, store: ServerStore, actor: Actor) -> RoleOf | No
     return role_of
 
 
-def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -> list[Ack]:
+def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op],
+              bound: tuple[Restamp, int] | None = None) -> list[Ack]:
     """Decide and record a batch of ops, each op id at most once.
 
     Consecutive ops sharing a ``group`` are one business transaction: if any of
     them is rejected, all of them are, each with the reason of the first one.
+    ``bound``: the sending device's ``Restamp`` and HQ's clock, for ops from a
+    device (HQ's own ops carry HQ's stamps).
     """
+    notes: dict[str, str] = {}
+    if bound is not None:
+        ops = _bounded(ops, *bound, notes)
     acks: list[Ack] = []
     start = 0
     role_of = role_reader(schema, store, actor)
@@ -204,13 +211,47 @@ def apply_ops(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]) -
         if group:
             while end < len(ops) and ops[end].group == group:
                 end += 1
-        acks.extend(_apply_group(schema, store, actor, ops[start:end], role_of))
+        acks.extend(_apply_group(schema, store, actor, ops[start:end], role_of, notes))
         start = end
     return acks
 
 
+def _bounded(ops: list[Op], restamp: Restamp, now_ms: int, notes: dict[str, str]
+             ) -> list[Op]:
+    """``ops``, those stamped further ahead of HQ's clock than the bound
+    restamped with HQ's time (``Restamp``), and why in ``notes`` by op id."""
+    out = ops
+    limit = f"{now_ms + MAX_AHEAD_MS:015d}"  # a stamp sorting below it is within the bound
+    for i, op in enumerate(ops):
+        if op.hlc <= limit:
+            continue
+        stamp = restamp.bound(op.hlc, now_ms)
+        if stamp is None:
+            continue
+        if out is ops:
+            out = list(ops)
+        out[i] = msgspec.structs.replace(op, hlc=stamp)
+        notes[op.op_id] = (f"the clock of {op.device} was {span(ahead_by(op.hlc, now_ms))} "
+                           "ahead of HQ's: the edit is dated by its arrival at HQ")
+    return out
+
+
+def _noted(outcome: Outcome, notes: dict[str, str]) -> Outcome:
+    """``outcome`` of an op HQ restamped: its reason says so, and its ack
+    carries the row, so the device takes HQ's stamp for it too."""
+    note = notes.get(outcome.op.op_id)
+    if note is None or outcome.status is Status.REJECTED:
+        return outcome
+    o = outcome
+    noted = Outcome(o.op, o.actor, o.status, f"{o.reason}; {note}" if o.reason else note,
+                    o.policy, o.before, o.after, o.changed, o.dropped, o.conflicts)
+    if noted.ack.row is None:
+        noted.ack = msgspec.structs.replace(noted.ack, row=o.after)
+    return noted
+
+
 def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op],
-                 role_of: RoleOf | None) -> list[Ack]:
+                 role_of: RoleOf | None, notes: dict[str, str]) -> list[Ack]:
     if len(ops) == 1:  # the common case, kept lean: it is the ingest hot path
         op = ops[0]
         previous = store.seen(op.op_id)
@@ -218,6 +259,8 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
             return [previous]
         current = store.load(op.entity, op.key) if schema.get(op.entity) else None
         outcome = _with_parent(schema, decide(schema, current, op, actor, role_of), store.load)
+        if notes:
+            outcome = _noted(outcome, notes)
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
         store.record(outcome, audit_of(outcome), sites)
         return [outcome.ack]
@@ -245,6 +288,8 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
             staged[k] = outcome.after
         outcomes.append(outcome)
     outcomes = [_with_parent(schema, o, find) for o in outcomes]  # a parent may come later
+    if notes:
+        outcomes = [_noted(o, notes) for o in outcomes]
     failed = next((o for o in outcomes if o.status is Status.REJECTED), None)
     if failed is not None and len(outcomes) > 1:
         reason = f"transaction {failed.op.group} rejected: {failed.reason}"
@@ -316,6 +361,7 @@ class ServerSession:
         self.sent = cursor
         """The cursor the device was last told (the ``since`` of the next Changes)."""
         self.scope_site: str | None = None if actor.is_hq else actor.site
+        self.restamp = Restamp(actor.device)
         self.following = False
         """True once the device pulled: only then does live fan-out start, so a
         device still bootstrapping is not sent the whole history."""
@@ -340,16 +386,20 @@ class ServerSession:
         answered = not hello.acked or store.seen(hello.acked) is not None
         return check_cursor(hello, welcome.head, found, answered) or welcome
 
-    def handle(self, store: ServerStore, msg: ClientMessage) -> list[Outgoing]:
+    def handle(self, store: ServerStore, msg: ClientMessage, now_ms: int | None = None
+               ) -> list[Outgoing]:
         """Answer one client message inside the caller's transaction on ``store``;
-        the caller commits before sending the answer."""
+        the caller commits before sending the answer. ``now_ms``: HQ's clock,
+        which bounds how far ahead of it a device's stamps are taken
+        (``hlc.Restamp``); None takes them as they come."""
         match msg:
             case Push(batch=batch, ops=ops):
                 if len(ops) > MAX_BATCH_OPS:
                     return [Error(ErrorCode.TOO_LARGE,
                                   f"push of {len(ops)} ops; at most {MAX_BATCH_OPS} per batch")]
                 store.prefetch(ops)
-                acks = apply_ops(self.schema, store, self.actor, ops)
+                bound = None if now_ms is None else (self.restamp, now_ms)
+                acks = apply_ops(self.schema, store, self.actor, ops, bound)
                 return [Acks(batch=batch, acks=acks)]
             case Pull(cursor=cursor, limit=limit):
                 limit = max(1, min(limit, 5000))

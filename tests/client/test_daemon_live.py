@@ -404,3 +404,31 @@ def test_the_daemon_stops_on_a_local_database_fault_and_waits_out_a_lock(
     else:
         asyncio.run(asyncio.wait_for(run_daemon(till, None, stop), 10))
         assert delays == [0, 1, 2, 3]  # growing, although each attempt was welcomed
+
+
+def test_a_till_whose_clock_runs_days_ahead_neither_wins_later_edits_nor_goes_unsaid(
+        devices: Devices, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """HQ dates the edits of a till stamped days ahead of HQ's clock by their
+    arrival, so an edit made a minute later at HQ still wins; the till's
+    status tells the manager to set the clock."""
+    hq = devices.hq()
+    _seed(hq)
+    till = devices.new("S1")
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 3 * 86_400)  # this process's tills
+    asyncio.run(sync_once(till, timeout=30))
+    till.write("customer", CUSTOMER, {"phone": "AHEAD"})
+    assert asyncio.run(sync_once(till, timeout=30)).rejected == 0
+    assert cli.main(["--db", str(till.path), "status", "--timeout", "5"]) == 0
+    assert "clock: this till's clock was 3 days ahead of HQ's" in capsys.readouterr().out
+    monkeypatch.setattr(time, "time", real)  # HQ's PC keeps the right time
+
+    asyncio.run(sync_once(hq, timeout=30))
+    assert hq.get("customer", CUSTOMER)["phone"] == "AHEAD"  # type: ignore[index]
+    hq.write("customer", CUSTOMER, {"phone": "LATER"}, user="admin")
+    assert asyncio.run(sync_once(hq, timeout=30)).rejected == 0
+    monkeypatch.setattr(time, "time", lambda: real() + 3 * 86_400)
+    asyncio.run(sync_once(till, timeout=30))
+    assert till.get("customer", CUSTOMER)["phone"] == "LATER"  # type: ignore[index]
+    assert hq.get("customer", CUSTOMER)["phone"] == "LATER"  # type: ignore[index]

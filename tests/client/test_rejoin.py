@@ -26,9 +26,9 @@ def _kept(edge: Edge) -> list[str]:
     return [op_id for (op_id,) in edge.conn.execute("SELECT op_id FROM _sent ORDER BY pos")]
 
 
-def _forget(edge: Edge, before_ms: int) -> int:
+def _forget(edge: Edge, now_ms: int, keep_ms: int = 1_000) -> int:
     with edge.transaction() as store:
-        return store.forget_sent(before_ms)
+        return store.forget_sent(now_ms, keep_ms)
 
 
 def test_ops_hq_took_are_kept_a_while_and_a_transaction_is_forgotten_whole(
@@ -41,11 +41,29 @@ def test_ops_hq_took_are_kept_a_while_and_a_transaction_is_forgotten_whole(
     _answer(edge, 3_000, refused, status=Status.REJECTED)
     assert edge.pending() == [] and _kept(edge) == [old, a, b, recent]  # never a rejected op
     assert edge.status().kept == (4, 1_000)
-    assert _forget(edge, 2_000) == 1 and _kept(edge) == [a, b, recent]
-    assert _forget(edge, 2_001) == 2 and _kept(edge) == [recent]
+    assert _forget(edge, 3_000) == 1 and _kept(edge) == [a, b, recent]
+    assert _forget(edge, 3_001, 999) == 2 and _kept(edge) == [recent]
     with edge.transaction() as store:  # HQ refused the device as diverged: keep everything
         store.set_state("refused", "9 HQ refused this device (diverged): ...")
-    assert _forget(edge, 10_000) == 0 and _kept(edge) == [recent]
+    assert _forget(edge, 10_000, 0) == 0 and _kept(edge) == [recent]
+
+
+def test_a_clock_that_jumped_ahead_forgets_nothing_acked_lately(edge: Edge) -> None:
+    with edge.transaction():  # HQ's clock was 8 days behind this till's at the Welcome
+        edge.replica.note_hq_clock(1_000_000, 1_000_000 + 8 * DAY)
+    sold = [_sell(edge, n) for n in range(1, 4)]
+    _answer(edge, 1_000_000 + 8 * DAY, *sold)  # dated by HQ's clock, not the till's
+    assert edge.status().kept == (3, 1_000_000)
+    assert _forget(edge, 1_000_000 + 8 * DAY, 7 * DAY) == 0  # 8 days "later": kept
+    assert _forget(edge, 1_000_000 + 30 * DAY, 7 * DAY) == 0  # a month: still the last ones
+    later = _sell(edge, 9)
+    with edge.transaction():  # 8 days on, with the till's clock set right
+        edge.replica.note_hq_clock(9 * DAY, 9 * DAY)
+    _answer(edge, 9 * DAY, later)
+    assert _forget(edge, 9 * DAY, 7 * DAY) == 3 and _kept(edge) == [later]
+
+
+DAY = 86_400_000
 
 
 def _hq_rows() -> list[Row]:

@@ -29,7 +29,8 @@ def _push(device: str, site: str, n: int) -> Push:
 
 
 class Exploding(ServerSession):
-    def handle(self, store: object, msg: object) -> list[ServerMessage]:
+    def handle(self, store: object, msg: object, now_ms: int | None = None
+               ) -> list[ServerMessage]:
         raise RuntimeError("boom")
 
 

@@ -131,13 +131,15 @@ class Device:
     def write(self, entity: str, k: str, fields: dict[str, Any], ms: int = 2_000) -> Op:
         return self.replica.write(entity, k, fields, "clerk", ms)
 
-    def sync(self, ms: int = 3_000) -> ClientSession:
-        """Connect, catch up, push everything, pull the answers: a whole sync."""
+    def sync(self, ms: int = 3_000, hq_ms: int | None = None) -> ClientSession:
+        """Connect, catch up, push everything, pull the answers: a whole sync,
+        at this device's wall time ``ms`` and HQ's ``hq_ms`` (None: HQ's clock
+        is not consulted)."""
         session = ClientSession(self.replica, "token")
         server = ServerSession(SCHEMA, self.actor, self.replica.cursor)
         [hello] = session.start()  # its token is checked by the real server, not here
         assert isinstance(hello, Hello)
-        greeting = server.greet(self.server, hello)
+        greeting = server.greet(self.server, hello, hq_ms or 0)
         if isinstance(greeting, Error):
             raise Diverged(greeting)
         outbox: list[Any] = []
@@ -147,7 +149,7 @@ class Device:
                 outbox.extend(session.receive(msg, ms))
             inbox = []
             for msg in outbox:
-                inbox.extend(server.handle(self.server, msg))
+                inbox.extend(server.handle(self.server, msg, hq_ms))
             outbox = []
             if not inbox:
                 live = server.poll(self.server)
