@@ -25,7 +25,7 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
             status=403)
     db = ctx.db
     t = db.t
-    with db.engine.connect() as conn:
+    with db.reading() as conn:  # every table of the page at one moment
         head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
         stock = conn.execute(on_hand.by_site(db.metadata)).all()
         negative = conn.execute(on_hand.levels(db.metadata, negative_only=True).limit(20)).all()
@@ -36,9 +36,9 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
             select(t["audit"]).order_by(t["audit"].c.id.desc()).limit(25)).all()
         counts = {e: conn.execute(select(func.count()).select_from(tbl)).scalar_one()
                   for e, tbl in db.entities.items()}
-    devices = list_devices(db)
-    tb = trial_balance(db, None)
-    sales = sales_from_books(db)
+        devices = list_devices(db, conn)
+        tb = trial_balance(db, None, conn)
+        sales = sales_from_books(db, conn)
     body: list[Html] = [
         tag("p", "change sequence at ", tag("b", f"{head:,}"),
             f"; {ctx.hub.connected} device(s) connected now; schema version {db.schema.version}"),
