@@ -4,8 +4,8 @@ purchase suggestions. Every figure comes from the ledgers (journal lines,
 sale lines, stock movements): all-time figures through the running totals the
 store keeps beside them in the same transactions (``server.totals``, checked
 by ``branchline check-totals``); figures over a date range from the totals
-kept per day where there are (sales, margin), else from the lines of that
-range.
+kept per day where there are (sales, margin, the journal's sums), else from
+the lines of that range.
 
 Every report needs an API token; who may read which report is decided by
 ``schema.people.REPORTS`` through ``server.api_auth.report_guard`` (401
@@ -287,19 +287,22 @@ def _journal_filters(db: Database, site: str | None, lo: str | None, hi: str | N
 def journal(db: Database, site: str | None = None, lo: str | None = None,
             hi: str | None = None, account: str | None = None, limit: int = 100,
             offset: int = 0) -> JournalPage:
-    """Journal lines in the order HQ recorded them, filtered, a page at a time."""
+    """Journal lines in the order HQ recorded them, filtered, a page at a time,
+    with the number, debits and credits of every line matching, read from the
+    totals kept of the journal (``server.totals``): a row per site and account
+    (and day, of a range of days), however many lines they had."""
     jl = db.entities["journal_line"]
     where = _journal_filters(db, site, lo, hi, account)
     cols = [jl.c[n] for n in ("id", "entry_id", "site", "account", "debit", "credit", "memo",
                               "date")]
-    if lo or hi:
-        sums = select(func.count(), func.coalesce(func.sum(jl.c.debit), 0),
-                      func.coalesce(func.sum(jl.c.credit), 0)).where(*where)
-    else:  # by site and account alone: the kept balances have the sums
-        ab = db.t[ACCOUNT_BALANCE_TABLE]
-        sums = select(*(func.coalesce(func.sum(ab.c[c]), 0) for c in ("lines", "debit", "credit"))
-                      ).where(*((ab.c[k] == v) for k, v in (("site", site), ("account", account))
-                                if v))
+    # the sums from a kept total, not the lines: of a range of days, the totals
+    # kept per (day, site, account), whose key the day leads; else the balances
+    # kept per (site, account)
+    kept = db.t[JOURNAL_DAY_TABLE if lo or hi else ACCOUNT_BALANCE_TABLE]
+    tests = [kept.c[k] == v for k, v in (("site", site), ("account", account)) if v]
+    tests += [*([kept.c.date >= lo] if lo else []), *([kept.c.date <= hi] if hi else [])]
+    sums = select(*(func.coalesce(func.sum(kept.c[c]), 0) for c in ("lines", "debit", "credit"))
+                  ).where(*tests)
     with db.reading() as conn:  # the sums and the page agree
         total, debit, credit = conn.execute(sums).one()
         rows = conn.execute(select(*cols).where(*where).order_by(jl.c._seq, jl.c.id)
