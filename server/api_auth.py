@@ -23,7 +23,7 @@ from litestar.exceptions import (
     ValidationException,
 )
 from litestar.handlers import BaseRouteHandler
-from sqlalchemy import func, select, update
+from sqlalchemy import Connection, func, select, update
 
 from schema import HQ_SITE
 from schema.people import employee_key, report_readers
@@ -74,9 +74,10 @@ class ApiTokens(msgspec.Struct):
     """when the latest was issued"""
 
 
-def api_tokens(db: Database, site: str | None = None) -> list[ApiTokens]:
+def api_tokens(db: Database, site: str | None = None, conn: Connection | None = None
+               ) -> list[ApiTokens]:
     """Every login that was issued an API token, by login; with ``site``, only
-    the employees of that site."""
+    the employees of that site. In ``conn``'s transaction when given."""
     tokens, employee = db.t["api_tokens"], db.entities["employee"]
     q = (select(tokens.c.login, employee.c.site,
                 func.count().filter(tokens.c.revoked_ms.is_(None)),
@@ -87,9 +88,9 @@ def api_tokens(db: Database, site: str | None = None) -> list[ApiTokens]:
          .group_by(tokens.c.login, employee.c.site).order_by(tokens.c.login))
     if site is not None:
         q = q.where(employee.c.site == site)
-    with db.engine.connect() as conn:
+    with db.reading(conn) as read:
         return [ApiTokens(login, s, int(a), int(r), int(ms))
-                for login, s, a, r, ms in conn.execute(q)]
+                for login, s, a, r, ms in read.execute(q)]
 
 
 def login_of(db: Database, header: str | None) -> str:
@@ -97,7 +98,7 @@ def login_of(db: Database, header: str | None) -> str:
     if not header or not header.startswith("Bearer "):
         raise NotAuthorizedException("send Authorization: Bearer <API token>")
     tokens = db.t["api_tokens"]
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         row = conn.execute(select(tokens.c.login, tokens.c.revoked_ms)
                            .where(tokens.c.token_hash == _hash(header[7:].strip()))).first()
     if row is None:

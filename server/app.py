@@ -66,7 +66,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
     def health() -> dict[str, Any]:
         """Liveness: schema version, head of the change sequence, devices connected."""
         changes = db.t["changes"]
-        with db.engine.connect() as conn:
+        with db.reading() as conn:
             head = conn.execute(select(func.coalesce(func.max(changes.c.seq), 0))).scalar_one()
         return {"status": "ok", "schema_version": schema.version, "head": head,
                 "connected": hub.connected}

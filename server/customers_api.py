@@ -50,17 +50,16 @@ class Statement(msgspec.Struct):
 
 def statement(db: Database, customer_id: str) -> Statement:
     """A customer's account, oldest entry first, with the balance after each."""
-    with db.transaction(write=False) as store:
-        customer = store.load("customer", customer_id) if is_uuid(customer_id) else None
-    if customer is None or customer.deleted:
-        raise NotFoundException(f"no customer {customer_id}")
     entry = db.entities["customer_entry"]
-    with db.engine.connect() as conn:
-        rows = conn.execute(select(entry.c.date, entry.c.kind, entry.c.receipt_no, entry.c.site,
-                                   entry.c.document_id, entry.c.amount)
-                            .where(entry.c.customer_id == customer_id,
-                                   entry.c._deleted.is_(False))
-                            .order_by(entry.c.date, entry.c.receipt_no, entry.c.id)).all()
+    with db.transaction(write=False) as store:  # the customer and its entries at one moment
+        customer = store.load("customer", customer_id) if is_uuid(customer_id) else None
+        if customer is None or customer.deleted:
+            raise NotFoundException(f"no customer {customer_id}")
+        rows = store.conn.execute(
+            select(entry.c.date, entry.c.kind, entry.c.receipt_no, entry.c.site,
+                   entry.c.document_id, entry.c.amount)
+            .where(entry.c.customer_id == customer_id, entry.c._deleted.is_(False))
+            .order_by(entry.c.date, entry.c.receipt_no, entry.c.id)).all()
     after = running_balance([int(r.amount) for r in rows])
     lines = [StatementLine(r.date, r.kind, r.receipt_no, r.site, r.document_id, int(r.amount), b)
              for r, b in zip(rows, after, strict=True)]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 
 from schema.model import is_site_code
 from sync.server import SERVER_DEVICE
@@ -123,7 +123,7 @@ def authenticate_many(db: Database, tokens: Collection[str]) -> dict[str, Device
     by_hash = {_hash(t): t for t in tokens}
     hashes = list(by_hash)
     rows: dict[str, Any] = {}
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         for start in range(0, len(hashes), _PER_QUERY):
             chunk = hashes[start : start + _PER_QUERY]
             rows.update((r.token_hash, r) for r in conn.execute(
@@ -165,7 +165,8 @@ def note_refusal(db: Database, device: str, why: str | None) -> None:
                      .values(refused_ms=refused_ms, refused=why))
 
 
-def list_devices(db: Database) -> list[DeviceInfo]:
+def list_devices(db: Database, conn: Connection | None = None) -> list[DeviceInfo]:
+    """Every device, by name; in ``conn``'s transaction when given."""
     devices = db.t["devices"]
-    with db.engine.connect() as conn:
-        return [_info(r) for r in conn.execute(select(devices).order_by(devices.c.device))]
+    with db.reading(conn) as read:
+        return [_info(r) for r in read.execute(select(devices).order_by(devices.c.device))]

@@ -70,7 +70,7 @@ def list_exceptions(db: Database, site: str | None, status: str | None,
                           (exc.c.product_id, product_id)):
         if value is not None:
             q = q.where(column == value)
-    with db.engine.connect() as conn:
+    with db.reading() as conn:  # each exception and its stock now, at one moment
         rows = conn.execute(q.order_by(exc.c.site, exc.c.product_id, exc.c._seq)).all()
         out = []
         for r in rows:

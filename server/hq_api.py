@@ -27,7 +27,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.exceptions import ClientException, NotFoundException, ValidationException
 from litestar.params import QueryParameter
 from litestar.types import ExceptionHandlersMap
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from schema import HQ_SITE, is_uuid
 from schema.model import MAX_MONEY
@@ -140,13 +140,15 @@ def require(db: Database, entity: str, key: str) -> Row:
     return row
 
 
-def find(db: Database, entity: str, *where: ColumnElement[bool]) -> list[dict[str, Any]]:
+def find(db: Database, entity: str, *where: ColumnElement[bool],
+         conn: Connection | None = None) -> list[dict[str, Any]]:
     """Every live row of ``entity`` matching ``where`` (id and fields), in key
-    order. (It stopped at 10,000 rows: a chain's 80,000 reorder rules were
-    listed as 10,000, with no sign of the rest.)"""
+    order; in ``conn``'s transaction when given. (It stopped at 10,000 rows: a
+    chain's 80,000 reorder rules were listed as 10,000, with no sign of the
+    rest.)"""
     query = select_rows(db, entity).where(*where).order_by(db.entities[entity].c.id)
-    with db.engine.connect() as conn:
-        return _dicts(conn.execute(query).mappings())
+    with db.reading(conn) as read:
+        return _dicts(read.execute(query).mappings())
 
 
 def select_rows(db: Database, entity: str) -> Select[Any]:
@@ -160,10 +162,10 @@ def page(db: Database, query: Select[Any], limit: int, offset: int
          ) -> tuple[list[dict[str, Any]], int]:
     """One page of ``query`` (ordered by the caller, ending with a unique key)
     as dicts, and the number of rows it has in all."""
-    with db.transaction(write=False) as store:  # the count and the page agree
-        total = store.conn.execute(select(func.count()).select_from(
+    with db.reading() as conn:  # the count and the page agree
+        total = conn.execute(select(func.count()).select_from(
             query.order_by(None).subquery())).scalar_one()
-        rows = _dicts(store.conn.execute(query.limit(limit).offset(offset)).mappings())
+        rows = _dicts(conn.execute(query.limit(limit).offset(offset)).mappings())
     return rows, int(total)
 
 

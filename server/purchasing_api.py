@@ -278,9 +278,9 @@ class PurchaseOrdersController(Controller):
         db = db_of(state)
         row = require(db, "purchase_order", po_id)
         readable_site(db, user, str(row.fields.get("site")), "purchase orders")
-        lines = find(db, "po_line", db.entities["po_line"].c.po_id == po_id)
         gr = db.entities["goods_receipt"]
-        with db.engine.connect() as conn:
+        with db.reading() as conn:  # the lines and what was received against them agree
+            lines = find(db, "po_line", db.entities["po_line"].c.po_id == po_id, conn=conn)
             received = dict(conn.execute(
                 select(gr.c.product_id, func.sum(gr.c.qty)).where(gr.c.po_id == po_id)
                 .group_by(gr.c.product_id)).all())

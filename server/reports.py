@@ -4,8 +4,8 @@ purchase suggestions. Every figure comes from the ledgers (journal lines,
 sale lines, stock movements): all-time figures through the running totals the
 store keeps beside them in the same transactions (``server.totals``, checked
 by ``branchline check-totals``); figures over a date range from the totals
-kept per day where there are (sales, margin), else from the lines of that
-range.
+kept per day where there are (sales, margin, the journal's sums), else from
+the lines of that range.
 
 Every report needs an API token; who may read which report is decided by
 ``schema.people.REPORTS`` through ``server.api_auth.report_guard`` (401
@@ -22,7 +22,7 @@ from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.exceptions import ValidationException
 from litestar.params import FromQuery
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Connection, Select, func, select
 
 from schema.finance import CHART, COGS, RETURNS, REVENUE, average_cost
 
@@ -175,10 +175,13 @@ def books_by_site(db: Database) -> Select[str, int, int, int]:
             .group_by(ab.c.site).having(func.sum(ab.c.lines) > 0).order_by(ab.c.site))
 
 
-def trial_balance(db: Database, site: str | None) -> TrialBalance:
+def trial_balance(db: Database, site: str | None, conn: Connection | None = None
+                  ) -> TrialBalance:
+    """Debits and credits per account (of ``site``; None: the company), read
+    in ``conn``'s transaction when given (a page's other reads agree with it)."""
     sums: dict[str, list[int]] = {}
-    with db.engine.connect() as conn:
-        for _, code, d, c in conn.execute(_balances(db, site)):
+    with db.reading(conn) as read:
+        for _, code, d, c in read.execute(_balances(db, site)):
             got = sums.setdefault(code, [0, 0])
             got[0] += int(d)
             got[1] += int(c)
@@ -239,28 +242,31 @@ def _sale_costs(db: Database, lo: str | None, hi: str | None,
     return select(sale.c.site, func.sum(cost_of)).where(*where).group_by(sale.c.site)
 
 
-def sales_from_books(db: Database) -> list[SiteSales]:
+def sales_from_books(db: Database, conn: Connection | None = None) -> list[SiteSales]:
     """All-time sales per site from the running totals (``server.totals``):
     receipts (sales and returns), net and tax as the receipts add up, the
-    cost of goods as the books hold it (the balance of cost of goods sold)."""
-    with db.engine.connect() as conn:
-        cogs = {str(s): int(d) - int(c) for s, _, d, c in conn.execute(
+    cost of goods as the books hold it (the balance of cost of goods sold);
+    in ``conn``'s transaction when given."""
+    with db.reading(conn) as read:
+        cogs = {str(s): int(d) - int(c) for s, _, d, c in read.execute(
             _balances(db, None, (COGS,)))}
-        rows = conn.execute(_kept_sales(db)).all()
+        rows = read.execute(_kept_sales(db)).all()
     return [SiteSales(s, int(n), int(net), int(tax), cogs.get(s, 0), int(net) - cogs.get(s, 0))
             for s, n, net, tax in rows]
 
 
 def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
-                  site: str | None = None) -> list[SiteSales]:
+                  site: str | None = None, conn: Connection | None = None
+                  ) -> list[SiteSales]:
     """Receipts, net, tax and the cost of the goods sold per site, over the
     days from ``lo`` to ``hi`` (inclusive; None: open): the same figures as
     summing the receipts of the range and their lines' qty x unit cost, read
     from the totals kept per (site, day) and the cost kept per site
-    (``server.totals``); a range's cost from the lines of its receipts."""
-    with db.engine.connect() as conn:
-        rows = conn.execute(_kept_sales(db, lo, hi, site)).all()
-        cost = {str(s): int(c or 0) for s, c in conn.execute(_sale_costs(db, lo, hi, site))}
+    (``server.totals``); a range's cost from the lines of its receipts. In
+    ``conn``'s transaction when given."""
+    with db.reading(conn) as read:
+        rows = read.execute(_kept_sales(db, lo, hi, site)).all()
+        cost = {str(s): int(c or 0) for s, c in read.execute(_sale_costs(db, lo, hi, site))}
     return [SiteSales(s, int(n), int(net), int(tax), cost.get(s, 0), int(net) - cost.get(s, 0))
             for s, n, net, tax in rows]
 
@@ -281,20 +287,23 @@ def _journal_filters(db: Database, site: str | None, lo: str | None, hi: str | N
 def journal(db: Database, site: str | None = None, lo: str | None = None,
             hi: str | None = None, account: str | None = None, limit: int = 100,
             offset: int = 0) -> JournalPage:
-    """Journal lines in the order HQ recorded them, filtered, a page at a time."""
+    """Journal lines in the order HQ recorded them, filtered, a page at a time,
+    with the number, debits and credits of every line matching, read from the
+    totals kept of the journal (``server.totals``): a row per site and account
+    (and day, of a range of days), however many lines they had."""
     jl = db.entities["journal_line"]
     where = _journal_filters(db, site, lo, hi, account)
     cols = [jl.c[n] for n in ("id", "entry_id", "site", "account", "debit", "credit", "memo",
                               "date")]
-    if lo or hi:
-        sums = select(func.count(), func.coalesce(func.sum(jl.c.debit), 0),
-                      func.coalesce(func.sum(jl.c.credit), 0)).where(*where)
-    else:  # by site and account alone: the kept balances have the sums
-        ab = db.t[ACCOUNT_BALANCE_TABLE]
-        sums = select(*(func.coalesce(func.sum(ab.c[c]), 0) for c in ("lines", "debit", "credit"))
-                      ).where(*((ab.c[k] == v) for k, v in (("site", site), ("account", account))
-                                if v))
-    with db.engine.connect() as conn:
+    # the sums from a kept total, not the lines: of a range of days, the totals
+    # kept per (day, site, account), whose key the day leads; else the balances
+    # kept per (site, account)
+    kept = db.t[JOURNAL_DAY_TABLE if lo or hi else ACCOUNT_BALANCE_TABLE]
+    tests = [kept.c[k] == v for k, v in (("site", site), ("account", account)) if v]
+    tests += [*([kept.c.date >= lo] if lo else []), *([kept.c.date <= hi] if hi else [])]
+    sums = select(*(func.coalesce(func.sum(kept.c[c]), 0) for c in ("lines", "debit", "credit"))
+                  ).where(*tests)
+    with db.reading() as conn:  # the sums and the page agree
         total, debit, credit = conn.execute(sums).one()
         rows = conn.execute(select(*cols).where(*where).order_by(jl.c._seq, jl.c.id)
                             .limit(limit).offset(offset)).all()
@@ -312,7 +321,7 @@ def valuation(db: Database, site: str | None = None) -> list[Valuation]:
     figures as ``schema.finance.moving_average`` over its movements in any
     order, with the product's standard cost for those without a cost."""
     out: list[Valuation] = []
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         for s, p, qty, costed, uncosted, cost in conn.execute(on_hand.values(db.metadata, site)):
             standard = int(cost or 0)
             value = int(costed) + int(uncosted) * standard
@@ -374,7 +383,7 @@ def margin_by_site(db: Database, lo: str | None = None, hi: str | None = None,
     else:  # all time: the kept balances, same columns
         q = cast("Select[Any]", _balances(db, site, accounts))
     figures: dict[tuple[str, str], dict[str, int]] = {}
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         for row in conn.execute(q).all():
             key = (row[0], row[1] if width else "all")
             account, debit, credit = row[-3], int(row[-2]), int(row[-1])

@@ -181,6 +181,20 @@ class Database:
             yield store
 
     @contextmanager
+    def reading(self, conn: Connection | None = None) -> Iterator[Connection]:
+        """A connection in one read transaction (``transaction(write=False)``):
+        every statement sees the database as at the first one, on PostgreSQL
+        too, so a page's total agrees with its rows and a page's tables with
+        each other. Given ``conn``, a read the caller holds already, that one:
+        a helper takes an optional connection and reads in its caller's
+        snapshot, or in its own when called alone."""
+        if conn is not None:
+            yield conn
+            return
+        with self._transaction(write=False) as store:
+            yield store.conn
+
+    @contextmanager
     def _transaction(self, write: bool) -> Iterator[SqlServerStore]:
         with self.engine.connect() as conn:
             if self.is_sqlite:

@@ -106,7 +106,7 @@ def check_password(db: Database, login: str, password: str) -> int | None:
     """The login's session epoch when the password is right, else None. An
     unknown login costs the same hash as a wrong password."""
     logins = db.t["console_logins"]
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         row = conn.execute(select(logins.c.password_hash, logins.c.session_epoch)
                            .where(logins.c.login == login)).first()
     try:
@@ -126,7 +126,7 @@ def end_sessions(db: Database, login: str) -> None:
 
 def _epoch(db: Database, login: str) -> int | None:
     logins = db.t["console_logins"]
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         value = conn.execute(select(logins.c.session_epoch)
                              .where(logins.c.login == login)).scalar()
     return None if value is None else int(value)
@@ -139,7 +139,7 @@ def server_secret(db: Database) -> bytes:
     """The console's signing secret, made once per database and kept in
     ``server_meta`` (shared by every server process on that database)."""
     meta = db.t["server_meta"]
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         found = conn.execute(select(meta.c.value).where(meta.c.name == SECRET_NAME)).scalar()
     if found is None:
         try:
@@ -148,7 +148,7 @@ def server_secret(db: Database) -> bytes:
                                                   value=secrets.token_hex(32)))
         except IntegrityError:
             pass  # another server made it first
-        with db.engine.connect() as conn:
+        with db.reading() as conn:
             found = conn.execute(select(meta.c.value)
                                  .where(meta.c.name == SECRET_NAME)).scalar_one()
     return bytes.fromhex(str(found))

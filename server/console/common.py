@@ -6,21 +6,23 @@ import datetime
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from ..store import Database
 
 
-def product_labels(db: Database, ids: Iterable[str]) -> dict[str, str]:
-    """product id -> "SKU name" for the products given (unknown ids are left out)."""
+def product_labels(db: Database, ids: Iterable[str], conn: Connection | None = None
+                   ) -> dict[str, str]:
+    """product id -> "SKU name" for the products given (unknown ids are left
+    out); in ``conn``'s transaction when given."""
     wanted = sorted({i for i in ids if i})
     if not wanted:
         return {}
     product = db.entities["product"]
     out: dict[str, str] = {}
-    with db.engine.connect() as conn:
+    with db.reading(conn) as read:
         for start in range(0, len(wanted), 500):
-            rows = conn.execute(select(product.c.id, product.c.sku, product.c.name)
+            rows = read.execute(select(product.c.id, product.c.sku, product.c.name)
                                 .where(product.c.id.in_(wanted[start:start + 500])))
             out.update({r.id: f"{r.sku} {r.name}" for r in rows})
     return out

@@ -42,7 +42,7 @@ def finance(ctx: NamedDependency[Ctx], site: FromQuery[str | None] = None,
         lo = hi = None
         error = str(exc)
     jl = db.entities["journal_line"]
-    with db.engine.connect() as conn:
+    with db.reading() as conn:  # the balances, the trial balance and the lines agree
         per_site = conn.execute(books_by_site(db)).all()  # kept, not summed
         q = select(jl.c.date, jl.c.site, jl.c.account, jl.c.debit, jl.c.credit, jl.c.memo,
                    jl.c.entry_id)
@@ -55,9 +55,9 @@ def finance(ctx: NamedDependency[Ctx], site: FromQuery[str | None] = None,
         if hi:
             q = q.where(jl.c.date <= hi)
         lines = conn.execute(q.order_by(jl.c._seq.desc()).limit(JOURNAL_ROWS)).all()
+        tb = trial_balance(db, site, conn)
     if ctx.user.site_filter:
         per_site = [r for r in per_site if r[0] == ctx.user.site_filter]
-    tb = trial_balance(db, site)
     sites = [str(r[0]) for r in per_site]
     filters = tag(
         "form",

@@ -34,7 +34,8 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
     db = ctx.db
     t = db.t
     audit, conflicts = t["audit"], t["conflicts"]
-    with db.engine.connect() as conn:
+    own = ctx.user.site_filter  # an IT admin of a store sees that store's devices
+    with db.reading() as conn:
         head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
         activity = t[DEVICE_ACTIVITY_TABLE]
         last_op = dict(conn.execute(select(activity.c.device, activity.c.hlc)).all())
@@ -43,12 +44,11 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
         open_conflicts = conn.execute(select(conflicts).where(conflicts.c.resolved.is_(False))
                                       .order_by(conflicts.c.id.desc()).limit(20)).all()
         latest = select(audit).order_by(audit.c.id.desc()).limit(AUDIT_ROWS)
-        own = ctx.user.site_filter  # an IT admin of a store sees that store's devices
         if own is not None:
             latest = latest.where(audit.c.site == own)
         records = conn.execute(latest).all()
-    devices = [d for d in list_devices(db) if own is None or d.site == own]
-    tokens = api_tokens(db, own)
+        devices = [d for d in list_devices(db, conn) if own is None or d.site == own]
+        tokens = api_tokens(db, own, conn)
 
     def revoke_api(login: str, active: int) -> Html | str:
         if not active:

@@ -33,7 +33,7 @@ def render(ctx: Ctx, *, error: str | None = None, code: int = 200) -> Response[s
     if site:
         transit = transit.where(or_(tr.c.from_site == site, tr.c.to_site == site))
     se = db.entities.get("stock_exception")
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         stock = conn.execute(by_site).all()
         exceptions = conn.execute(negative).all()
         moving = conn.execute(transit).all()
@@ -43,8 +43,9 @@ def render(ctx: Ctx, *, error: str | None = None, code: int = 200) -> Response[s
                   .where(se.c.status == "open").order_by(se.c.site, se.c._seq)
                   .limit(ROWS + 1))
             raised = list(conn.execute(rq.where(se.c.site == site) if site else rq).all())
-    labels = product_labels(db, [r.product_id for r in exceptions]
-                            + [r.product_id for r in moving] + [r.product_id for r in raised])
+        labels = product_labels(db, [r.product_id for r in exceptions]
+                                + [r.product_id for r in moving]
+                                + [r.product_id for r in raised], conn)
     may_resolve = ctx.user.role in (allowed("stock_exception", "move:resolved")
                                     or frozenset({ctx.user.role}))
 

@@ -41,7 +41,7 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
     po, line = db.entities["purchase_order"], db.entities["po_line"]
     sug = db.entities["purchase_suggestion"]
     wanted = [status] if status in PO_MACHINE.states else list(OPEN)
-    with db.engine.connect() as conn:
+    with db.reading() as conn:
         cq = select(po.c.status, func.count()).group_by(po.c.status)
         oq = (select(po.c.id, po.c.site, po.c.supplier, po.c.total, po.c.status,
                      po.c.approved_by).where(po.c.status.in_(wanted))
@@ -61,8 +61,8 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
                                          line.c.unit_cost)
                                   .where(line.c.po_id.in_(ids[start:start + 500]))):
                 lines[r.po_id].append(r)
-    labels = product_labels(db, [s.product_id for s in suggestions]
-                            + [r.product_id for rs in lines.values() for r in rs])
+        labels = product_labels(db, [s.product_id for s in suggestions]
+                                + [r.product_id for rs in lines.values() for r in rs], conn)
     may_approve = ctx.user.role in _roles("move:approved")
     may_cancel = ctx.user.role in _roles("move:cancelled")
 

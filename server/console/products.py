@@ -33,7 +33,7 @@ def products(ctx: NamedDependency[Ctx], q: FromQuery[str | None] = None) -> Resp
         query = query.where(or_(func.lower(product.c.sku).like(like),
                                 func.lower(product.c.name).like(like),
                                 product.c.barcode == q.strip()))
-    with ctx.db.engine.connect() as conn:
+    with ctx.db.reading() as conn:
         rows = conn.execute(query).all()
     body = [
         tag("form", tag("input", name="q", value=q or "", placeholder="SKU, name or barcode"),
@@ -48,15 +48,14 @@ def products(ctx: NamedDependency[Ctx], q: FromQuery[str | None] = None) -> Resp
 
 def render(ctx: Ctx, product_id: str, *, error: str | None = None,
            code: int = 200) -> Response[str]:
-    with ctx.db.transaction(write=False) as store:
+    q = on_hand.levels(ctx.db.metadata, ctx.user.site_filter or None, product_id)
+    with ctx.db.transaction(write=False) as store:  # the product and its stock at one moment
         row = store.load("product", product_id)
+        stock = [(s, n) for s, _, n in store.conn.execute(q)] if row is not None else []
     if row is None:
         return ctx.page("products", "Products", "", error=f"no product {product_id}",
                         status=404)
     p: dict[str, Any] = dict(row.fields)
-    q = on_hand.levels(ctx.db.metadata, ctx.user.site_filter or None, product_id)
-    with ctx.db.engine.connect() as conn:
-        stock = [(s, n) for s, _, n in conn.execute(q)]
     body = [
         table(["SKU", "name", "price", "cost", "tax rate", "barcode", "category", "unit"],
               [[p.get("sku"), p.get("name"), tag("span", money(p.get("price")), id="price"),

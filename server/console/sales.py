@@ -27,12 +27,12 @@ def sales(ctx: NamedDependency[Ctx], date_from: FromQuery[str | None] = None,
         lo = hi = None
         error = str(exc)
     site = ctx.user.site_filter
-    rows = sales_by_site(db, lo, hi, site)
     sale = db.entities["sale"]
     q = (select(sale.c.date, sale.c.site, func.count(), func.sum(sale.c.net),
                 func.sum(sale.c.tax)).where(*sale_filters(db, lo, hi, site))
          .group_by(sale.c.date, sale.c.site).order_by(sale.c.date.desc(), sale.c.site))
-    with db.engine.connect() as conn:
+    with db.reading() as conn:  # the period's totals and its days agree
+        rows = sales_by_site(db, lo, hi, site, conn)
         days = conn.execute(q.limit(DAYS * 10)).all()
     total = [sum(getattr(r, f) for r in rows) for f in ("receipts", "net", "tax", "cost",
                                                          "margin")]

@@ -3,7 +3,9 @@ and credits kept per (day, site, account) (``server.tables.JOURNAL_DAY_TABLE``)
 for a range of days and by month or day, the balances kept per (site,
 account) for all time, and must give exactly what summing the journal lines
 the sales and returns posted gives -- of all time, of one site, of any range
-of days, per month and per day -- on SQLite and PostgreSQL."""
+of days, per month and per day -- on SQLite and PostgreSQL. So must the
+journal report's number, debits and credits of the lines matching
+(``server.reports.journal``), which it reads from the same totals."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from sqlalchemy import ColumnElement, Select, func, select
 from schema import SCHEMA
 from schema.finance import COGS, RETURNS, REVENUE, sale_posting
 from server import totals
-from server.reports import PERIODS, SiteMargin, margin_by_site
+from server.reports import PERIODS, SiteMargin, journal, margin_by_site
 from server.store import Database
 from sync.server import apply_ops
 from tests.sync.kit import S1_TILL1, S2_TILL1, hire_staff, op
@@ -128,3 +130,33 @@ def test_months_days_a_site_and_a_return_in_the_margin(sql_backend: Backend) -> 
     assert margin_by_site(db) == [SiteMargin("S1", "all", 1400, 740, 660, 4714),
                                   SiteMargin("S2", "all", 300, 100, 200, 6666)]
     assert margin_by_site(db, "2026-03-01") == []
+
+
+journal_asks = st.tuples(st.none() | st.sampled_from(DAYS), st.none() | st.sampled_from(DAYS),
+                         st.none() | st.sampled_from(("S1", "S2", "S3")),
+                         st.none() | st.sampled_from((REVENUE, RETURNS, COGS, "1000", "9999")))
+
+
+def test_the_journals_sums_are_what_its_lines_add_up_to(sql_backend: Backend) -> None:
+    """The journal report's total, debit and credit (from the kept totals)
+    are the count and sums of the very lines it lists (every one of them on
+    one page) for any range of days, site and account, or none of them."""
+    with sql_backend.tx() as store:
+        hire_staff(store)
+    db = sql_backend.db
+    assert db is not None
+
+    @settings(max_examples=25, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(entries, st.lists(journal_asks, min_size=1, max_size=6))
+    def more(batch: list[Entry], asked: list[tuple[str | None, ...]]) -> None:
+        _post(sql_backend, batch)
+        for lo, hi, site, account in [(None, None, None, None), *asked]:
+            page = journal(db, site, lo, hi, account, limit=100_000)
+            lines = page.lines
+            assert (page.total, page.debit, page.credit) == (
+                len(lines), sum(ln.debit for ln in lines), sum(ln.credit for ln in lines))
+            assert all((lo or "") <= ln.date <= (hi or "9") and site in (None, ln.site)
+                       and account in (None, ln.account) for ln in lines)
+
+    more()

@@ -1,6 +1,7 @@
 """HQ's reports over a period, a site or one order read that period's, site's
 or order's rows through an index (``server.tables.READS``): none walks a whole
-ledger, which grows with every sale. Without them a month's sales report
+ledger, which grows with every sale, and the journal's sums over a period
+count and sum no journal line (the totals kept per day have them). Without them a month's sales report
 grouped every sale line ever sold (0.5 s at 500,000 lines), the finance
 page sorted every journal line (1.5 s at a million), an order's detail
 walked every order line.
@@ -80,6 +81,17 @@ def test_reports_of_a_period_site_or_order_read_only_their_rows(tmp_path: Path) 
     walks = {" ".join(sql.split())[:120]: plan for sql, plan in plans.items()
              if any(WHOLE.match(step) for step in plan)}
     assert walks == {}
+    # the journal's number, debits and credits of a range of days come from the
+    # totals kept per (day, site, account), its range's days through the key
+    # the day leads: no journal line is counted or summed (a month's sums
+    # walked every line of the month, a year's every line of the year)
+    summed = [" ".join(sql.split())[:120] for sql in plans
+              if re.search(r"\bjournal_line\b", sql) and re.search(r"\b(count|sum)\(", sql, re.I)]
+    assert summed == []
+    kept = [plan for sql, plan in plans.items() if "sum(journal_day.lines)" in sql]
+    assert len(kept) == 2, kept  # the month, and the month of a site and account
+    for plan in kept:
+        assert any("journal_day USING INDEX" in step and "date>?" in step for step in plan), plan
     used = " ".join(step for plan in plans.values() for step in plan)
     for index in ("ix_sale_by_date_site_id", "ix_sale_line_by_sale_id_qty_cost"):
         assert f"COVERING INDEX {index}" in used, index  # a range's cost reads no row
