@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--device", required=True, help="device id the token was issued to")
     init.add_argument("--site", required=True, help="site code of this device, e.g. S1")
     init.add_argument("--token", required=True, help="device token from `branchline device add`")
+    init.add_argument("--force", action="store_true",
+                      help="take over a file set up for another device or site (only with no "
+                           "ops left to send; the next sync loads this site's rows again)")
     sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit "
                                        "(exit code 5 if the server cannot be reached)")
     sync.add_argument("--timeout", type=_seconds, default=300, help="give up after this many s")
@@ -273,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(edge: Edge, args: argparse.Namespace) -> int:
     match args.command:
         case "init":
-            edge.configure(args.server, args.device, args.site, args.token)
+            changed = edge.configure(args.server, args.device, args.site, args.token,
+                                     force=args.force)
             print(f"{edge.path}: device {args.device} at site {args.site}, server {args.server}")
+            for news in changed:
+                print(news)
         case "sync":
             with rich_progress(args.progress) as progress:
                 result = asyncio.run(sync_once(edge, timeout=args.timeout, progress=progress))

@@ -17,11 +17,12 @@ from types import TracebackType
 from typing import Any
 
 from schema import SCHEMA, Entity, Kind, Schema
+from schema.model import SITE_CODE, is_site_code
 from sync.messages import Op
 from sync.replica import Replica
 
-from .errors import NotConfigured, UnknownName
-from .store import REJOINING_STATE, SqliteLocalStore, connect
+from .errors import BadArgument, BelongsElsewhere, NotConfigured, UnknownName
+from .store import REFUSED_STATE, REJOINING_STATE, SqliteLocalStore, connect
 from .tables import StockSums, rebuild_stock, stock_mismatches, visible_columns
 
 SETTINGS = ("server", "device", "site", "token")
@@ -97,12 +98,61 @@ class Edge:
         self.close()
 
     # -- configuration ---------------------------------------------------------------
-    def configure(self, server: str, device: str, site: str, token: str) -> None:
-        """Record the server URL, this device's id and site, and its token."""
-        with self.store.transaction():
+    def configure(self, server: str, device: str, site: str, token: str, *,
+                  force: bool = False) -> list[str]:
+        """Record the server URL, this device's id and site, and its token;
+        returns what changed besides (e.g. an old refusal forgotten).
+
+        A file holds one device's sales and what HQ sent that device's site,
+        so it is refused (``BelongsElsewhere``, nothing changed) when it was set
+        up for another device or site: its unsent ops would reach HQ under the
+        new device's name (refused for good), and it would follow the new site
+        from the old site's cursor. ``force`` takes such a file over anyway,
+        but only with nothing left to send: the outbox must be empty; the sync
+        state is then reset, so the next sync loads the new site's rows
+        again (and drops the old site's ones once that snapshot is whole). A
+        new token or server URL for the same device and site is always taken;
+        it forgets HQ's last refusal of the old ones (not a "diverged" one,
+        which only a rejoin settles)."""
+        if not is_site_code(site):
+            raise BadArgument(f"site code {site!r} is not valid: a site code is 1 to 16 upper "
+                              f"case letters, digits, '-' or '_' ({SITE_CODE}), e.g. S1")
+        if not device or device != device.strip():
+            raise BadArgument(f"device id {device!r} is not valid")
+        done: list[str] = []
+        with self.store.transaction() as store:
+            old = {name: store.get_state(name) for name in SETTINGS}
+            moved = [f"{name} {old[name]}" for name, new in (("device", device), ("site", site))
+                     if old[name] is not None and old[name] != new]
+            if moved:
+                pending = store.pending_count()
+                owner = f"device {old['device']} at site {old['site']}"
+                left = (f"; it still holds {pending} ops of {owner} not yet sent to HQ"
+                        if pending else "")
+                if not force:
+                    raise BelongsElsewhere(
+                        f"{self.path} belongs to {owner}, not device {device} at site {site}"
+                        f"{left}: set up device {device} with a new file (--db NEW.db), or "
+                        f"{'sync this one first, then ' if pending else ''}"
+                        f"take it over with `init --force`")
+                if pending:
+                    raise BelongsElsewhere(
+                        f"{self.path} belongs to {owner} and still holds {pending} ops not yet "
+                        f"sent to HQ: `--force` never drops them. Run `branchline-edge --db "
+                        f"{self.path} sync` while it is still set up as {old['device']}, "
+                        f"or set up device {device} with a new file (--db NEW.db)")
+                store.take_over()
+                done.append(f"taken over from {owner}: the next sync loads the rows of "
+                            f"site {site} again")
+            elif (old["token"], old["server"]) != (token, server):
+                refused = store.get_state(REFUSED_STATE) or ""
+                if refused and "diverged" not in refused:
+                    store.set_state(REFUSED_STATE, "")
+                    done.append("HQ's last refusal of the old settings is forgotten")
             for name, value in zip(SETTINGS, (server, device, site, token), strict=True):
-                self.store.set_state(name, value)
+                store.set_state(name, value)
         self._replica = None
+        return done
 
     def setting(self, name: str) -> str:
         value = self.store.get_state(name)

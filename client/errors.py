@@ -2,6 +2,7 @@
 
 * ``EdgeError`` -- something about this device's own database:
     * ``NotConfigured`` -- no device, site or server yet (run ``init``);
+    * ``BelongsElsewhere`` -- ``init`` on a file set up for another device or site;
     * ``DatabaseTooNew`` -- the file was written by a newer edge version;
     * ``UnknownName`` -- an entity or field the schema does not declare
       (also a ``KeyError``).
@@ -23,6 +24,10 @@ class EdgeError(Exception):
 
 class NotConfigured(EdgeError):
     """The edge database has not been initialised with a device and a site."""
+
+
+class BelongsElsewhere(EdgeError):
+    """``init`` for a device or site other than the one the file was set up for."""
 
 
 class BadArgument(EdgeError):

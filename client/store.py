@@ -41,8 +41,15 @@ REFUSED_STATE = "refused"
 cleared by the next Welcome."""
 REJOINING_STATE = "rejoining"
 """``_state`` entry set by ``Edge.rejoin`` until its snapshot is stored whole."""
+SNAPSHOT_ROWS_STATE = "snapshot_rows"
+"""``_state`` entry counting the snapshot rows stored so far (committed with
+each page): how far an unfinished bootstrap got, and where its progress
+resumes after a restart."""
+LAST_SYNC_STATE = "last_sync_ms"
+"""``_state`` entry: when this device was last wholly in sync with HQ (every
+op it had sent and answered, HQ's changes all pulled)."""
 FOLLOWED = ("cursor", "cursor_mark", "acked", "bootstrapped", "snapshot_after",
-            "snapshot_at", REFUSED_STATE)
+            "snapshot_at", REFUSED_STATE, SNAPSHOT_ROWS_STATE)
 """The sync state that says how far this device followed HQ's history."""
 _CHUNK = 10_000
 """Most keys in one ``IN (...)`` list."""
@@ -514,6 +521,23 @@ class SqliteLocalStore:
         self.conn.execute("DELETE FROM _rejoin_seen")
         self.set_state(REJOINING_STATE, "1")
         return int(again), oldest
+
+    def take_over(self) -> None:
+        """Set the file up afresh for another device or site
+        (``Edge.configure(force=True)``); the outbox must be empty. What the
+        old device had HQ take is not the new one's to send again at a rejoin
+        (``_sent`` goes); the sync state is reset, so the next sync loads the
+        new scope's rows; and, as at a rejoin, once that snapshot is stored
+        whole every row it did not hold goes (``snapshot_done``): the old
+        site's rows stay visible until then. Receipt numbers carry the site
+        and the device, so their sequence goes on."""
+        if self.pending_count():
+            raise ValueError("the outbox is not empty: taking the file over would drop its ops")
+        self.conn.execute("DELETE FROM _sent")
+        self.conn.executemany("DELETE FROM _state WHERE name = ?",
+                              [(n,) for n in (*FOLLOWED, LAST_SYNC_STATE)])
+        self.conn.execute("DELETE FROM _rejoin_seen")
+        self.set_state(REJOINING_STATE, "1")
 
     def _note_snapshot(self, rows: list[Row]) -> None:
         """During a rejoin, remember which rows HQ's snapshot holds."""
