@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -21,8 +22,9 @@ from sync.replica import LocalRejected
 
 from .accounts import Accounts
 from .daemon import probe, run_daemon, sync_once
+from .disk import disk_trouble
 from .edge import Edge, now_ms
-from .errors import BadArgument, EdgeError, Refused, Unreachable
+from .errors import BadArgument, EdgeError, LocalDatabaseError, Refused, Unreachable
 from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
@@ -244,16 +246,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init" and urlsplit(args.server).scheme not in ("ws", "wss"):
         print(f"--server must be a ws:// or wss:// URL, got {args.server!r}", file=sys.stderr)
         return 2
+    if args.command != "init" and not os.path.exists(args.db):
+        print(f"no till file at {args.db}; run `branchline-edge init` first", file=sys.stderr)
+        return 2
+    created = args.command == "init" and not os.path.exists(args.db)
     try:
-        edge = Edge(args.db)
+        edge = Edge(args.db, readonly=_reads_only(args))
     except EdgeError as exc:
-        print(exc, file=sys.stderr)
+        print(_fault(args.db, exc) if isinstance(exc, LocalDatabaseError) else exc,
+              file=sys.stderr)
         return 2
     except sqlite3.Error as exc:
-        print(f"cannot open {args.db}: {exc}", file=sys.stderr)
+        if created:
+            _remove(args.db)
+        print(_fault(args.db, exc, f"cannot open {args.db}"), file=sys.stderr)
         return 2
+    ok = False
     try:
-        return _run(edge, args)
+        code = _run(edge, args)
+        ok = True
+        return code
     except EdgeError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -267,10 +279,38 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server unreachable: {exc}; the device keeps working offline", file=sys.stderr)
         return 5
     except sqlite3.Error as exc:
-        print(f"local database {args.db}: {exc}", file=sys.stderr)
+        print(_fault(args.db, exc), file=sys.stderr)
         return 2
     finally:
         edge.close()
+        if created and not ok:
+            _remove(args.db)
+
+
+READ_COMMANDS = frozenset({"status", "get", "account", "exceptions", "stock", "trial-balance",
+                           "in-transit", "pending", "rejections", "check-stock"})
+"""Commands that only read: they open the file read-only, so they work on a
+full disk or a read-only medium."""
+
+
+def _reads_only(args: argparse.Namespace) -> bool:
+    return args.command in READ_COMMANDS and not getattr(args, "rebuild", False)
+
+
+def _fault(db: str, exc: BaseException, what: str = "") -> str:
+    """A local database error, with the reason in a store manager's words when
+    the disk or the file's permissions explain it."""
+    trouble = disk_trouble(db)
+    if trouble is None:
+        return f"{what or f'local database {db}'}: {exc}"
+    return f"{what or f'cannot use {db}'}: {trouble} (SQLite: {exc})"
+
+
+def _remove(db: str) -> None:
+    """Take away what a failed `init` of a new file left: nothing half made stays."""
+    for name in (db, f"{db}-wal", f"{db}-shm", f"{db}-journal"):
+        with contextlib.suppress(OSError):
+            os.remove(name)
 
 
 def _run(edge: Edge, args: argparse.Namespace) -> int:

@@ -21,7 +21,7 @@ from schema.model import SITE_CODE, is_site_code
 from sync.messages import Op
 from sync.replica import Replica
 
-from .errors import BadArgument, BelongsElsewhere, NotConfigured, UnknownName
+from .errors import BadArgument, BelongsElsewhere, NeedsUpgrade, NotConfigured, UnknownName
 from .store import REFUSED_STATE, REJOINING_STATE, SqliteLocalStore, connect
 from .tables import StockSums, rebuild_stock, stock_mismatches, visible_columns
 
@@ -72,12 +72,26 @@ def now_ms() -> int:
 class Edge:
     """One device's replica: local writes, reads, and the settings the daemon uses."""
 
-    def __init__(self, path: str | Path, schema: Schema = SCHEMA) -> None:
+    def __init__(self, path: str | Path, schema: Schema = SCHEMA, *,
+                 readonly: bool = False) -> None:
+        """``readonly``: for reads only; opening writes nothing (``store.connect_readonly``),
+        so it works on a full disk or a read-only medium; but a file an older
+        version wrote is first brought up to date, which writes."""
         self.path = Path(path)
         self.schema = schema
-        self.conn = connect(self.path)
+        self.readonly = readonly
+        self.conn = connect(self.path, readonly=readonly)
         try:
-            self.store = SqliteLocalStore(self.conn, schema)
+            self.store = SqliteLocalStore(self.conn, schema, may_upgrade=not readonly)
+        except NeedsUpgrade:
+            self.conn.close()
+            self.readonly = False
+            self.conn = connect(self.path)
+            try:
+                self.store = SqliteLocalStore(self.conn, schema)
+            except BaseException:
+                self.conn.close()
+                raise
         except BaseException:
             self.conn.close()
             raise

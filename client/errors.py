@@ -4,6 +4,9 @@
     * ``NotConfigured`` -- no device, site or server yet (run ``init``);
     * ``BelongsElsewhere`` -- ``init`` on a file set up for another device or site;
     * ``DatabaseTooNew`` -- the file was written by a newer edge version;
+    * ``NeedsUpgrade`` -- a read-only open of a file an older version wrote;
+    * ``LocalDatabaseError`` -- the file cannot be written or read (disk full,
+      read-only medium): the daemon stops;
     * ``UnknownName`` -- an entity or field the schema does not declare
       (also a ``KeyError``).
 * ``SyncError`` -- talking to HQ failed:
@@ -37,6 +40,11 @@ class BadArgument(EdgeError):
 class LocalDatabaseError(EdgeError):
     """The local database cannot be written (read-only, disk full, corrupt):
     the daemon stops rather than reconnect to HQ again and again."""
+
+
+class NeedsUpgrade(EdgeError):
+    """A read-only open found a file an older edge version wrote: it must be
+    brought up to date, which writes."""
 
 
 class DatabaseTooNew(EdgeError):

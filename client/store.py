@@ -29,6 +29,8 @@ import sqlite_utils
 from schema import Schema
 from sync.messages import Op, Row, decode_op, decode_row, encode
 
+from .disk import wal_holds_data
+from .errors import LocalDatabaseError, NeedsUpgrade
 from .migrate import needs_upgrade, upgrade
 
 BUSY_TIMEOUT_MS = 30_000
@@ -92,15 +94,56 @@ def fast_sqlite_binding() -> None:
     sqlite3.register_adapter(msgspec.Raw, _same)
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """A connection to an edge database file: autocommit, WAL, durable commits."""
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to an edge database file: autocommit, WAL, durable commits.
+    ``readonly``: one that writes nothing at all (``connect_readonly``)."""
     fast_sqlite_binding()
+    if readonly:
+        return connect_readonly(path)
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     try:
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")  # a committed sale survives a power cut
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection that works on a full disk or a read-only medium.
+
+    ``mode=ro`` reads what the write-ahead log holds too, but SQLite must then
+    open (and, if missing, create) the ``-shm`` index next to the file, which a
+    full or read-only disk refuses. Then, if the log holds nothing (the last
+    connection checkpointed it away, the usual state of a file no process
+    holds), the file itself is the whole database and is opened ``immutable``:
+    no lock, no side file. With changes in the log that SQLite cannot read,
+    ``LocalDatabaseError`` says so (reading the file alone would show an older
+    state)."""
+    uri = Path(path).absolute().as_uri()
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        if conn is not None:
+            conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        if wal_holds_data(path):
+            raise LocalDatabaseError(
+                f"{path} cannot be read: its latest changes are in {path}-wal, which SQLite "
+                f"cannot open here ({exc})") from exc
+    conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except BaseException:
         conn.close()
         raise
@@ -126,7 +169,10 @@ class SqliteLocalStore:
     """``LocalStore`` over one SQLite connection, plus the bulk and status reads
     the daemon and the CLI need."""
 
-    def __init__(self, db: sqlite_utils.Database | sqlite3.Connection, schema: Schema) -> None:
+    def __init__(self, db: sqlite_utils.Database | sqlite3.Connection, schema: Schema, *,
+                 may_upgrade: bool = True) -> None:
+        """``may_upgrade=False``: raise ``NeedsUpgrade`` rather than bring the file up
+        to date (a read-only connection)."""
         fast_sqlite_binding()
         if isinstance(db, sqlite3.Connection):
             db = sqlite_utils.Database(db, execute_plugins=False)
@@ -140,6 +186,8 @@ class SqliteLocalStore:
         self.upgraded: list[str] = []
         """What opening this store did to bring the file up to date."""
         if needs_upgrade(db, schema):
+            if not may_upgrade:
+                raise NeedsUpgrade("the file must be brought up to date first")
             with self.transaction():
                 if needs_upgrade(db, schema):  # another process may have done it meanwhile
                     self.upgraded = upgrade(db, schema)
