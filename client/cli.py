@@ -21,7 +21,7 @@ from sync.ids import new_id
 from sync.replica import LocalRejected
 
 from .accounts import Accounts
-from .daemon import probe, run_daemon, sync_once
+from .daemon import daemon_state, probe, run_daemon, sync_once
 from .disk import disk_trouble
 from .edge import Edge, now_ms
 from .errors import BadArgument, EdgeError, LocalDatabaseError, Refused, Unreachable
@@ -51,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
         description="A Branchline edge device (till, back office, warehouse handheld). "
                     "Works offline.",
         epilog="exit codes: 0 done, 1 no such row (get), 2 not set up or bad input, "
-               "3 refused on this device, 4 refused by HQ, 5 HQ unreachable")
+               "3 refused on this device, 4 refused by HQ, 5 HQ unreachable, "
+               "6 syncing stopped on a local fault (status: disk full, read-only)")
     p.add_argument("--db", default=os.environ.get("BRANCHLINE_EDGE_DB", "edge.db"),
                    help="the device's SQLite file (env BRANCHLINE_EDGE_DB; default edge.db)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -80,8 +81,9 @@ def parser() -> argparse.ArgumentParser:
                              help="draw progress bars while bootstrapping or pushing a large "
                                   "backlog (default: only when stderr is a terminal)")
     status = sub.add_parser("status", help="last sync, pending ops, cursor, rejections, "
-                                           "server reachable (exit code 4 if HQ refused "
-                                           "this device at its last sync)")
+                                           "server reachable, daemon running (exit code 4 "
+                                           "if HQ refused this device at its last sync, 6 "
+                                           "if syncing stopped on a local fault)")
     status.add_argument("--timeout", type=_seconds, default=2,
                         help="seconds to wait for the server when checking it is reachable")
     put = sub.add_parser("put", help="write fields of a row (works offline)")
@@ -202,6 +204,54 @@ def _rejoin(edge: Edge, args: argparse.Namespace) -> int:
           f"{result.snapshot_rows} rows by snapshot, {result.pending} pending, "
           f"cursor {result.cursor}, {result.seconds:.2f} s")
     return 0
+
+
+def _status(edge: Edge, timeout: float) -> int:
+    s = edge.status()
+    why = asyncio.run(probe(s.server, timeout))
+    if s.bootstrapped:
+        snapshot = "yes" + (f" ({s.snapshot_rows} rows)" if s.snapshot_rows else "")
+    elif s.snapshot_started:
+        stored = f"{s.snapshot_rows} rows" if s.snapshot_rows else "some rows"
+        snapshot = f"no: under way, {stored} stored so far (the next sync goes on from there)"
+    else:
+        snapshot = "no"
+    fresh = " (all sent, HQ's changes in)" if s.last_sync_ms else ""
+    print(f"device {s.device} at site {s.site}\n"
+          f"server {s.server}: reachable {'yes' if why is None else 'no'}"
+          f"{'' if why is None else f' ({why})'}\n"
+          f"last sync {_when(s.last_sync_ms)}{fresh}\n"
+          f"snapshot taken {snapshot}\n"
+          f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}\n"
+          f"kept for a rejoin: " + (f"{s.kept[0]} acked ops, since {_when(s.kept[1])}"
+                                    if s.kept[0] else "none"))
+    running, note = daemon_state(edge.path)
+    word, _, rest = note.partition(" ")
+    stopped_on_fault = False
+    if running:
+        print(f"daemon running ({note.split(' since ')[0]})")
+    elif word == "stopped":
+        at, _, reason = rest.partition(" ")
+        print(f"daemon not running: it stopped at {_when(int(at))}: {reason}")
+        stopped_on_fault = reason.startswith("local fault")
+    elif word == "running":  # its note says running, but it holds no lock
+        print(f"daemon not running: the last one ({rest.split(' since ')[0]}) ended "
+              "without saying why (killed, or the machine went down)")
+    else:
+        print("daemon not running")
+    if not running and s.pending:
+        print(f"syncing has stopped: {s.pending} ops wait to be sent "
+              "(start `branchline-edge daemon`, or run `sync`)")
+    trouble = disk_trouble(edge.path)
+    if trouble:
+        print(f"local fault: {trouble}: nothing new can be saved or synced")
+    if s.rejoining:
+        print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
+    if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
+        at, _, reason = s.refused.partition(" ")
+        print(f"refused by HQ at {_when(int(at))}: {reason}")
+        return 4
+    return 6 if stopped_on_fault or trouble else 0
 
 
 def _value(text: str) -> Any:
@@ -333,22 +383,7 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             asyncio.run(_daemon(edge, args.progress))
             print("daemon stopped", file=sys.stderr)
         case "status":
-            s = edge.status()
-            why = asyncio.run(probe(s.server, args.timeout))
-            print(f"device {s.device} at site {s.site}\n"
-                  f"server {s.server}: reachable {'yes' if why is None else 'no'}"
-                  f"{'' if why is None else f' ({why})'}\n"
-                  f"last sync {_when(s.last_sync_ms)}\n"
-                  f"snapshot taken {'yes' if s.bootstrapped else 'no'}\n"
-                  f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}\n"
-                  f"kept for a rejoin: " + (f"{s.kept[0]} acked ops, since {_when(s.kept[1])}"
-                                            if s.kept[0] else "none"))
-            if s.rejoining:
-                print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
-            if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
-                at, _, why = s.refused.partition(" ")
-                print(f"refused by HQ at {_when(int(at))}: {why}")
-                return 4
+            return _status(edge, args.timeout)
         case "put":
             op = edge.write(args.entity, args.key, _fields(args.fields), args.user)
             print(f"queued op {op.op_id}")

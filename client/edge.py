@@ -22,7 +22,14 @@ from sync.messages import Op
 from sync.replica import Replica
 
 from .errors import BadArgument, BelongsElsewhere, NeedsUpgrade, NotConfigured, UnknownName
-from .store import REFUSED_STATE, REJOINING_STATE, SqliteLocalStore, connect
+from .store import (
+    LAST_SYNC_STATE,
+    REFUSED_STATE,
+    REJOINING_STATE,
+    SNAPSHOT_ROWS_STATE,
+    SqliteLocalStore,
+    connect,
+)
 from .tables import StockSums, rebuild_stock, stock_mismatches, visible_columns
 
 SETTINGS = ("server", "device", "site", "token")
@@ -43,7 +50,8 @@ class EdgeStatus:
     rejections: int
     bootstrapped: bool
     last_sync_ms: int | None
-    """Wall time of the last moment this device was caught up with HQ."""
+    """Wall time of the last moment this device was wholly in sync with HQ:
+    every op it had queued sent and answered, HQ's changes all pulled."""
     refused: str | None = None
     """HQ's last refusal of this device ("<ms> <why>"), until HQ takes it again."""
     rejoining: bool = False
@@ -51,6 +59,11 @@ class EdgeStatus:
     kept: tuple[int, int | None] = (0, None)
     """Ops HQ took that this device keeps for a rejoin, and when the oldest
     was acked."""
+    snapshot_rows: int | None = None
+    """Snapshot rows stored so far (None: no snapshot page stored yet, or a
+    bootstrap begun by an older version, which did not count)."""
+    snapshot_started: bool = False
+    """A snapshot page is stored: an unfinished bootstrap resumes after it."""
 
 
 @dataclass(frozen=True)
@@ -275,7 +288,8 @@ class Edge:
                 for op, reason, at in self.store.rejections()]
 
     def status(self) -> EdgeStatus:
-        last = self.store.get_state("last_sync_ms")
+        last = self.store.get_state(LAST_SYNC_STATE)
+        rows = self.store.get_state(SNAPSHOT_ROWS_STATE)
         return EdgeStatus(
             device=self.setting("device"), site=self.setting("site"),
             server=self.setting("server"), pending=self.store.pending_count(),
@@ -286,4 +300,6 @@ class Edge:
             refused=self.store.get_state("refused") or None,
             rejoining=self.store.get_state(REJOINING_STATE) is not None,
             kept=self.store.kept_sent(),
+            snapshot_rows=int(rows) if rows else None,
+            snapshot_started=bool(self.store.get_state("snapshot_after")),
         )

@@ -47,6 +47,10 @@ class NeedsUpgrade(EdgeError):
     brought up to date, which writes."""
 
 
+class AlreadyRunning(EdgeError):
+    """A daemon already syncs this database file."""
+
+
 class DatabaseTooNew(EdgeError):
     """The database was written by a newer version of the edge software."""
 
