@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -20,9 +21,10 @@ from sync.ids import new_id
 from sync.replica import LocalRejected
 
 from .accounts import Accounts
-from .daemon import probe, run_daemon, sync_once
+from .daemon import daemon_state, probe, run_daemon, sync_once
+from .disk import disk_trouble
 from .edge import Edge, now_ms
-from .errors import BadArgument, EdgeError, Refused, Unreachable
+from .errors import BadArgument, EdgeError, LocalDatabaseError, Refused, Unreachable
 from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
@@ -49,7 +51,8 @@ def parser() -> argparse.ArgumentParser:
         description="A Branchline edge device (till, back office, warehouse handheld). "
                     "Works offline.",
         epilog="exit codes: 0 done, 1 no such row (get), 2 not set up or bad input, "
-               "3 refused on this device, 4 refused by HQ, 5 HQ unreachable")
+               "3 refused on this device, 4 refused by HQ, 5 HQ unreachable, "
+               "6 syncing stopped on a local fault (status: disk full, read-only)")
     p.add_argument("--db", default=os.environ.get("BRANCHLINE_EDGE_DB", "edge.db"),
                    help="the device's SQLite file (env BRANCHLINE_EDGE_DB; default edge.db)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -58,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--device", required=True, help="device id the token was issued to")
     init.add_argument("--site", required=True, help="site code of this device, e.g. S1")
     init.add_argument("--token", required=True, help="device token from `branchline device add`")
+    init.add_argument("--force", action="store_true",
+                      help="take over a file set up for another device or site (only with no "
+                           "ops left to send; the next sync loads this site's rows again)")
     sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit "
                                        "(exit code 5 if the server cannot be reached)")
     sync.add_argument("--timeout", type=_seconds, default=300, help="give up after this many s")
@@ -75,8 +81,9 @@ def parser() -> argparse.ArgumentParser:
                              help="draw progress bars while bootstrapping or pushing a large "
                                   "backlog (default: only when stderr is a terminal)")
     status = sub.add_parser("status", help="last sync, pending ops, cursor, rejections, "
-                                           "server reachable (exit code 4 if HQ refused "
-                                           "this device at its last sync)")
+                                           "server reachable, daemon running (exit code 4 "
+                                           "if HQ refused this device at its last sync, 6 "
+                                           "if syncing stopped on a local fault)")
     status.add_argument("--timeout", type=_seconds, default=2,
                         help="seconds to wait for the server when checking it is reachable")
     put = sub.add_parser("put", help="write fields of a row (works offline)")
@@ -199,6 +206,56 @@ def _rejoin(edge: Edge, args: argparse.Namespace) -> int:
     return 0
 
 
+def _status(edge: Edge, timeout: float) -> int:
+    s = edge.status()
+    why = asyncio.run(probe(s.server, timeout))
+    if s.bootstrapped:
+        snapshot = "yes" + (f" ({s.snapshot_rows} rows)" if s.snapshot_rows else "")
+    elif s.snapshot_started:
+        stored = f"{s.snapshot_rows} rows" if s.snapshot_rows else "some rows"
+        snapshot = f"no: under way, {stored} stored so far (the next sync goes on from there)"
+    else:
+        snapshot = "no"
+    fresh = " (all sent, HQ's changes in)" if s.last_sync_ms else ""
+    print(f"device {s.device} at site {s.site}\n"
+          f"server {s.server}: reachable {'yes' if why is None else 'no'}"
+          f"{'' if why is None else f' ({why})'}\n"
+          f"last sync {_when(s.last_sync_ms)}{fresh}\n"
+          f"snapshot taken {snapshot}\n"
+          f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}\n"
+          f"kept for a rejoin: " + (f"{s.kept[0]} acked ops, since {_when(s.kept[1])}"
+                                    if s.kept[0] else "none"))
+    running, note = daemon_state(edge.path)
+    word, _, rest = note.partition(" ")
+    stopped_on_fault = False
+    if running:
+        print(f"daemon running ({note.split(' since ')[0]})")
+    elif word == "stopped":
+        at, _, reason = rest.partition(" ")
+        print(f"daemon not running: it stopped at {_when(int(at))}: {reason}")
+        stopped_on_fault = reason.startswith("local fault")
+    elif word == "running":  # its note says running, but it holds no lock
+        print(f"daemon not running: the last one ({rest.split(' since ')[0]}) ended "
+              "without saying why (killed, or the machine went down)")
+    else:
+        print("daemon not running")
+    if not running and s.pending:
+        print(f"syncing has stopped: {s.pending} ops wait to be sent "
+              "(start `branchline-edge daemon`, or run `sync`)")
+    trouble = disk_trouble(edge.path)
+    if trouble:
+        print(f"local fault: {trouble}: nothing new can be saved or synced")
+    if s.rejoining:
+        print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
+    if (clock := s.clock_warning()) is not None:
+        print(f"clock: {clock}")
+    if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
+        at, _, reason = s.refused.partition(" ")
+        print(f"refused by HQ at {_when(int(at))}: {reason}")
+        return 4
+    return 6 if stopped_on_fault or trouble else 0
+
+
 def _value(text: str) -> Any:
     try:
         return json.loads(text)
@@ -241,16 +298,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "init" and urlsplit(args.server).scheme not in ("ws", "wss"):
         print(f"--server must be a ws:// or wss:// URL, got {args.server!r}", file=sys.stderr)
         return 2
+    if args.command != "init" and not os.path.exists(args.db):
+        print(f"no till file at {args.db}; run `branchline-edge init` first", file=sys.stderr)
+        return 2
+    created = args.command == "init" and not os.path.exists(args.db)
     try:
-        edge = Edge(args.db)
+        edge = Edge(args.db, readonly=_reads_only(args))
     except EdgeError as exc:
-        print(exc, file=sys.stderr)
+        print(_fault(args.db, exc) if isinstance(exc, LocalDatabaseError) else exc,
+              file=sys.stderr)
         return 2
     except sqlite3.Error as exc:
-        print(f"cannot open {args.db}: {exc}", file=sys.stderr)
+        if created:
+            _remove(args.db)
+        print(_fault(args.db, exc, f"cannot open {args.db}"), file=sys.stderr)
         return 2
+    ok = False
     try:
-        return _run(edge, args)
+        code = _run(edge, args)
+        ok = True
+        return code
     except EdgeError as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -264,17 +331,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server unreachable: {exc}; the device keeps working offline", file=sys.stderr)
         return 5
     except sqlite3.Error as exc:
-        print(f"local database {args.db}: {exc}", file=sys.stderr)
+        print(_fault(args.db, exc), file=sys.stderr)
         return 2
     finally:
         edge.close()
+        if created and not ok:
+            _remove(args.db)
+
+
+READ_COMMANDS = frozenset({"status", "get", "account", "exceptions", "stock", "trial-balance",
+                           "in-transit", "pending", "rejections", "check-stock"})
+"""Commands that only read: they open the file read-only, so they work on a
+full disk or a read-only medium."""
+
+
+def _reads_only(args: argparse.Namespace) -> bool:
+    return args.command in READ_COMMANDS and not getattr(args, "rebuild", False)
+
+
+def _fault(db: str, exc: BaseException, what: str = "") -> str:
+    """A local database error, with the reason in a store manager's words when
+    the disk or the file's permissions explain it."""
+    trouble = disk_trouble(db)
+    if trouble is None:
+        return f"{what or f'local database {db}'}: {exc}"
+    return f"{what or f'cannot use {db}'}: {trouble} (SQLite: {exc})"
+
+
+def _remove(db: str) -> None:
+    """Take away what a failed `init` of a new file left: nothing half made stays."""
+    for name in (db, f"{db}-wal", f"{db}-shm", f"{db}-journal"):
+        with contextlib.suppress(OSError):
+            os.remove(name)
 
 
 def _run(edge: Edge, args: argparse.Namespace) -> int:
     match args.command:
         case "init":
-            edge.configure(args.server, args.device, args.site, args.token)
+            changed = edge.configure(args.server, args.device, args.site, args.token,
+                                     force=args.force)
             print(f"{edge.path}: device {args.device} at site {args.site}, server {args.server}")
+            for news in changed:
+                print(news)
         case "sync":
             with rich_progress(args.progress) as progress:
                 result = asyncio.run(sync_once(edge, timeout=args.timeout, progress=progress))
@@ -287,24 +385,7 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             asyncio.run(_daemon(edge, args.progress))
             print("daemon stopped", file=sys.stderr)
         case "status":
-            s = edge.status()
-            why = asyncio.run(probe(s.server, args.timeout))
-            print(f"device {s.device} at site {s.site}\n"
-                  f"server {s.server}: reachable {'yes' if why is None else 'no'}"
-                  f"{'' if why is None else f' ({why})'}\n"
-                  f"last sync {_when(s.last_sync_ms)}\n"
-                  f"snapshot taken {'yes' if s.bootstrapped else 'no'}\n"
-                  f"pending ops {s.pending}\ncursor {s.cursor}\nrejections {s.rejections}\n"
-                  f"kept for a rejoin: " + (f"{s.kept[0]} acked ops, since {_when(s.kept[1])}"
-                                            if s.kept[0] else "none"))
-            if s.rejoining:
-                print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
-            if (clock := s.clock_warning()) is not None:
-                print(f"clock: {clock}")
-            if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
-                at, _, why = s.refused.partition(" ")
-                print(f"refused by HQ at {_when(int(at))}: {why}")
-                return 4
+            return _status(edge, args.timeout)
         case "put":
             op = edge.write(args.entity, args.key, _fields(args.fields), args.user)
             print(f"queued op {op.op_id}")

@@ -16,13 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import logging
+import os
 import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import (
@@ -33,7 +37,7 @@ from websockets.exceptions import (
     WebSocketException,
 )
 
-from sync.client import ClientSession, Phase
+from sync.client import ClientSession
 from sync.messages import (
     MAX_MESSAGE_BYTES,
     Acks,
@@ -50,10 +54,11 @@ from sync.messages import (
     snapshot_blobs,
 )
 
+from .disk import disk_trouble
 from .edge import Edge, clock_warning, now_ms
-from .errors import LocalDatabaseError, NotConfigured, Refused, Unreachable
+from .errors import AlreadyRunning, LocalDatabaseError, NotConfigured, Refused, Unreachable
 from .progress import Progress
-from .store import KEEP_SENT_DAYS, REFUSED_STATE
+from .store import KEEP_SENT_DAYS, LAST_SYNC_STATE, REFUSED_STATE, SNAPSHOT_ROWS_STATE
 
 log = logging.getLogger("branchline.daemon")
 
@@ -70,8 +75,94 @@ LOCAL_POLL_S = 0.05
 """How often the outbox is checked for ops queued by other processes."""
 CONNECT_TIMEOUT_S = 5.0
 IN_SYNC_MARK_S = 10.0
-"""While connected and caught up, ``_state.last_sync_ms`` is refreshed this often
-even when nothing happens (live changes would have arrived)."""
+"""While connected, caught up and with nothing left to send,
+``_state.last_sync_ms`` is refreshed this often even when nothing happens
+(live changes would have arrived)."""
+
+
+NOTE_BYTES = 512
+"""Size of the daemon's side file (``DaemonLock``): written whole at start, so
+the note of why it stopped overwrites it in place, with no new disk block
+(the disk may be full by then)."""
+
+
+def lock_path(db: str | Path) -> Path:
+    """The daemon's side file next to the database: locked while it runs,
+    and saying why it stopped."""
+    return Path(f"{db}.daemon")
+
+
+class DaemonLock:
+    """Held by a daemon for its life: an exclusive ``flock`` on ``<db>.daemon``
+    (released by the kernel however the process ends), and in the file one
+    line saying "running" or why the daemon stopped. Only one daemon runs
+    per database file (``AlreadyRunning``). ``daemon_state`` reads it; the
+    database itself may be unwritable (a full disk is one reason the daemon
+    stops), so the note lives here, written best-effort."""
+
+    def __init__(self, db: str | Path) -> None:
+        self.path = lock_path(db)
+        self.fd: int | None = None
+
+    def __enter__(self) -> DaemonLock:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # an unwritable folder: the database fails next, and says why
+            log.warning("cannot make %s (%s); `status` will not know a daemon runs",
+                        self.path, exc)
+            return self
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            running = daemon_state(self.path.with_suffix(""))[1]
+            raise AlreadyRunning(f"a daemon already syncs {self.path.with_suffix('')}"
+                                 f"{f' ({running})' if running else ''}") from None
+        self.fd = fd
+        self.note(f"running pid {os.getpid()} since {now_ms()}")
+        return self
+
+    def note(self, text: str) -> None:
+        """Say what the daemon is doing, or why it stopped (best-effort)."""
+        if self.fd is None:
+            return
+        data = " ".join(text.split()).encode()[: NOTE_BYTES - 1]
+        try:
+            os.pwrite(self.fd, data + b"\n" + b" " * (NOTE_BYTES - 1 - len(data)), 0)
+            os.fsync(self.fd)
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.path, exc)
+
+    def stopped(self, why: str) -> None:
+        self.note(f"stopped {now_ms()} {why}")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # releases the lock
+            self.fd = None
+
+
+def daemon_state(db: str | Path) -> tuple[bool, str]:
+    """(whether a daemon runs for ``db`` now, its side file's note: "running
+    pid N since MS", or "stopped MS WHY"; "" if no daemon ever ran). Reads
+    only; works on a read-only disk."""
+    try:
+        fd = os.open(lock_path(db), os.O_RDONLY)
+    except OSError:
+        return False, ""
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            running = True
+        else:
+            running = False
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        note = os.pread(fd, NOTE_BYTES, 0).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
+    return running, note
 
 
 @dataclass(frozen=True)
@@ -127,6 +218,11 @@ class _Link:
         self.progress = progress
         self.on_welcome = on_welcome
         self.acked = self.rejected = self.snapshot_rows = self.received_rows = 0
+        self.stored_rows = 0
+        """Snapshot rows stored in all, by this connection and those before it."""
+        self.head = 0
+        """HQ's head at its Welcome: no scope holds more rows than HQ made changes,
+        so it bounds the snapshot's size (the protocol sends no row count)."""
 
     async def send(self, messages: Sequence[ClientMessage]) -> None:
         for msg in messages:
@@ -162,9 +258,9 @@ class _Link:
                         await self.send(self.session.pushes())
                 if loop.time() >= next_mark:
                     next_mark = loop.time() + IN_SYNC_MARK_S
-                    if self.session.phase is Phase.READY:
+                    if self.session.idle:
                         with self.edge.transaction():
-                            store.set_state("last_sync_ms", str(now_ms()))
+                            store.set_state(LAST_SYNC_STATE, str(now_ms()))
                 if loop.time() >= next_forget:
                     next_forget = loop.time() + FORGET_SENT_S
                     forget_sent(self.edge)
@@ -193,15 +289,22 @@ class _Link:
             # ``SqliteLocalStore.resendable``; no await until FULL is back).
             with (self.edge.store.resendable() if page else contextlib.nullcontext()), \
                     self.edge.transaction() as store:
+                if page:  # counted with the page it counts, for `status` and the progress bar
+                    assert isinstance(msg, SnapshotPage)
+                    before = (int(store.get_state(SNAPSHOT_ROWS_STATE) or 0)
+                              if store.get_state("snapshot_after") else 0)
+                    self.stored_rows = before + len(msg.rows)
+                    store.set_state(SNAPSHOT_ROWS_STATE, str(self.stored_rows))
                 replies = self.session.receive(msg, now, blobs)
-                if self.session.phase is Phase.READY:
-                    store.set_state("last_sync_ms", str(now))
+                if self.session.idle:  # all sent and answered, HQ's changes all in
+                    store.set_state(LAST_SYNC_STATE, str(now))
         self.observe(msg)
         await self.send(replies)
 
     def observe(self, msg: object) -> None:
         match msg:
             case Welcome(head=head):
+                self.head = head
                 log.info("connected to HQ (head %d, our cursor %d)", head,
                          self.edge.replica.cursor)
                 if (clock := clock_warning(self.edge.replica.hq_ahead)) is not None:
@@ -211,11 +314,13 @@ class _Link:
                         store.set_state(REFUSED_STATE, "")
                 if self.on_welcome is not None:
                     self.on_welcome()
-            case SnapshotPage(rows=rows):
+            case SnapshotPage(rows=rows, done=done):
                 self.snapshot_rows += len(rows)
                 self.received_rows += len(rows)
                 if self.progress is not None:
-                    self.progress("bootstrap", self.snapshot_rows, 0)
+                    done_rows = self.stored_rows
+                    most = done_rows if done else self.head if self.head >= done_rows else 0
+                    self.progress("bootstrap", done_rows, most)
             case Changes(changes=changes):
                 self.received_rows += len(changes)
             case Acks(acks=acks):
@@ -315,6 +420,23 @@ async def run_daemon(edge: Edge, url: str | None = None, stop_event: asyncio.Eve
     backoff when the link fails. Raises ``Refused`` when HQ refuses the device."""
     stop = stop_event if stop_event is not None else asyncio.Event()
     url = url or edge.setting("server")
+    with DaemonLock(edge.path) as lock:
+        try:
+            await _keep_syncing(edge, url, stop, base_delay, max_delay, progress)
+        except LocalDatabaseError as exc:
+            lock.stopped(f"local fault: {exc}")
+            raise
+        except Refused as exc:
+            lock.stopped(f"refused by HQ: {exc}")
+            raise
+        except (Exception, asyncio.CancelledError, KeyboardInterrupt) as exc:
+            lock.stopped(f"failed: {type(exc).__name__}: {exc}")
+            raise
+        lock.stopped("asked to stop")
+
+
+async def _keep_syncing(edge: Edge, url: str, stop: asyncio.Event, base_delay: float,
+                        max_delay: float, progress: Progress | None) -> None:
     attempt = 0
     welcomed_at: float | None = None
 
@@ -334,8 +456,11 @@ async def run_daemon(edge: Edge, url: str | None = None, stop_event: asyncio.Eve
             log.warning("%s", exc)
         except sqlite3.OperationalError as exc:
             if not _transient(exc):  # read-only, full, corrupt: waiting will not mend it
-                log.error("local database %s: %s; the daemon stops", edge.path, exc)
-                raise LocalDatabaseError(f"local database {edge.path}: {exc}") from exc
+                trouble = disk_trouble(edge.path)
+                why = (f"{trouble} (SQLite: {exc})" if trouble
+                       else f"local database {edge.path}: {exc}")
+                log.error("%s; the daemon stops", why)
+                raise LocalDatabaseError(why) from exc
             log.warning("local database: %s", exc)  # locked by another process too long
         if stop.is_set():
             return

@@ -17,12 +17,20 @@ from types import TracebackType
 from typing import Any
 
 from schema import SCHEMA, Entity, Kind, Schema
+from schema.model import SITE_CODE, is_site_code
 from sync.hlc import MAX_AHEAD_MS, span
 from sync.messages import Op
 from sync.replica import HQ_CLOCK_STATE, Replica, hq_clock
 
-from .errors import NotConfigured, UnknownName
-from .store import REJOINING_STATE, SqliteLocalStore, connect
+from .errors import BadArgument, BelongsElsewhere, NeedsUpgrade, NotConfigured, UnknownName
+from .store import (
+    LAST_SYNC_STATE,
+    REFUSED_STATE,
+    REJOINING_STATE,
+    SNAPSHOT_ROWS_STATE,
+    SqliteLocalStore,
+    connect,
+)
 from .tables import StockSums, rebuild_stock, stock_mismatches, visible_columns
 
 SETTINGS = ("server", "device", "site", "token")
@@ -43,7 +51,8 @@ class EdgeStatus:
     rejections: int
     bootstrapped: bool
     last_sync_ms: int | None
-    """Wall time of the last moment this device was caught up with HQ."""
+    """Wall time of the last moment this device was wholly in sync with HQ:
+    every op it had queued sent and answered, HQ's changes all pulled."""
     refused: str | None = None
     """HQ's last refusal of this device ("<ms> <why>"), until HQ takes it again."""
     rejoining: bool = False
@@ -51,6 +60,11 @@ class EdgeStatus:
     kept: tuple[int, int | None] = (0, None)
     """Ops HQ took that this device keeps for a rejoin, and when the oldest
     was acked."""
+    snapshot_rows: int | None = None
+    """Snapshot rows stored so far (None: no snapshot page stored yet, or a
+    bootstrap begun by an older version, which did not count)."""
+    snapshot_started: bool = False
+    """A snapshot page is stored: an unfinished bootstrap resumes after it."""
     hq_clock: tuple[int, int] = (0, 0)
     """How many ms HQ's clock was ahead of this device's (negative: behind),
     and this device's time then, at the last connection ((0, 0): never)."""
@@ -90,12 +104,26 @@ def now_ms() -> int:
 class Edge:
     """One device's replica: local writes, reads, and the settings the daemon uses."""
 
-    def __init__(self, path: str | Path, schema: Schema = SCHEMA) -> None:
+    def __init__(self, path: str | Path, schema: Schema = SCHEMA, *,
+                 readonly: bool = False) -> None:
+        """``readonly``: for reads only; opening writes nothing (``store.connect_readonly``),
+        so it works on a full disk or a read-only medium; but a file an older
+        version wrote is first brought up to date, which writes."""
         self.path = Path(path)
         self.schema = schema
-        self.conn = connect(self.path)
+        self.readonly = readonly
+        self.conn = connect(self.path, readonly=readonly)
         try:
-            self.store = SqliteLocalStore(self.conn, schema)
+            self.store = SqliteLocalStore(self.conn, schema, may_upgrade=not readonly)
+        except NeedsUpgrade:
+            self.conn.close()
+            self.readonly = False
+            self.conn = connect(self.path)
+            try:
+                self.store = SqliteLocalStore(self.conn, schema)
+            except BaseException:
+                self.conn.close()
+                raise
         except BaseException:
             self.conn.close()
             raise
@@ -116,12 +144,61 @@ class Edge:
         self.close()
 
     # -- configuration ---------------------------------------------------------------
-    def configure(self, server: str, device: str, site: str, token: str) -> None:
-        """Record the server URL, this device's id and site, and its token."""
-        with self.store.transaction():
+    def configure(self, server: str, device: str, site: str, token: str, *,
+                  force: bool = False) -> list[str]:
+        """Record the server URL, this device's id and site, and its token;
+        returns what changed besides (e.g. an old refusal forgotten).
+
+        A file holds one device's sales and what HQ sent that device's site,
+        so it is refused (``BelongsElsewhere``, nothing changed) when it was set
+        up for another device or site: its unsent ops would reach HQ under the
+        new device's name (refused for good), and it would follow the new site
+        from the old site's cursor. ``force`` takes such a file over anyway,
+        but only with nothing left to send: the outbox must be empty; the sync
+        state is then reset, so the next sync loads the new site's rows
+        again (and drops the old site's ones once that snapshot is whole). A
+        new token or server URL for the same device and site is always taken;
+        it forgets HQ's last refusal of the old ones (not a "diverged" one,
+        which only a rejoin settles)."""
+        if not is_site_code(site):
+            raise BadArgument(f"site code {site!r} is not valid: a site code is 1 to 16 upper "
+                              f"case letters, digits, '-' or '_' ({SITE_CODE}), e.g. S1")
+        if not device or device != device.strip():
+            raise BadArgument(f"device id {device!r} is not valid")
+        done: list[str] = []
+        with self.store.transaction() as store:
+            old = {name: store.get_state(name) for name in SETTINGS}
+            moved = [f"{name} {old[name]}" for name, new in (("device", device), ("site", site))
+                     if old[name] is not None and old[name] != new]
+            if moved:
+                pending = store.pending_count()
+                owner = f"device {old['device']} at site {old['site']}"
+                left = (f"; it still holds {pending} ops of {owner} not yet sent to HQ"
+                        if pending else "")
+                if not force:
+                    raise BelongsElsewhere(
+                        f"{self.path} belongs to {owner}, not device {device} at site {site}"
+                        f"{left}: set up device {device} with a new file (--db NEW.db), or "
+                        f"{'sync this one first, then ' if pending else ''}"
+                        f"take it over with `init --force`")
+                if pending:
+                    raise BelongsElsewhere(
+                        f"{self.path} belongs to {owner} and still holds {pending} ops not yet "
+                        f"sent to HQ: `--force` never drops them. Run `branchline-edge --db "
+                        f"{self.path} sync` while it is still set up as {old['device']}, "
+                        f"or set up device {device} with a new file (--db NEW.db)")
+                store.take_over()
+                done.append(f"taken over from {owner}: the next sync loads the rows of "
+                            f"site {site} again")
+            elif (old["token"], old["server"]) != (token, server):
+                refused = store.get_state(REFUSED_STATE) or ""
+                if refused and "diverged" not in refused:
+                    store.set_state(REFUSED_STATE, "")
+                    done.append("HQ's last refusal of the old settings is forgotten")
             for name, value in zip(SETTINGS, (server, device, site, token), strict=True):
-                self.store.set_state(name, value)
+                store.set_state(name, value)
         self._replica = None
+        return done
 
     def setting(self, name: str) -> str:
         value = self.store.get_state(name)
@@ -230,7 +307,8 @@ class Edge:
                 for op, reason, at in self.store.rejections()]
 
     def status(self) -> EdgeStatus:
-        last = self.store.get_state("last_sync_ms")
+        last = self.store.get_state(LAST_SYNC_STATE)
+        rows = self.store.get_state(SNAPSHOT_ROWS_STATE)
         return EdgeStatus(
             device=self.setting("device"), site=self.setting("site"),
             server=self.setting("server"), pending=self.store.pending_count(),
@@ -242,4 +320,6 @@ class Edge:
             rejoining=self.store.get_state(REJOINING_STATE) is not None,
             kept=self.store.kept_sent(),
             hq_clock=hq_clock(self.store.get_state(HQ_CLOCK_STATE)),
+            snapshot_rows=int(rows) if rows else None,
+            snapshot_started=bool(self.store.get_state("snapshot_after")),
         )

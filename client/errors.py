@@ -2,7 +2,11 @@
 
 * ``EdgeError`` -- something about this device's own database:
     * ``NotConfigured`` -- no device, site or server yet (run ``init``);
+    * ``BelongsElsewhere`` -- ``init`` on a file set up for another device or site;
     * ``DatabaseTooNew`` -- the file was written by a newer edge version;
+    * ``NeedsUpgrade`` -- a read-only open of a file an older version wrote;
+    * ``LocalDatabaseError`` -- the file cannot be written or read (disk full,
+      read-only medium): the daemon stops;
     * ``UnknownName`` -- an entity or field the schema does not declare
       (also a ``KeyError``).
 * ``SyncError`` -- talking to HQ failed:
@@ -25,6 +29,10 @@ class NotConfigured(EdgeError):
     """The edge database has not been initialised with a device and a site."""
 
 
+class BelongsElsewhere(EdgeError):
+    """``init`` for a device or site other than the one the file was set up for."""
+
+
 class BadArgument(EdgeError):
     """A command's argument the edge cannot read (``put`` without ``field=value``)."""
 
@@ -32,6 +40,15 @@ class BadArgument(EdgeError):
 class LocalDatabaseError(EdgeError):
     """The local database cannot be written (read-only, disk full, corrupt):
     the daemon stops rather than reconnect to HQ again and again."""
+
+
+class NeedsUpgrade(EdgeError):
+    """A read-only open found a file an older edge version wrote: it must be
+    brought up to date, which writes."""
+
+
+class AlreadyRunning(EdgeError):
+    """A daemon already syncs this database file."""
 
 
 class DatabaseTooNew(EdgeError):

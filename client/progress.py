@@ -8,8 +8,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 Progress = Callable[[str, int, int], None]
-"""``progress(what, done, total)``: ``what`` is ``"bootstrap"`` (rows received,
-total unknown: 0) or ``"push"`` (ops acknowledged out of acknowledged + pending)."""
+"""``progress(what, done, total)``: ``what`` is ``"bootstrap"`` (snapshot rows
+stored, counting those stored before a restart, out of at most ``total``: HQ's
+head, as the protocol sends no row count; 0 when unknown; ``done`` on the last
+page) or ``"push"`` (ops acknowledged out of acknowledged + pending)."""
 
 PUSH_BAR_FROM = 1000
 """A backlog smaller than this drains too fast to be worth a bar."""
@@ -36,7 +38,8 @@ def rich_progress(enabled: bool | None = None) -> Iterator[Progress | None]:
         if what not in tasks:
             if what == "push" and total < PUSH_BAR_FROM:
                 return
-            label = "bootstrapping: rows received" if what == "bootstrap" else "ops acknowledged"
+            label = ("bootstrapping: rows stored, of at most" if what == "bootstrap"
+                     else "ops acknowledged")
             tasks[what] = bars.add_task(label, total=total or None)
         bars.update(tasks[what], completed=done, total=total or None)
 

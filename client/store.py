@@ -29,6 +29,8 @@ import sqlite_utils
 from schema import Schema
 from sync.messages import Op, Row, decode_op, decode_row, encode
 
+from .disk import wal_holds_data
+from .errors import LocalDatabaseError, NeedsUpgrade
 from .migrate import needs_upgrade, upgrade
 
 BUSY_TIMEOUT_MS = 30_000
@@ -41,8 +43,15 @@ REFUSED_STATE = "refused"
 cleared by the next Welcome."""
 REJOINING_STATE = "rejoining"
 """``_state`` entry set by ``Edge.rejoin`` until its snapshot is stored whole."""
+SNAPSHOT_ROWS_STATE = "snapshot_rows"
+"""``_state`` entry counting the snapshot rows stored so far (committed with
+each page): how far an unfinished bootstrap got, and where its progress
+resumes after a restart."""
+LAST_SYNC_STATE = "last_sync_ms"
+"""``_state`` entry: when this device was last wholly in sync with HQ (every
+op it had sent and answered, HQ's changes all pulled)."""
 FOLLOWED = ("cursor", "cursor_mark", "acked", "bootstrapped", "snapshot_after",
-            "snapshot_at", REFUSED_STATE)
+            "snapshot_at", REFUSED_STATE, SNAPSHOT_ROWS_STATE)
 """The sync state that says how far this device followed HQ's history."""
 _CHUNK = 10_000
 """Most keys in one ``IN (...)`` list."""
@@ -85,15 +94,56 @@ def fast_sqlite_binding() -> None:
     sqlite3.register_adapter(msgspec.Raw, _same)
 
 
-def connect(path: str | Path) -> sqlite3.Connection:
-    """A connection to an edge database file: autocommit, WAL, durable commits."""
+def connect(path: str | Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to an edge database file: autocommit, WAL, durable commits.
+    ``readonly``: one that writes nothing at all (``connect_readonly``)."""
     fast_sqlite_binding()
+    if readonly:
+        return connect_readonly(path)
     conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000,
                            check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     try:
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=FULL")  # a committed sale survives a power cut
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def connect_readonly(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection that works on a full disk or a read-only medium.
+
+    ``mode=ro`` reads what the write-ahead log holds too, but SQLite must then
+    open (and, if missing, create) the ``-shm`` index next to the file, which a
+    full or read-only disk refuses. Then, if the log holds nothing (the last
+    connection checkpointed it away, the usual state of a file no process
+    holds), the file itself is the whole database and is opened ``immutable``:
+    no lock, no side file. With changes in the log that SQLite cannot read,
+    ``LocalDatabaseError`` says so (reading the file alone would show an older
+    state)."""
+    uri = Path(path).absolute().as_uri()
+    conn: sqlite3.Connection | None = None
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None,
+                               timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError as exc:
+        if conn is not None:
+            conn.close()
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise
+        if wal_holds_data(path):
+            raise LocalDatabaseError(
+                f"{path} cannot be read: its latest changes are in {path}-wal, which SQLite "
+                f"cannot open here ({exc})") from exc
+    conn = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None,
+                           check_same_thread=False)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except BaseException:
         conn.close()
         raise
@@ -119,7 +169,10 @@ class SqliteLocalStore:
     """``LocalStore`` over one SQLite connection, plus the bulk and status reads
     the daemon and the CLI need."""
 
-    def __init__(self, db: sqlite_utils.Database | sqlite3.Connection, schema: Schema) -> None:
+    def __init__(self, db: sqlite_utils.Database | sqlite3.Connection, schema: Schema, *,
+                 may_upgrade: bool = True) -> None:
+        """``may_upgrade=False``: raise ``NeedsUpgrade`` rather than bring the file up
+        to date (a read-only connection)."""
         fast_sqlite_binding()
         if isinstance(db, sqlite3.Connection):
             db = sqlite_utils.Database(db, execute_plugins=False)
@@ -133,6 +186,8 @@ class SqliteLocalStore:
         self.upgraded: list[str] = []
         """What opening this store did to bring the file up to date."""
         if needs_upgrade(db, schema):
+            if not may_upgrade:
+                raise NeedsUpgrade("the file must be brought up to date first")
             with self.transaction():
                 if needs_upgrade(db, schema):  # another process may have done it meanwhile
                     self.upgraded = upgrade(db, schema)
@@ -518,6 +573,23 @@ class SqliteLocalStore:
         self.conn.execute("DELETE FROM _rejoin_seen")
         self.set_state(REJOINING_STATE, "1")
         return int(again), oldest
+
+    def take_over(self) -> None:
+        """Set the file up afresh for another device or site
+        (``Edge.configure(force=True)``); the outbox must be empty. What the
+        old device had HQ take is not the new one's to send again at a rejoin
+        (``_sent`` goes); the sync state is reset, so the next sync loads the
+        new scope's rows; and, as at a rejoin, once that snapshot is stored
+        whole every row it did not hold goes (``snapshot_done``): the old
+        site's rows stay visible until then. Receipt numbers carry the site
+        and the device, so their sequence goes on."""
+        if self.pending_count():
+            raise ValueError("the outbox is not empty: taking the file over would drop its ops")
+        self.conn.execute("DELETE FROM _sent")
+        self.conn.executemany("DELETE FROM _state WHERE name = ?",
+                              [(n,) for n in (*FOLLOWED, LAST_SYNC_STATE)])
+        self.conn.execute("DELETE FROM _rejoin_seen")
+        self.set_state(REJOINING_STATE, "1")
 
     def _note_snapshot(self, rows: list[Row]) -> None:
         """During a rejoin, remember which rows HQ's snapshot holds."""

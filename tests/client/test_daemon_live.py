@@ -97,7 +97,7 @@ def test_bootstrap_push_ack_and_changes_from_another_device(devices: Devices) ->
                                  progress=lambda what, done, total: seen.append(
                                      (what, done, total))))
     assert boot.snapshot_rows >= 3 and boot.pushed == 0 and boot.cursor > 0
-    assert seen and seen[-1] == ("bootstrap", boot.snapshot_rows, 0)
+    assert seen and seen[-1] == ("bootstrap", boot.snapshot_rows, boot.snapshot_rows)  # done
     assert till.get("customer", CUSTOMER)["phone"] == "111"  # type: ignore[index]
     on_hand = till.stock("S1", PRODUCT)
     assert on_hand >= 10 and till.stock_mismatches() == []
