@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from schema import Schema
 from sync.merge import Actor
@@ -59,6 +61,8 @@ from .store import Database, SqlServerStore
 
 log = logging.getLogger("branchline.sync")
 HELLO_TIMEOUT = 10.0
+INBOX_FRAMES = 8
+"""Frames read from a device ahead of their answers (``Connection.read``)."""
 REAUTH_SECONDS = 5.0
 """How often the connected devices' tokens are checked again: a device revoked,
 re-keyed or expired while connected is cut off (4401) within this time."""
@@ -188,6 +192,20 @@ again, some 15% of the ingest's CPU. It still runs, every 50,000 allocations."""
 
 SWITCH_INTERVAL = 0.0005
 """Seconds a thread may hold the GIL while another waits for it."""
+
+
+DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
+"""What HQ's database raises when it is down, unreachable, locked too long,
+full or not writable: nothing a device did, and nothing lost."""
+
+
+def unavailable(exc: Exception) -> str:
+    """What to tell a device (and IT's log) when HQ's database failed it."""
+    orig = getattr(exc, "orig", None) or exc
+    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:160]
+    return (f"HQ's database is unavailable ({detail}): what this device sent since HQ's "
+            "last answer was not stored; the device keeps it and sends it again when it "
+            "reconnects")
 
 
 def tune_gc() -> None:
@@ -364,17 +382,36 @@ class Connection:
         except ProtocolError as exc:
             raise Closing(exc.to_error()) from None
 
+    async def read(self, inbox: asyncio.Queue[bytes | Exception]) -> None:
+        """Read frames into ``inbox`` while earlier ones are answered. The
+        server's websocket stops reading the socket until its frames are
+        received, and with it the device's keepalive pings: a push waiting
+        for the database longer than the ping timeout (a lock held by
+        maintenance, a slow disk) would cut off every device that keeps
+        selling. The inbox holds ``INBOX_FRAMES``: a device waits for answers
+        to that many (a till has at most its window of pushes out)."""
+        try:
+            while True:
+                await inbox.put(await self.receive())
+        except Exception as exc:  # the connection ends: say why, in turn
+            await inbox.put(exc)
+
     async def serve(self) -> None:
         await self.handshake()
         assert self.session is not None
         session = self.session
         wake = self.hub.subscribe()
         pusher = asyncio.create_task(self.guarded(self.fan_out(session, wake)))
+        inbox: asyncio.Queue[bytes | Exception] = asyncio.Queue(INBOX_FRAMES)
+        reader = asyncio.create_task(self.read(inbox))
         watch = token_watch(self.db, self.hub)
         watch.watch(self)
         try:
             while True:
-                msg = self.decode(await self.receive())
+                frame = await inbox.get()
+                if isinstance(frame, Exception):
+                    raise frame
+                msg = self.decode(frame)
                 async with self.lock:
                     ahead, self.ahead = self.ahead, None
                     if ahead is not None and ahead[0] == msg:
@@ -392,9 +429,10 @@ class Connection:
         finally:
             watch.unwatch(self)
             self.hub.unsubscribe(wake)
-            pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pusher
+            for task in (pusher, reader):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     async def refuse(self, why: str) -> None:
         """The token was revoked, replaced or expired while connected: say why
@@ -425,11 +463,15 @@ class Connection:
         reconnects and pulls) rather than leave the device connected but deaf."""
         try:
             await work
-        except Exception:
-            log.exception("live fan-out to device %s failed; closing", self.device)
+        except Exception as exc:
+            down = isinstance(exc, DATABASE_DOWN)
+            error = Error(ErrorCode.INTERNAL, unavailable(exc) if down else "internal error", True)
+            if down:
+                log.warning("live fan-out to device %s: %s", self.device, error.message)
+            else:
+                log.exception("live fan-out to device %s failed; closing", self.device)
             with contextlib.suppress(Exception):
-                await self.socket.send_bytes(
-                    encode(Error(ErrorCode.INTERNAL, "internal error", True)))
+                await self.socket.send_bytes(encode(error))
                 await self.socket.close(1011, "internal error")
 
     async def fan_out(self, session: ServerSession, wake: asyncio.Event) -> None:
@@ -470,6 +512,12 @@ async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) 
         return
     except OSError as gone:  # the device went away while HQ answered it (uplink down)
         log.info("device %s went away: %s", conn.device, str(gone) or type(gone).__name__)
+    except DATABASE_DOWN as exc:  # HQ's database, not this device: no traceback to chase
+        why = unavailable(exc)
+        log.warning("closing %s: %s", conn.device, why)
+        with contextlib.suppress(Exception):
+            await socket.send_bytes(encode(Error(ErrorCode.INTERNAL, why, True)))
+            await socket.close(1013, "HQ's database is unavailable")  # try again later
     except Exception:
         log.exception("connection of device %s failed", conn.device)
         with contextlib.suppress(Exception):

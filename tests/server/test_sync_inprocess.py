@@ -112,3 +112,42 @@ def test_a_device_gone_while_hq_answers_is_no_error_in_the_log(
     said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "branchline.sync"]
     assert ("INFO", "device s2 went away: ClientDisconnected") in said
     assert not [r for r in caplog.records if r.levelname == "ERROR"], said
+
+
+def test_a_push_hq_cannot_store_says_the_database_is_unavailable_and_nothing_else(
+    client: TestClient[Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """HQ's database fails a push (not writable, locked too long, down): the
+    device is told so in words, with "try again later" (1013), IT's log has
+    one warning without a traceback, and the other stores are still served."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from server.sync_ws import GroupCommit
+
+    def unwritable(self: GroupCommit, jobs: Any) -> Any:
+        raise OperationalError("INSERT INTO sale ...", {},
+                               sqlite3.OperationalError("attempt to write a readonly database"))
+
+    with ExitStack() as stack:
+        s1 = _join(client, stack, "s1", "S1")
+        s2 = _join(client, stack, "s2", "S2")
+        monkeypatch.setattr(GroupCommit, "_commit", unwritable)
+        caplog.set_level("INFO", logger="branchline.sync")
+        op = Op(str(uuid.uuid4()), "customer", str(uuid.uuid4()), 0, {"name": "Ada"},
+                Clock("s2").now(int(time.time() * 1000)), "clerk", "s2", SCHEMA.version)
+        s2.send_bytes(encode(Push(1, [op])))
+        err = decode_server(s2.receive_bytes(timeout=5))
+        assert isinstance(err, Error) and err.fatal
+        assert err.message.startswith(
+            "HQ's database is unavailable (attempt to write a readonly database): what this "
+            "device sent since HQ's last answer was not stored")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            s2.receive_bytes(timeout=5)
+        assert closed.value.code == 1013
+        s1.send_bytes(encode(Pull(0)))  # the other store is still served
+        assert isinstance(decode_server(s1.receive_bytes(timeout=5)), Changes)
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "branchline.sync"]
+    assert [lvl for lvl, m in said if "database is unavailable" in m] == ["WARNING"]
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info], said

@@ -392,3 +392,47 @@ def test_a_commit_by_another_process_reaches_connected_devices(
         return "late-hire" in seen
 
     wait_for(heard, 10, "the new employee to reach the connected HQ device", step=0)
+
+
+def test_a_push_waiting_on_a_locked_database_keeps_the_device_connected(
+        server: ServerProc) -> None:
+    """While a push waits for the database (a lock held by maintenance, a
+    slow disk), HQ still reads the socket, so the device's keepalive pings
+    are answered and it is not cut off; the push is acked once the lock goes."""
+    import asyncio
+
+    from websockets.asyncio.client import connect as connect_async
+
+    token = server.add_device("s1-pinger", "S1")
+
+    async def story() -> list[Acks]:
+        async with connect_async(server.ws_url, max_size=None, compression=None,
+                                 ping_interval=0.2, ping_timeout=1.0) as ws:
+            await ws.send(encode(Hello("s1-pinger", "S1", token, SCHEMA.version, 0)))
+            assert isinstance(decode_server(await ws.recv()), Welcome)
+            await ws.send(encode(Pull(0)))
+            while not (isinstance(msg := decode_server(await ws.recv()), Changes)
+                       and not msg.more):
+                await ws.send(encode(Pull(msg.cursor)))  # type: ignore[union-attr]
+            lock = sqlite3.connect(server.db_url.removeprefix("sqlite:///"),
+                                   isolation_level=None)
+            lock.execute("BEGIN IMMEDIATE")  # HQ's next write waits for it
+            try:
+                for batch in (1, 2):  # the till keeps selling: a second push queues
+                    await ws.send(encode(Push(batch, [_op("s1-pinger", "customer",
+                                                          {"name": f"Ida {batch}"})])))
+                    await asyncio.sleep(0.3)
+                await asyncio.sleep(3)  # fifteen pings, each to be answered within a second
+            finally:
+                lock.execute("ROLLBACK")
+                lock.close()
+            acks = []
+            while len(acks) < 2:
+                msg = decode_server(await asyncio.wait_for(ws.recv(), 10))
+                if isinstance(msg, Acks):
+                    acks.append(msg)
+            return acks
+
+    acks = asyncio.run(story())
+    assert [(a.batch, [x.status for x in a.acks]) for a in acks] == [
+        (1, ["accepted"]), (2, ["accepted"])]
