@@ -44,8 +44,10 @@ class Link:
 
 
 class SimDevice:
-    def __init__(self, actor: Actor) -> None:
+    def __init__(self, actor: Actor, skew: int = 0) -> None:
         self.actor = actor
+        self.skew = skew
+        """How many ms this device's clock is ahead of HQ's (negative: behind)."""
         self.store = MemoryLocalStore()
         self.replica = Replica(SCHEMA, self.store, actor.device, actor.site)
         self.link: Link | None = None
@@ -53,13 +55,15 @@ class SimDevice:
 
 
 class SimNet:
-    def __init__(self, server: MemoryServerStore, devices: list[SimDevice]) -> None:
+    def __init__(self, server: MemoryServerStore, devices: list[SimDevice],
+                 start_ms: int = 10_000) -> None:
         self.server = server
         self.devices = devices
         self.links: list[Link] = []
         self.sent_up: list[tuple[Link, ClientMessage]] = []
         self.sent_down: list[tuple[Link, ServerMessage]] = []
-        self.ms = 10_000
+        self.ms = start_ms
+        """HQ's clock; a device's is ``skew`` ahead of it."""
 
     def tick(self) -> int:
         self.ms += 7
@@ -98,7 +102,7 @@ class SimNet:
                                         msg.cursor)  # type: ignore[union-attr]
             answers: list[ServerMessage] = [link.server.welcome(self.server, self.ms)]
         else:
-            answers = link.server.handle(self.server, msg)
+            answers = link.server.handle(self.server, msg, self.ms)
         if link.alive:
             link.down.extend(answers)
 
@@ -113,7 +117,7 @@ class SimNet:
             msg = link.down.popleft()
         self.sent_down.append((link, msg))
         link.up.extend(link.client.ahead(msg))  # sent before the message is stored
-        link.up.extend(link.client.receive(msg, self.tick()))
+        link.up.extend(link.client.receive(msg, self.tick() + link.device.skew))
 
     def fan_out(self, rnd: random.Random | None = None) -> None:
         """Push new changes to connected devices: from the store (``poll``) or, as
@@ -144,7 +148,7 @@ class SimNet:
         if rnd.random() < 0.5 and pushes:
             link, msg = rnd.choice(pushes)
             if link.server is not None:
-                answers = link.server.handle(self.server, msg)
+                answers = link.server.handle(self.server, msg, self.ms)
                 if link.alive:
                     link.down.extend(answers)
         elif self.sent_down:

@@ -21,6 +21,10 @@ from .kit import CUSTOMER, PO, PRODUCT, TRANSFER, key, seeded_server
 from .simnet import SimDevice, SimNet, visible
 
 SITES = [HQ_SITE, "S1", "S2"]
+DAY = 86_400_000
+SKEWS = [0, 0, 0, 10 * 60_000, 2 * DAY, -3 * DAY]
+"""How far a device's clock is ahead of HQ's: most agree, some run minutes or
+days fast (HQ dates their edits by arrival), some days slow."""
 ACTIONS = ["sell", "sell", "basket", "basket", "receive", "customer", "credit", "new_customer", "description",
            "price", "po", "transfer", "delete_customer", "connect", "cut", "steps", "steps",
            "duplicate", "duplicate", "fan_out", "push", "steps"]
@@ -35,7 +39,7 @@ def _stock(rows: dict[tuple[str, str], object], site: str) -> int:
 
 def _write(d: SimDevice, net: SimNet, rnd: random.Random, action: str, made: list[Op],
            customers: list[str], moves: Counter[str]) -> None:
-    r, site, ms = d.replica, d.actor.site, net.tick()
+    r, site, ms = d.replica, d.actor.site, net.tick() + d.skew
     n = len(made) * 10 + 10_000
     try:
         match action:
@@ -94,14 +98,16 @@ def _write(d: SimDevice, net: SimNet, rnd: random.Random, action: str, made: lis
     extra=st.lists(st.sampled_from(SITES), min_size=0, max_size=3),
     actions=st.lists(st.tuples(st.sampled_from(ACTIONS), st.integers(0, 5)), min_size=10, max_size=100),
     rnd=st.randoms(use_true_random=False),
+    skews=st.lists(st.sampled_from(SKEWS), min_size=6, max_size=6),
 )
 def test_replicas_converge_and_nothing_is_lost_or_doubled(
-    extra: list[str], actions: list[tuple[str, int]], rnd: random.Random
+    extra: list[str], actions: list[tuple[str, int]], rnd: random.Random, skews: list[int]
 ) -> None:
     server = seeded_server()
     sites = [HQ_SITE, "S1", "S2", *extra]
-    devices = [SimDevice(Actor(f"dev{i}-{s.lower()}", s)) for i, s in enumerate(sites)]
-    net = SimNet(server, devices)
+    devices = [SimDevice(Actor(f"dev{i}-{s.lower()}", s), skew)
+               for i, (s, skew) in enumerate(zip(sites, skews, strict=False))]
+    net = SimNet(server, devices, start_ms=40 * DAY)
     net.settle()  # every device bootstraps from a snapshot
 
     made: list[Op] = []
@@ -136,15 +142,17 @@ def test_replicas_converge_and_nothing_is_lost_or_doubled(
         assert d.store.views == expected, f"{d.actor.device} diverged"
         assert d.store.bases == expected
 
-    # lww: every surviving row holds, per lww field, the value of the latest write
+    # lww: every surviving row holds, per lww field, the value of the latest
+    # write, by the stamp HQ took it with (a clock far ahead: its arrival)
+    stamped = {a.op_id: a.hlc for a, _ in server.audit}
     latest: dict[tuple[str, str, str], tuple[str, object]] = {}
     for o in made:
         entity = SCHEMA[o.entity]
         for name, value in o.fields.items():
             if entity.field(name).policy == "lww" and not o.op_id.startswith("forged"):
                 k = (o.entity, o.key, name)
-                if k not in latest or o.hlc > latest[k][0]:
-                    latest[k] = (o.hlc, value)
+                if k not in latest or stamped[o.op_id] > latest[k][0]:
+                    latest[k] = (stamped[o.op_id], value)
     for (e, k, name), (_, value) in latest.items():
         row = server.rows[(e, k)]
         if not row.deleted:
