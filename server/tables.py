@@ -320,6 +320,9 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("changed_ms", BigInteger, nullable=False),
         Column("session_epoch", Integer, nullable=False, default=0,
                doc="raised at logout and password change: older sessions end"),
+        Column("failed", Integer, nullable=True,
+               doc="failed logins in a row (console.throttle)"),
+        Column("failed_ms", BigInteger, nullable=True, doc="when the last one failed"),
     )
     Table(
         "server_meta", metadata,

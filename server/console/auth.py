@@ -46,6 +46,7 @@ from schema.people import CONSOLE_PAGES, ROLES, employee_key, may_view
 
 from ..store import Database
 from .html import Html, esc, hidden_csrf, page, tag
+from .throttle import LoginThrottle, TooManyFailures
 
 SESSION_COOKIE = "bl_session"
 FLASH_COOKIE = "bl_flash"
@@ -364,9 +365,19 @@ def login(request: Request[Any, Any, Any], state: State, keys: NamedDependency[K
     db: Database = state.db
     login_name = str(data.get("login", "")).strip()
     next_path = _safe_next(data.get("next"))
-    epoch = check_password(db, login_name, str(data.get("password", "")))
-    if epoch is None or _user(db, login_name) is None:
-        csrf = str(ScopeState.from_scope(request.scope).csrf_token or "")
+    address = request.client.host if request.client else "?"
+    csrf = str(ScopeState.from_scope(request.scope).csrf_token or "")
+    guard = LoginThrottle.of(state)
+    try:
+        guard.before(login_name, address)
+        with guard.checking():
+            epoch = check_password(db, login_name, str(data.get("password", "")))
+    except TooManyFailures as slow:
+        return page("Log in", _login_form(csrf, next_path, login_name), error=str(slow),
+                    status=429)
+    ok = epoch is not None and _user(db, login_name) is not None
+    guard.after(login_name, address, ok)
+    if not ok:
         return page("Log in", _login_form(csrf, next_path, login_name), error=LOGIN_FAILED,
                     status=401)
     response: Response[Any] = Redirect(next_path, status_code=303)

@@ -22,6 +22,7 @@ from server.admin import apply_as_hq, hire
 from server.api_auth import issue_api_token, login_of
 from server.app import create_app
 from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
+from server.console.throttle import FREE_FAILURES
 from server.devices import authenticate, issue_token, list_devices
 from server.store import Database
 from sync.merge import Actor
@@ -95,6 +96,43 @@ def test_login_answers_unknown_login_and_wrong_password_alike(client: TestClient
     assert "Finance" in client.get("/finance").text
     cookie = next(c for c in client.cookies.jar if c.name == SESSION_COOKIE)
     assert cookie.has_nonstandard_attr("HttpOnly")
+
+
+def test_guessing_a_password_is_slowed_down_and_costs_no_hash_while_it_waits(
+        client: TestClient[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five wrong passwords in a row are answered as such; the sixth must wait
+    (429, how long), and waiting attempts are answered without an argon2
+    hash. The rightful user gets in once the wait is over, and a success
+    starts the count afresh."""
+    from server.console import auth
+
+    for _ in range(FREE_FAILURES):
+        assert _login(client, "fin", "guess-guess").status_code == 401
+    checked: list[str] = []
+    real = auth.check_password
+    monkeypatch.setattr(auth, "check_password",
+                        lambda db, login, pw: checked.append(login) or real(db, login, pw))
+    slow = _login(client, "fin")  # even the right password waits its turn
+    assert slow.status_code == 429 and "Too many failed logins for fin; try again in 1 s" \
+        in slow.text and checked == []
+    logins = _db(client).t["console_logins"]
+    with _db(client).engine.begin() as conn:  # the wait is over
+        conn.execute(logins.update().where(logins.c.login == "fin")
+                     .values(failed_ms=logins.c.failed_ms - 2_000))
+    assert _login(client, "fin").status_code == 200 and checked == ["fin"]
+    with _db(client).engine.begin() as conn:
+        assert conn.execute(select(logins.c.failed).where(logins.c.login == "fin")).scalar() == 0
+
+
+def test_one_address_guessing_many_logins_is_slowed_down(
+        client: TestClient[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.console import throttle
+
+    monkeypatch.setattr(throttle, "ADDRESS_FAILURES", 3)
+    for login in ("fin", "bob", "nobody"):
+        assert _login(client, login, "guess-guess").status_code == 401
+    slow = _login(client, "pam")
+    assert slow.status_code == 429 and "Too many failed logins from this address" in slow.text
 
 
 def test_forged_stale_and_logged_out_sessions_go_back_to_login(client: TestClient[Any]) -> None:
