@@ -43,6 +43,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--expires-days", type=float, default=DEFAULT_TTL_DAYS,
                      help=f"token lifetime in days (default {DEFAULT_TTL_DAYS})")
     add.add_argument("--no-expiry", action="store_true", help="the token lives until revoked")
+    add.add_argument("--move", action="store_true",
+                     help="the device is registered at another site: move it to --site "
+                          "(the till holding its old token is cut off)")
     rev = dsub.add_parser("revoke", help="revoke a device's token")
     _db_arg(rev)
     rev.add_argument("--device", required=True, help="device id")
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from .admin import AdminError, hire
     from .api_auth import issue_api_token, revoke_api_tokens
-    from .devices import issue_token, list_devices, revoke
+    from .devices import issue_token, list_devices, revoke, site_known
     from .store import Database
 
     db = Database(args.db, SCHEMA)
@@ -143,10 +146,13 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "add":
             try:
                 token = issue_token(db, args.device, args.site,
-                                    None if args.no_expiry else args.expires_days)
+                                    None if args.no_expiry else args.expires_days, args.move)
             except ValueError as exc:
                 print(f"refused: {exc}", file=sys.stderr)
                 return 2
+            if not site_known(db, args.site):
+                print(f"note: HQ has no site {args.site} yet; the device's sales are filed "
+                      "under that code (add the site, or check the code)", file=sys.stderr)
             (info,) = [d for d in list_devices(db) if d.device == args.device]
             print(f"device {args.device} at site {args.site}, {info.state()}; token: {token}")
         elif args.action == "revoke":

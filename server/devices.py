@@ -11,6 +11,7 @@ sync is refused, with a reason saying when it expired.
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Collection
@@ -20,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from schema import HQ_SITE
 from schema.model import is_site_code
 from sync.server import SERVER_DEVICE
 
@@ -69,12 +71,33 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""A device id: what its Hello may carry (64 characters at most) and what
+reads well in a log line and a file name."""
+
+
+def site_known(db: Database, code: str) -> bool:
+    """Whether ``code`` is HQ or names a live site row."""
+    if code == HQ_SITE:
+        return True
+    site = db.entities["site"]
+    with db.reading() as conn:
+        return conn.execute(select(site.c.id).where(
+            site.c.code == code, site.c._deleted.is_(False)).limit(1)).first() is not None
+
+
 def issue_token(db: Database, device: str, site: str,
-                ttl_days: float | None = DEFAULT_TTL_DAYS) -> str:
+                ttl_days: float | None = DEFAULT_TTL_DAYS, move: bool = False) -> str:
     """Register ``device`` at ``site`` (or re-key it) and return its new token,
-    valid for ``ttl_days`` (None: until revoked)."""
+    valid for ``ttl_days`` (None: until revoked). A device registered at
+    another site moves only when asked (``move``): re-keying cuts the till
+    that holds the old token off, and its sales would then be filed under the
+    new site."""
     if not device or not site:
         raise ValueError("device and site are required")
+    if not DEVICE_ID.fullmatch(device):
+        raise ValueError(f"{device[:80]!r} is not a device id: up to 64 letters, digits, "
+                         "'.', '_' and '-', such as s1-till1")
     if not is_site_code(site):
         raise ValueError(f"{site!r} is not a site code: short and upper case, such as S1")
     if ttl_days is not None and not (0 < ttl_days <= MAX_TTL_DAYS):  # also refuses nan
@@ -86,7 +109,12 @@ def issue_token(db: Database, device: str, site: str,
     devices = db.t["devices"]
     now = int(time.time() * 1000)
     with db.engine.begin() as conn:
-        found = conn.execute(select(devices.c.device).where(devices.c.device == device)).first()
+        found = conn.execute(select(devices.c.site).where(devices.c.device == device)).first()
+        if found and found.site != site and not move:
+            raise ValueError(
+                f"device {device} is registered at {found.site}: registering it at {site} "
+                f"would cut that till off and file its sales under {site}. Register the new "
+                f"till under another id, or move this one on purpose (--move)")
         values = {"site": site, "token_hash": _hash(token), "created_ms": now,
                   "revoked_ms": None,
                   "expires_ms": None if ttl_days is None else now + int(ttl_days * _DAY_MS)}

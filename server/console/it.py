@@ -13,7 +13,7 @@ from litestar.params import URLEncodedBody
 from sqlalchemy import func, select
 
 from ..api_auth import api_tokens, revoke_api_tokens
-from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke, when
+from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke, site_known, when
 from ..tables import DEVICE_ACTIVITY_TABLE
 from .auth import Ctx
 from .html import Html, hidden_csrf, join, post_button, table, tag
@@ -131,6 +131,9 @@ def register_device(ctx: NamedDependency[Ctx], data: URLEncodedBody[dict[str, st
     if own is not None and site != own:
         return render(ctx, error=f"device not registered: {ctx.user.login} works at {own} "
                                  f"and registers its devices only, not {site!r}", code=403)
+    if not site_known(ctx.db, site):
+        return render(ctx, error=f"device not registered: HQ has no site {site[:20]!r} "
+                                 "(add the site first, or check the code)", code=400)
     given = data.get("expires_days", "").strip()
     try:
         days = float(given or DEFAULT_TTL_DAYS)  # nan, inf: refused by issue_token

@@ -39,6 +39,11 @@ ROLES = {"bob": "buyer", "pam": "procurement_manager", "pat": "procurement_manag
          "sam": "store_manager"}
 
 
+def _site(db: Database, code: str) -> None:
+    assert apply_as_hq(db, "site", str(uuid.uuid4()), {"code": code, "name": f"Store {code}",
+                                                        "kind": "store"}).status == "accepted"
+
+
 def _staffed(url: str) -> str:
     """``url``, its database staffed with ``ROLES``, each with a console password."""
     db = Database(url, SCHEMA)
@@ -46,6 +51,8 @@ def _staffed(url: str) -> str:
         for login, role in ROLES.items():
             hire(db, login, role, "S1" if role in ("cashier", "store_manager") else "HQ")
             set_password(db, login, PASSWORDS[login])
+        for code in ("S1", "S2"):
+            _site(db, code)
     finally:
         db.dispose()
     return url
@@ -246,6 +253,13 @@ def test_large_order_needs_two_procurement_managers(client: TestClient[Any]) -> 
 
 def test_it_admin_registers_and_revokes_a_device(client: TestClient[Any]) -> None:
     _login(client, "ian")
+    typo = _post(client, "/it/devices", "/it", device="s9-till1", site="S9", expires_days="30")
+    assert typo.status_code == 400 and "HQ has no site &#x27;S9&#x27;" in typo.text
+    for name in ("x" * 65, "<b>x</b>", "-rm"):  # a Hello carries 64 characters at most
+        bad = _post(client, "/it/devices", "/it", device=name, site="S1")
+        assert bad.status_code == 400 and "is not a device id" in bad.text
+    assert list_devices(_db(client)) == []
+    _site(_db(client), "S9")
     made = _post(client, "/it/devices", "/it", device="s9-till1", site="S9", expires_days="30")
     token = re.search(r'id="device-token">(bl_[^<]+)<', made.text)
     assert made.status_code == 200 and token
@@ -284,7 +298,7 @@ def test_the_it_page_shows_a_device_hq_refuses_until_someone_acts(
 def test_a_device_lifetime_that_is_no_number_of_days_is_a_400(
         client: TestClient[Any], days: str, why: str) -> None:
     _login(client, "ian")
-    made = _post(client, "/it/devices", "/it", device="s9-till1", site="S9", expires_days=days)
+    made = _post(client, "/it/devices", "/it", device="s9-till1", site="S1", expires_days=days)
     assert made.status_code == 400 and why in made.text
     assert list_devices(_db(client)) == []
 
@@ -308,6 +322,9 @@ def test_a_stores_it_admin_registers_and_revokes_that_stores_devices_only(
         "s2-till1": None, "s1-till9": None}
     made = _post(client, "/it/devices", "/it", device="s1-till8", site="S1")
     assert made.status_code == 200 and 'id="device-token"' in made.text
+    taken = _post(client, "/it/devices", "/it", device="s2-till1", site="S1")  # S2's till
+    assert taken.status_code == 400 and "device s2-till1 is registered at S2" in taken.text
+    assert {d.device: d.site for d in list_devices(db)}["s2-till1"] == "S2"
 
 
 def test_it_admin_revokes_a_leavers_api_tokens(client: TestClient[Any]) -> None:

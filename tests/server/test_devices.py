@@ -134,3 +134,25 @@ def test_device_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     db = Database(url, SCHEMA)
     assert "revoked" in str(authenticate(db, token))
     db.dispose()
+
+
+def test_a_device_moves_to_another_site_only_when_asked(
+        db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Re-keying a device at another site cuts the till holding its token off
+    and files its sales elsewhere: a typo in the device id must not do that."""
+    s2 = issue_token(db, "s2-till1", "S2")
+    with pytest.raises(ValueError, match="device s2-till1 is registered at S2"):
+        issue_token(db, "s2-till1", "S1")
+    assert isinstance(authenticate(db, s2), DeviceInfo)  # untouched
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    assert main(["device", "add", "--db", url, "--device", "s2-till1", "--site", "S1"]) == 2
+    assert "--move" in capsys.readouterr().err
+    assert main(["device", "add", "--db", url, "--device", "s2-till1", "--site", "S1",
+                 "--move"]) == 0
+    out = capsys.readouterr()
+    assert "device s2-till1 at site S1" in out.out
+    assert "HQ has no site S1 yet" in out.err  # registered, with a word on the unknown code
+    assert authenticate(db, s2) == "unknown device token"
+    for bad in ("", "x" * 65, "s1 till", "<b>x</b>"):
+        with pytest.raises(ValueError):
+            issue_token(db, bad, "S1")
