@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     from .devices import issue_token, list_devices, revoke
     from .store import Database
 
-    db = Database(args.db, SCHEMA)
+    # checking or rebuilding every total may rightly run long: no statement timeout
+    db = Database(args.db, SCHEMA, timeouts=args.command not in ("check-stock", "check-totals"))
     try:
         if args.command in ("check-stock", "check-totals"):
             return _check_totals(db, args.rebuild, stock_only=args.command == "check-stock")
