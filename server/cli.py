@@ -101,11 +101,19 @@ def main(argv: list[str] | None = None) -> int:
 
         from sync.messages import MAX_MESSAGE_BYTES
 
-        from .app import create_app
+        from .app import DB_DOWN, Unusable, create_app, short_reason
 
         logging.basicConfig(level=args.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        app = create_app(args.db)
+        try:
+            app = create_app(args.db)
+        except Unusable as exc:
+            print(f"branchline server: not started: {exc}", file=sys.stderr)
+            return 2
+        except DB_DOWN as exc:
+            print(f"branchline server: not started: the database is unreachable: "
+                  f"{short_reason(exc)}", file=sys.stderr)
+            return 2
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     ws_max_size=4 * MAX_MESSAGE_BYTES, ws_ping_interval=20,
                     ws_ping_timeout=20)

@@ -52,6 +52,8 @@ ADVISORY_LOCK = 7262_2024
 
 SQLITE_BUSY_MS = 30_000
 """How long a SQLite writer waits for another process's write (busy_timeout)."""
+PROBE_BUSY_MS = 1_000
+"""How long /health's write probe waits for another writer on SQLite."""
 
 # PostgreSQL time limits (seconds). Without them a silent network partition or
 # a hung backend stalls every push for good, with nothing logged.
@@ -311,9 +313,53 @@ class Database:
         with self.transaction(write=False) as store:
             return store.head()
 
+    def probe(self) -> int:
+        """The head, once sure this server can write here: raises ``NotWritable``
+        (a read-only file or standby), or the driver's error when unreachable.
+        Cheap and lock-free on PostgreSQL; on SQLite a write that is rolled back
+        (``BEGIN IMMEDIATE`` alone succeeds on a read-only file), waiting at most
+        ``PROBE_BUSY_MS`` for another writer: a database busy writing is writable."""
+        changes = self.t["changes"]
+        head_sql = select(func.coalesce(func.max(changes.c.seq), 0))
+        if not self.is_sqlite:
+            with self.engine.connect() as conn:
+                recovery, read_only, head = conn.execute(select(
+                    func.pg_is_in_recovery(), func.current_setting("transaction_read_only"),
+                    head_sql.scalar_subquery())).one()
+                conn.rollback()
+            if recovery:
+                raise NotWritable("PostgreSQL is a standby in recovery (read-only)")
+            if read_only == "on":
+                raise NotWritable("transactions are read-only (default_transaction_read_only)")
+            return int(head)
+        with self.engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert isinstance(raw, sqlite3.Connection)
+            raw.execute(f"PRAGMA busy_timeout={PROBE_BUSY_MS}")
+            head = 0
+            try:
+                head = raw.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
+                raw.execute("BEGIN IMMEDIATE")
+                raw.execute("INSERT OR REPLACE INTO server_meta (name, value) "
+                            "VALUES ('health probe', '')")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return int(head)  # another writer holds the lock: it writes
+                if "readonly" in str(exc) or "read-only" in str(exc):
+                    raise NotWritable(str(exc)) from exc
+                raise
+            finally:
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+        return int(head)
+
     def dispose(self) -> None:
         self.engine.dispose()
 
+
+class NotWritable(Exception):
+    """The database answers, but this server cannot write to it."""
 
 
 class SqlServerStore:
