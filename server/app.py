@@ -67,7 +67,7 @@ def db_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[
     the console (instead of a bare 500 and a traceback per request)."""
     detail = f"HQ's database is unavailable: {short_reason(exc)}; retry shortly"
     log.warning("%s %s: %s", request.method, request.url.path, detail)
-    if request.url.path.startswith("/api") or "html" not in request.headers.get("accept", ""):
+    if request.url.path.startswith(("/api", "/schema")):
         return Response({"status_code": 503, "detail": detail}, status_code=503,
                         headers={"retry-after": "5"})
     return page("HQ is unavailable", tag("p", "Reload this page in a moment."), error=detail,
