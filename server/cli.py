@@ -104,11 +104,20 @@ def main(argv: list[str] | None = None) -> int:
 
         from sync.messages import MAX_MESSAGE_BYTES
 
-        from .app import create_app
+        from .app import Unusable, create_app
+        from .db_errors import DB_DOWN, short_reason
 
         logging.basicConfig(level=args.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
-        app = create_app(args.db)
+        try:
+            app = create_app(args.db)
+        except Unusable as exc:
+            print(f"branchline server: not started: {exc}", file=sys.stderr)
+            return 2
+        except DB_DOWN as exc:
+            print(f"branchline server: not started: the database is unreachable: "
+                  f"{short_reason(exc)}", file=sys.stderr)
+            return 2
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     ws_max_size=4 * MAX_MESSAGE_BYTES, ws_ping_interval=20,
                     ws_ping_timeout=20)
@@ -119,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     from .devices import issue_token, list_devices, revoke, site_known
     from .store import Database
 
-    db = Database(args.db, SCHEMA)
+    # checking or rebuilding every total may rightly run long: no statement timeout
+    db = Database(args.db, SCHEMA, timeouts=args.command not in ("check-stock", "check-totals"))
     try:
         if args.command in ("check-stock", "check-totals"):
             return _check_totals(db, args.rebuild, stock_only=args.command == "check-stock")

@@ -16,6 +16,7 @@ import bisect
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import anyio.to_thread
 import psycopg
@@ -23,9 +24,27 @@ import psycopg
 from sync.messages import Change, Changes
 
 from .frames import fit
+from .store import CONNECT_TIMEOUT, KEEPALIVE
 
 CHANNEL = "branchline_changes"
 log = logging.getLogger("branchline.fanout")
+
+HEARTBEAT = 10.0
+"""Seconds without a notification after which the LISTEN connection is asked
+``SELECT 1``: a link that died silently (a half-open TCP connection, a hung
+backend) would otherwise go unnoticed for good, and every notification with it."""
+HEARTBEAT_TIMEOUT = 5.0
+"""Seconds ``SELECT 1`` may take before the LISTEN connection is given up
+(psycopg then tries to cancel the query, up to 10 s more, and closes it)."""
+RETRY = 1.0
+"""Seconds between attempts to LISTEN again."""
+LISTEN_CONNECT: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVE}
+"""libpq settings of the LISTEN connection, as the engine's: it is idle most of
+the time, so TCP keepalives notice a peer gone without a word (within 25 s)."""
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _seq(change: Change) -> int:
@@ -110,19 +129,51 @@ class Hub:
         self.notify()
 
     async def listen_postgres(self, dsn: str) -> None:
-        """LISTEN for commits made by other server processes; reconnects on failure."""
+        """LISTEN for commits made by other server processes; reconnects on failure.
+
+        Notifications sent while this process was not listening are lost, so each
+        time LISTEN is (re)established every session reads the database once: a
+        commit made by another process during the gap reaches its devices now,
+        not at the next unrelated commit. A failure is logged once per outage."""
+        down_since: float | None = None
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True,
+                                                             **LISTEN_CONNECT)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
-                    async for _ in conn.notifies():
-                        self.notify_external()
+                    if down_since is not None:
+                        log.warning("LISTEN %s restored after %.1f s; sessions read the "
+                                    "database for what they missed", CHANNEL,
+                                    loop.time() - down_since)
+                        down_since = None
+                    self.notify_external()  # whatever was committed while not listening
+                    await self._listen(conn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the listener must outlive a database restart
-                log.warning("LISTEN %s failed (%s); retrying in 1 s", CHANNEL, exc)
-                await asyncio.sleep(1)
+                if down_since is None:
+                    down_since = loop.time()
+                    log.warning("LISTEN %s lost (%s); retrying every %g s, live changes "
+                                "from other server processes wait until it is back",
+                                CHANNEL, _one_line(exc), RETRY)
+                else:
+                    log.debug("LISTEN %s still failing (%s)", CHANNEL, _one_line(exc))
+            await asyncio.sleep(RETRY)
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Wake sessions at each notification; ``SELECT 1`` after ``HEARTBEAT``
+        seconds of silence, raising when the connection does not answer."""
+        while True:
+            async for _ in conn.notifies(timeout=HEARTBEAT):
+                self.notify_external()
+            try:
+                async with asyncio.timeout(HEARTBEAT_TIMEOUT):
+                    await conn.execute("SELECT 1")
+            except TimeoutError:
+                raise ConnectionError(f"no answer to SELECT 1 within "
+                                      f"{HEARTBEAT_TIMEOUT:g} s") from None
 
     def start_postgres(self, dsn: str) -> None:
         self._task = asyncio.get_running_loop().create_task(self.listen_postgres(dsn))

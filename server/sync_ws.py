@@ -31,8 +31,6 @@ from typing import Any, TypeVar
 import anyio.to_thread
 from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from schema import Schema
 from sync.merge import Actor
@@ -54,6 +52,7 @@ from sync.server import ServerSession, check_hello
 
 from .automation import after_push
 from .clock import now_ms
+from .db_errors import DB_DOWN, short_reason
 from .devices import DeviceInfo, authenticate, authenticate_many, note_refusal
 from .fanout import Hub
 from .frames import fit
@@ -194,16 +193,9 @@ SWITCH_INTERVAL = 0.0005
 """Seconds a thread may hold the GIL while another waits for it."""
 
 
-DATABASE_DOWN = (OperationalError, InterfaceError, PoolTimeout)
-"""What HQ's database raises when it is down, unreachable, locked too long,
-full or not writable: nothing a device did, and nothing lost."""
-
-
 def unavailable(exc: Exception) -> str:
     """What to tell a device (and IT's log) when HQ's database failed it."""
-    orig = getattr(exc, "orig", None) or exc
-    detail = (str(orig).strip().splitlines() or [type(orig).__name__])[0][:160]
-    return (f"HQ's database is unavailable ({detail}): what this device sent since HQ's "
+    return (f"HQ's database is unavailable ({short_reason(exc)}): what this device sent since HQ's "
             "last answer was not stored; the device keeps it and sends it again when it "
             "reconnects")
 
@@ -464,7 +456,7 @@ class Connection:
         try:
             await work
         except Exception as exc:
-            down = isinstance(exc, DATABASE_DOWN)
+            down = isinstance(exc, DB_DOWN)
             error = Error(ErrorCode.INTERNAL, unavailable(exc) if down else "internal error", True)
             if down:
                 log.warning("live fan-out to device %s: %s", self.device, error.message)
@@ -512,7 +504,7 @@ async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) 
         return
     except OSError as gone:  # the device went away while HQ answered it (uplink down)
         log.info("device %s went away: %s", conn.device, str(gone) or type(gone).__name__)
-    except DATABASE_DOWN as exc:  # HQ's database, not this device: no traceback to chase
+    except DB_DOWN as exc:  # HQ's database, not this device: no traceback to chase
         why = unavailable(exc)
         log.warning("closing %s: %s", conn.device, why)
         with contextlib.suppress(Exception):

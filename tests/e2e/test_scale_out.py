@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from schema import SCHEMA
+from server.store import Database
 from tests.pg import fresh_database
+from tests.server.pg_faults import admin, customer, dbname, listeners
 
 from .procs import EdgeProc, ServerProc, wait_for
 
@@ -47,3 +50,31 @@ def test_a_change_at_one_server_reaches_a_device_on_the_other(
         assert a.health()["head"] == b.health()["head"]
     finally:
         s2.stop_daemon()
+
+
+def test_a_commit_made_while_listen_reconnects_reaches_connected_devices(tmp_path: Path) -> None:
+    """The server's LISTEN backend is terminated and another process commits
+    before it listens again (its NOTIFY reaches nobody): the device connected
+    to the server gets the change all the same, within a couple of seconds."""
+    with fresh_database() as url:
+        server = ServerProc(url, tmp_path).start()
+        other = Database(url, SCHEMA)  # another process's writer: pg_notify at commit
+        s2 = EdgeProc(tmp_path, "s2-till1", "S2").init(server, server.add_device("s2-till1", "S2"))
+        try:
+            s2.sync()
+            s2.start_daemon()
+            wait_for(lambda: server.health()["connected"] >= 1, 10, "the S2 daemon")
+            wait_for(lambda: listeners(dbname(url)) == 1, 10, "the server to LISTEN")
+            killed = admin("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = %s AND query LIKE 'LISTEN%%'", dbname(url))
+            assert killed == [(1,)]
+            key = customer(other, "made while HQ was not listening")
+            took = wait_for(lambda: s2.query("SELECT name FROM customer WHERE id = ?", key) == [
+                ("made while HQ was not listening",)], 4, "the change at the device",
+                step=0.01)
+            assert took < 3
+            assert "LISTEN branchline_changes lost" in server.log()
+        finally:
+            s2.stop_daemon()
+            other.dispose()
+            server.stop()
