@@ -18,11 +18,15 @@ import asyncio
 import contextlib
 import fcntl
 import gc
+import json
 import logging
 import os
 import random
 import sqlite3
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -481,7 +485,8 @@ def _transient(exc: sqlite3.OperationalError) -> bool:
 
 
 async def probe(url: str, timeout: float = 2.0) -> str | None:
-    """None if a websocket to ``url`` opens within ``timeout`` s, else why not."""
+    """None if a websocket to ``url`` opens within ``timeout`` s and HQ's
+    ``/health`` does not say its database is down, else why not."""
     try:
         async with asyncio.timeout(timeout):
             ws = await _open(url, timeout)
@@ -490,4 +495,32 @@ async def probe(url: str, timeout: float = 2.0) -> str | None:
         return str(exc)
     except (TimeoutError, OSError, WebSocketException) as exc:
         return f"cannot reach {url}: {exc or type(exc).__name__}"
-    return None
+    return await asyncio.to_thread(_database_down, url, timeout)
+
+
+HEALTH_WAIT_S = 4.0
+"""HQ's /health answers within 3 s even when its database hangs."""
+
+
+def _database_down(url: str, timeout: float) -> str | None:
+    """Why HQ at ``url`` (its /sync websocket) cannot take this device's sales
+    although it answers: its /health's 503 says what its database does. None
+    when /health is fine, or says nothing (an older server, a proxy)."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = {"ws": "http", "wss": "https"}.get(parts.scheme)
+    if scheme is None:
+        return None
+    health = urllib.parse.urlunsplit((scheme, parts.netloc, "/health", "", ""))
+    try:
+        with urllib.request.urlopen(health, timeout=max(timeout, HEALTH_WAIT_S)):
+            return None
+    except urllib.error.HTTPError as exc:
+        if exc.code != 503:
+            return None
+        try:
+            database = json.loads(exc.read()).get("database")
+        except (ValueError, AttributeError, OSError):
+            database = None
+        return f"HQ answers, but its database does not: {database or 'unavailable'}"
+    except (OSError, ValueError):
+        return None

@@ -131,3 +131,32 @@ def test_health_on_sqlite_is_ok_and_a_busy_writer_is_no_failure(tmp_path: Path) 
         finally:
             other.execute("ROLLBACK")
             other.close()
+
+
+@postgres
+def test_a_tills_status_says_hq_answers_but_its_database_does_not(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A store manager whose sales will not go through must not read
+    "reachable yes": ``branchline-edge status`` asks HQ's /health too."""
+    from client import cli
+    from tests.e2e.procs import ServerProc
+
+    with fresh_database() as url:
+        server = ServerProc(url, tmp_path).start()
+        try:
+            token = server.add_device("s1-till1", "S1")
+            db = str(tmp_path / "till.db")
+            assert cli.main(["--db", db, "init", "--server", server.ws_url, "--device",
+                             "s1-till1", "--site", "S1", "--token", token]) == 0
+            assert cli.main(["--db", db, "status", "--timeout", "5"]) == 0
+            assert "reachable yes" in capsys.readouterr().out
+            _down(dbname(url), True)
+            try:
+                cli.main(["--db", db, "status", "--timeout", "5"])
+                out = capsys.readouterr().out
+            finally:
+                _down(dbname(url), False)
+            assert "reachable no (HQ answers, but its database does not: unreachable: " \
+                in out, out
+        finally:
+            server.stop()
