@@ -15,7 +15,7 @@ from schema.finance import CHART
 from ..reports import books_by_site, trial_balance
 from .auth import Ctx
 from .common import parse_date
-from .html import Html, Num, join, money, table, tag
+from .html import Html, Num, id_cell, join, money, table, tag
 
 JOURNAL_ROWS = 200
 
@@ -85,7 +85,7 @@ def finance(ctx: NamedDependency[Ctx], site: FromQuery[str | None] = None,
                   + ")"),
         table(["date", "site", "account", "debit", "credit", "memo", "entry"],
               [[r.date, r.site, f"{r.account} {CHART.get(r.account, ('', ''))[0]}",
-                Num(money(r.debit)), Num(money(r.credit)), r.memo, str(r.entry_id)[:8]]
+                Num(money(r.debit)), Num(money(r.credit)), r.memo, id_cell(r.entry_id)]
                for r in lines], empty="no journal lines"),
     ]
     return ctx.page("finance", "Finance", join(body), error=error)

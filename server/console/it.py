@@ -16,7 +16,7 @@ from ..api_auth import api_tokens, revoke_api_tokens
 from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke, when
 from ..tables import DEVICE_ACTIVITY_TABLE
 from .auth import Ctx
-from .html import Html, hidden_csrf, join, post_button, table, tag
+from .html import Html, hidden_csrf, id_cell, join, post_button, table, tag
 
 AUDIT_ROWS = 30
 
@@ -91,12 +91,12 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
                 revoke_api(t.login, t.active)] for t in tokens], empty="no API tokens"),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
-              [[c.entity, c.key[:8], c.field, c.server_value, c.proposed_value, c.device]
+              [[c.entity, id_cell(c.key), c.field, c.server_value, c.proposed_value, c.device]
                for c in open_conflicts], empty="no open conflicts"),
         tag("h2", f"Latest {AUDIT_ROWS} audit records"),
         table(["#", "when (op clock)", "user", "device", "site", "entity", "key", "status",
                "policy", "reason"],
-              [[a.id, _when(a.hlc), a.user, a.device, a.site, a.entity, a.key[:8], a.status,
+              [[a.id, _when(a.hlc), a.user, a.device, a.site, a.entity, id_cell(a.key), a.status,
                 a.policy, a.reason] for a in records]),
     ]
     return ctx.page("it", "IT admin", join(body), error=error, status=code)

@@ -13,7 +13,7 @@ from ..devices import list_devices
 from ..reports import sales_from_books, trial_balance
 from ..store import Database
 from .auth import Ctx
-from .html import Html, Num, join, money, table, tag
+from .html import Html, Num, id_cell, join, money, table, tag
 
 EXACT_BELOW = 10_000
 """PostgreSQL: an entity table estimated smaller than this is counted exactly."""
@@ -95,13 +95,13 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
         table(["site", "product", "on hand"], [[s, p, int(q)] for s, p, q in negative]),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
-              [[c.entity, c.key[:8], c.field, c.server_value, c.proposed_value, c.device]
+              [[c.entity, id_cell(c.key), c.field, c.server_value, c.proposed_value, c.device]
                for c in conflicts]),
         tag("h2", "Devices"),
         table(["device", "site", "state"], [[d.device, d.site, d.state()] for d in devices]),
         tag("h2", "Latest audit records"),
         table(["#", "user", "device", "site", "entity", "key", "status", "policy", "reason"],
-              [[a.id, a.user, a.device, a.site, a.entity, a.key[:8], a.status, a.policy,
+              [[a.id, a.user, a.device, a.site, a.entity, id_cell(a.key), a.status, a.policy,
                 a.reason] for a in audit]),
         tag("h2", "Rows per entity"),
         table(["entity", "rows"], [[e, Num(f"about {n:,}") if about else n]

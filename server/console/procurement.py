@@ -20,7 +20,7 @@ from schema.retail import PO_MACHINE, SECOND_APPROVAL_ABOVE
 from ..admin import apply_as_hq, refused_status
 from .auth import Ctx
 from .common import label, product_labels
-from .html import Html, join, money, post_button, table, tag
+from .html import Html, id_cell, join, money, post_button, short_id, table, tag
 
 OPEN = ("draft", "first_approved")
 """Orders waiting for procurement (the default view)."""
@@ -87,7 +87,7 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
         tag("p", f"Orders above {money(SECOND_APPROVAL_ABOVE)} need a second approval "
                  "by another procurement manager."),
         table(["order", "site", "supplier", "lines", "total", "status", "first approver", ""],
-              [[tag("span", o.id[:8], title=o.id, class_="po", data_id=o.id), o.site,
+              [[id_cell(o.id, class_="po", data_id=o.id), o.site,
                 o.supplier,
                 "; ".join(f"{label(labels, r.product_id)} x {r.qty}" for r in lines[o.id]),
                 money(o.total), o.status, o.approved_by or "", actions(o)] for o in orders],
@@ -111,9 +111,9 @@ def procurement(ctx: NamedDependency[Ctx], status: FromQuery[str | None] = None
 def _decide(ctx: Ctx, po_id: str, change: dict[str, Any], done: str) -> Response[Any]:
     ack = apply_as_hq(ctx.db, "purchase_order", po_id, change, ctx.user.login, ctx.hub)
     if ack.status == "rejected":
-        return render(ctx, error=f"purchase order {po_id[:8]}: {ack.reason}",
+        return render(ctx, error=f"purchase order {short_id(po_id)}: {ack.reason}",
                       code=refused_status(ack))
-    return ctx.redirect("/procurement", f"purchase order {po_id[:8]} {done}")
+    return ctx.redirect("/procurement", f"purchase order {short_id(po_id)} {done}")
 
 
 def _order(ctx: Ctx, po_id: str) -> dict[str, Any] | None:
@@ -136,7 +136,7 @@ def approve(ctx: NamedDependency[Ctx], po_id: FromPath[str]) -> Response[Any]:
     try:
         change = approval(order, ctx.user.login, SECOND_APPROVAL_ABOVE)
     except ValueError as exc:
-        return render(ctx, error=f"purchase order {po_id[:8]}: {exc}", code=409)
+        return render(ctx, error=f"purchase order {short_id(po_id)}: {exc}", code=409)
     done = ("has its first approval; another procurement manager must approve it too"
             if change["status"] == "first_approved" else "approved")
     return _decide(ctx, po_id, change, done)

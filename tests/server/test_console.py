@@ -22,6 +22,7 @@ from server.admin import apply_as_hq, hire
 from server.api_auth import issue_api_token, login_of
 from server.app import create_app
 from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
+from server.console.html import short_id
 from server.console.throttle import FREE_FAILURES
 from server.devices import authenticate, issue_token, list_devices
 from server.store import Database
@@ -444,3 +445,35 @@ def test_the_overview_estimates_large_tables_on_postgresql(
     assert (rows["product"], rows["employee"]) == ("about 2", f"about {len(ROLES)}")
     assert rows["journal_line"] == "0"  # estimated empty: counted
     assert "a table of fewer than 2 rows is counted" in page  # the page says what about means
+
+
+def _section(html: str, heading: str) -> str:
+    """The part of a page from the h2 that starts with ``heading`` to the next h2."""
+    start = html.index("<h2", html.index(heading) - 60)
+    end = html.find("<h2", start + 3)
+    return html[start:end if end > 0 else None]
+
+
+def test_ids_made_together_are_told_apart(client: TestClient[Any]) -> None:
+    """Ids are time-ordered: two orders made in the same millisecond share
+    their first 8 characters. The console shows their last ones (the whole
+    id in the title), in the table and in the message after an action."""
+    from sync.ids import new_id
+
+    db = _db(client)
+    orders = [new_id(1_795_000_000_000) for _ in range(2)]
+    assert orders[0][:8] == orders[1][:8]
+    for po in orders:
+        assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
+                                                      "total": 1_000, "status": "draft"},
+                           "bob").status == "accepted"
+    assert short_id(orders[0]) != short_id(orders[1])
+    _login(client, "pam")
+    page = client.get("/procurement").text
+    for po in orders:
+        assert f'title="{po}"' in page and f">{short_id(po)}</span>" in page
+    assert f">{orders[0][:8]}<" not in page
+    done = _post(client, f"/procurement/orders/{orders[1]}/approve", "/procurement")
+    assert f"purchase order {short_id(orders[1])} approved" in done.text
+    audit = _section(client.get("/overview").text, "Latest audit records")
+    assert f">{short_id(orders[0])}</span>" in audit and f">{short_id(orders[1])}</span>" in audit
