@@ -22,7 +22,7 @@ from server.admin import apply_as_hq, hire
 from server.api_auth import issue_api_token, login_of
 from server.app import create_app
 from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
-from server.console.html import short_id
+from server.console.html import money, short_id
 from server.console.throttle import FREE_FAILURES
 from server.devices import authenticate, issue_token, list_devices
 from server.store import Database
@@ -452,6 +452,57 @@ def _section(html: str, heading: str) -> str:
     start = html.index("<h2", html.index(heading) - 60)
     end = html.find("<h2", start + 3)
     return html[start:end if end > 0 else None]
+
+
+def test_finance_shows_the_trial_balance_as_at_the_end_of_the_period(
+        client: TestClient[Any]) -> None:
+    """October had no journal lines at S1: its journal is empty, and the trial
+    balance is as at 31 October (September's lines, not November's), the
+    same figures as summing the journal lines dated up to that day; the
+    heading says so. REST's trial balance takes the same date."""
+    from server.reports import trial_balance
+    from tests.server.rest_kit import post_sale
+
+    db = _db(client)
+    product = str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    post_sale(db, "S1", product, 2, 250, 120, date="2026-09-15")
+    post_sale(db, "S1", product, 5, 300, 130, date="2026-11-02")
+    post_sale(db, "S2", product, 1, 250, 120, date="2026-09-20")
+    jl = db.entities["journal_line"]
+    with db.engine.connect() as conn:
+        lines = conn.execute(select(jl.c.account, jl.c.debit, jl.c.credit)
+                             .where(jl.c.site == "S1", jl.c.date <= "2026-10-31")).all()
+    expected: dict[str, list[int]] = {}
+    for account, debit, credit in lines:
+        got = expected.setdefault(account, [0, 0])
+        got[0] += debit
+        got[1] += credit
+    assert expected  # September's sale
+    _login(client, "fin")
+    page = client.get("/finance", params={"site": "S1", "date_from": "2026-10-01",
+                                          "date_to": "2026-10-31"}).text
+    assert "no journal lines" in _section(page, "Journal lines")
+    tb = _section(page, "Trial balance, S1")
+    assert "Trial balance, S1, as at 2026-10-31" in tb and "(balanced)" in tb
+    shown = {a: (d, c) for a, d, c in re.findall(
+        r"<tr><td>(\d+)</td><td>[^<]*</td><td>[^<]*</td><td class=\"num\">([^<]*)</td>"
+        r"<td class=\"num\">([^<]*)</td>", tb)}
+    assert shown == {a: (money(d), money(c)) for a, (d, c) in expected.items()}
+    whole = _section(client.get("/finance", params={"site": "S1"}).text, "Trial balance, S1")
+    assert "Trial balance, S1, to date" in whole and whole != tb
+    as_at = trial_balance(db, "S1", upto="2026-10-31")
+    assert {a.code: [a.debit, a.credit] for a in as_at.accounts} == expected
+    assert trial_balance(db, "S1", upto="2026-12-31") == trial_balance(db, "S1")
+    token = issue_api_token(db, "fin")
+    rest = client.get("/api/reports/trial-balance", params={"site": "S1",
+                                                            "date_to": "2026-10-31"},
+                      headers={"authorization": f"Bearer {token}"})
+    assert rest.status_code == 200
+    assert {a["code"]: [a["debit"], a["credit"]] for a in rest.json()["accounts"]} == expected
+    wrong = client.get("/api/reports/trial-balance", params={"date_to": "October"},
+                       headers={"authorization": f"Bearer {token}"})
+    assert wrong.status_code == 400 and "date_to must be a date" in wrong.text
 
 
 def test_ids_made_together_are_told_apart(client: TestClient[Any]) -> None:
