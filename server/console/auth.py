@@ -60,6 +60,9 @@ LOGIN_FAILED = "Wrong login or password."
 PAGE_TITLES = {"overview": "Overview", "finance": "Finance", "procurement": "Procurement",
                "sales": "Sales", "operations": "Operations", "products": "Products",
                "it": "IT admin"}
+HQ_ONLY_PAGES = frozenset({"overview"})
+"""Pages for HQ staff only, whatever their role: the overview shows every
+site, and an employee of a store or warehouse sees that site's figures only."""
 PAGE_PATHS = {"overview": "/overview", "finance": "/finance", "procurement": "/procurement",
               "sales": "/sales", "operations": "/operations", "products": "/products",
               "it": "/it"}
@@ -241,6 +244,12 @@ class Ctx:
         self.flash = flash if isinstance(flash, str) else None
 
     def may(self, page_name: str) -> bool:
+        """Whether the user may open console page ``page_name``: the role's
+        pages (``schema.people.may_view``), less the HQ-only ones for staff of
+        a store or warehouse. The navigation, the first page after login and
+        the 403 of every page follow it."""
+        if page_name in HQ_ONLY_PAGES and self.user.site != HQ_SITE:
+            return False
         return may_view(self.user.role, page_name)
 
     def nav(self, current: str | None) -> Html:
@@ -338,6 +347,10 @@ def forbidden_handler(_request: Request[Any, Any, Any], exc: PageForbidden) -> R
     ctx = exc.ctx
     title = PAGE_TITLES.get(exc.page_name, exc.page_name)
     roles = ", ".join(sorted(CONSOLE_PAGES.get(exc.page_name, frozenset())))
+    if exc.page_name in HQ_ONLY_PAGES and may_view(ctx.user.role, exc.page_name):
+        return ctx.page(None, "Not allowed", tag(
+            "p", f"The {title} page shows every site and is for HQ staff; you work at "
+                 f"{ctx.user.site} and see its figures on the other pages."), status=403)
     return ctx.page(None, "Not allowed", tag(
         "p", f"Your role ({ctx.user.role}) cannot open the {title} page; it is for: {roles}."),
         status=403)

@@ -454,6 +454,12 @@ def _section(html: str, heading: str) -> str:
     return html[start:end if end > 0 else None]
 
 
+def _staff(db: Database, login: str, role: str, site: str) -> None:
+    hire(db, login, role, site)
+    PASSWORDS.setdefault(login, f"{login}-has-a-password")
+    set_password(db, login, PASSWORDS[login])
+
+
 def test_finance_shows_the_trial_balance_as_at_the_end_of_the_period(
         client: TestClient[Any]) -> None:
     """October had no journal lines at S1: its journal is empty, and the trial
@@ -503,6 +509,24 @@ def test_finance_shows_the_trial_balance_as_at_the_end_of_the_period(
     wrong = client.get("/api/reports/trial-balance", params={"date_to": "October"},
                        headers={"authorization": f"Bearer {token}"})
     assert wrong.status_code == 400 and "date_to must be a date" in wrong.text
+
+
+@pytest.mark.parametrize(("role", "first"), [("it_admin", "Products"),
+                                             ("procurement_manager", "Procurement")])
+def test_a_stores_staff_never_meet_the_overview(client: TestClient[Any], role: str,
+                                                 first: str) -> None:
+    """The overview shows every site: HQ's staff only. A store's staff land on
+    their first page after login, have no Overview link, and a typed
+    /overview is a 403 that says why."""
+    _staff(_db(client), "sia", role, "S1")
+    landed = _login(client, "sia")
+    assert landed.status_code == 200 and f"<h1>{first}</h1>" in landed.text
+    assert 'href="/overview"' not in landed.text
+    typed = client.get("/overview")
+    assert typed.status_code == 403 and "for HQ staff; you work at S1" in typed.text
+    assert client.get("/", follow_redirects=False).headers["location"] != "/overview"
+    client.cookies.clear()
+    assert 'href="/overview"' in _login(client, "ian").text  # HQ's IT admin keeps it
 
 
 def test_ids_made_together_are_told_apart(client: TestClient[Any]) -> None:
