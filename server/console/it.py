@@ -39,9 +39,14 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
         head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
         activity = t[DEVICE_ACTIVITY_TABLE]
         last_op = dict(conn.execute(select(activity.c.device, activity.c.hlc)).all())
+        waiting = [conflicts.c.resolved.is_(False)]
+        if own is not None:  # a conflict names the device that proposed it; a device its site
+            devs = t["devices"]
+            waiting.append(conflicts.c.device.in_(select(devs.c.device)
+                                                  .where(devs.c.site == own)))
         n_conflicts = conn.execute(select(func.count()).select_from(conflicts)
-                                   .where(conflicts.c.resolved.is_(False))).scalar_one()
-        open_conflicts = conn.execute(select(conflicts).where(conflicts.c.resolved.is_(False))
+                                   .where(*waiting)).scalar_one()
+        open_conflicts = conn.execute(select(conflicts).where(*waiting)
                                       .order_by(conflicts.c.id.desc()).limit(20)).all()
         latest = select(audit).order_by(audit.c.id.desc()).limit(AUDIT_ROWS)
         if own is not None:

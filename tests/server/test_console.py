@@ -529,6 +529,30 @@ def test_a_stores_staff_never_meet_the_overview(client: TestClient[Any], role: s
     assert 'href="/overview"' in _login(client, "ian").text  # HQ's IT admin keeps it
 
 
+def test_a_stores_it_admin_sees_that_stores_conflicts_only(client: TestClient[Any]) -> None:
+    db = _db(client)
+    issue_token(db, "s1-till1", "S1")
+    issue_token(db, "s2-till1", "S2")
+    conflicts = db.t["conflicts"]
+    with db.engine.begin() as conn:
+        for device, value in (("s1-till1", "s1-proposal"), ("s2-till1", "s2-proposal")):
+            conn.execute(conflicts.insert().values(
+                op_id=str(uuid.uuid4()), entity="product", key=str(uuid.uuid4()),
+                field="name", server_value="HQ's", proposed_value=value, device=device,
+                hlc="0", resolved=False))
+    _staff(db, "sia", "it_admin", "S1")
+    _login(client, "sia")
+    page = client.get("/it").text
+    assert "s1-proposal" in _section(page, "Conflict queue")
+    assert "s2-proposal" not in page
+    assert re.search(r"<h2>Sync health</h2><table>.*?<td class=\"num\">1</td></tr></table>",
+                     page)
+    client.cookies.clear()
+    _login(client, "ian")  # HQ's IT admin: every store's
+    everything = client.get("/it").text
+    assert "s1-proposal" in everything and "s2-proposal" in everything
+
+
 def test_ids_made_together_are_told_apart(client: TestClient[Any]) -> None:
     """Ids are time-ordered: two orders made in the same millisecond share
     their first 8 characters. The console shows their last ones (the whole
