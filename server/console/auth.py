@@ -242,6 +242,9 @@ class Ctx:
         self._flash_read = FLASH_COOKIE in request.cookies
         flash = self._flash_signer.unsign(request.cookies.get(FLASH_COOKIE))
         self.flash = flash if isinstance(flash, str) else None
+        refused = (flash[1] if isinstance(flash, list) and len(flash) == 2
+                   and flash[0] == "error" and isinstance(flash[1], str) else None)
+        self.flash_error: str | None = refused
 
     def may(self, page_name: str) -> bool:
         """Whether the user may open console page ``page_name``: the role's
@@ -265,16 +268,20 @@ class Ctx:
     def page(self, page_name: str | None, title: str, body: Any, *, error: str | None = None,
              notice: str | None = None, status: int = 200) -> Response[str]:
         response = page(title, body, nav=self.nav(page_name), notice=notice or self.flash,
-                        error=error, status=status)
+                        error=error or self.flash_error, status=status)
         if self._flash_read:
             response.delete_cookie(FLASH_COOKIE, path="/")
         return response
 
-    def redirect(self, path: str, flash: str | None = None) -> Response[Any]:
-        """303 to ``path`` (the POST/redirect/GET pattern), with a message for it."""
+    def redirect(self, path: str, flash: str | None = None, *,
+                 error: str | None = None) -> Response[Any]:
+        """303 to ``path`` (the POST/redirect/GET pattern), with a message for
+        it: ``flash`` a notice, ``error`` a refusal (shown as an alert), so a
+        reload of the page shown never sends the form again."""
         response: Response[Any] = Redirect(path, status_code=303)
-        if flash:
-            response.set_cookie(FLASH_COOKIE, self._flash_signer.sign(flash), path="/",
+        message = ["error", error] if error else flash
+        if message:
+            response.set_cookie(FLASH_COOKIE, self._flash_signer.sign(message), path="/",
                                 httponly=True, samesite="strict", max_age=60,
                                 secure=self.request.url.scheme == "https")
         return response

@@ -1,7 +1,7 @@
 """Procurement: open purchase suggestions and purchase orders by status,
 with Approve and Cancel. Both go through ``apply_as_hq`` as the logged-in
-user, so the role matrix and the second-approval rule decide; a refusal is
-shown on the page with its reason."""
+user, so the role matrix and the second-approval rule decide; a refusal
+comes back to the page (a 303, as a success does) with its reason."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from schema.people import allowed
 from schema.procurement import approval
 from schema.retail import PO_MACHINE, SECOND_APPROVAL_ABOVE
 
-from ..admin import apply_as_hq, refused_status
+from ..admin import apply_as_hq
 from .auth import Ctx
 from .common import label, product_labels
 from .html import Html, id_cell, join, money, post_button, short_id, table, tag
@@ -108,11 +108,15 @@ def procurement(ctx: NamedDependency[Ctx], status: FromQuery[str | None] = None
     return render(ctx, status)
 
 
+def _refused(ctx: Ctx, why: str) -> Response[Any]:
+    """Back to the orders with the reason (a reload shows it again and sends nothing)."""
+    return ctx.redirect("/procurement", error=why)
+
+
 def _decide(ctx: Ctx, po_id: str, change: dict[str, Any], done: str) -> Response[Any]:
     ack = apply_as_hq(ctx.db, "purchase_order", po_id, change, ctx.user.login, ctx.hub)
     if ack.status == "rejected":
-        return render(ctx, error=f"purchase order {short_id(po_id)}: {ack.reason}",
-                      code=refused_status(ack))
+        return _refused(ctx, f"purchase order {short_id(po_id)}: {ack.reason}")
     return ctx.redirect("/procurement", f"purchase order {short_id(po_id)} {done}")
 
 
@@ -132,11 +136,11 @@ def approve(ctx: NamedDependency[Ctx], po_id: FromPath[str]) -> Response[Any]:
     """Approve (or give the second approval of) a purchase order."""
     order = _order(ctx, po_id)
     if order is None:
-        return render(ctx, error=f"no purchase order {po_id}", code=404)
+        return _refused(ctx, f"no purchase order {po_id}")
     try:
         change = approval(order, ctx.user.login, SECOND_APPROVAL_ABOVE)
     except ValueError as exc:
-        return render(ctx, error=f"purchase order {short_id(po_id)}: {exc}", code=409)
+        return _refused(ctx, f"purchase order {short_id(po_id)}: {exc}")
     done = ("has its first approval; another procurement manager must approve it too"
             if change["status"] == "first_approved" else "approved")
     return _decide(ctx, po_id, change, done)
@@ -147,5 +151,5 @@ def approve(ctx: NamedDependency[Ctx], po_id: FromPath[str]) -> Response[Any]:
 def cancel(ctx: NamedDependency[Ctx], po_id: FromPath[str]) -> Response[Any]:
     """Cancel a purchase order."""
     if _order(ctx, po_id) is None:
-        return render(ctx, error=f"no purchase order {po_id}", code=404)
+        return _refused(ctx, f"no purchase order {po_id}")
     return _decide(ctx, po_id, {"status": "cancelled"}, "cancelled")
