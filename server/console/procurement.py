@@ -13,6 +13,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import func, select
 
+from schema import HQ_SITE
+from schema.model import Who
 from schema.people import allowed
 from schema.procurement import approval
 from schema.retail import PO_MACHINE, SECOND_APPROVAL_ABOVE
@@ -32,6 +34,18 @@ ROWS = 200
 
 def _roles(action: str) -> frozenset[str]:
     return allowed("purchase_order", action) or frozenset({"*"})
+
+
+def may_move(ctx: Ctx, source: str, target: str) -> bool:
+    """Whether the user may move an order from ``source`` to ``target`` as the
+    apply path decides it: a role allowed the move (``schema.people``), and
+    HQ staff where the state machine leaves the move to HQ (``Who.HQ``: every
+    approval, cancelling an approved order); a store's procurement manager
+    is not shown a button the server always refuses."""
+    moves = [t for t in PO_MACHINE.transitions if (t.source, t.target) == (source, target)]
+    roles = _roles(f"move:{target}")
+    return bool(moves) and ("*" in roles or ctx.user.role in roles) and (
+        ctx.user.site == HQ_SITE or any(t.who is not Who.HQ for t in moves))
 
 
 def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
@@ -63,16 +77,15 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
                 lines[r.po_id].append(r)
         labels = product_labels(db, [s.product_id for s in suggestions]
                                 + [r.product_id for rs in lines.values() for r in rs], conn)
-    may_approve = ctx.user.role in _roles("move:approved")
-    may_cancel = ctx.user.role in _roles("move:cancelled")
 
     def actions(o: Any) -> Html:
         buttons = []
-        if may_approve and o.status in APPROVABLE:
+        if o.status in APPROVABLE and (may_move(ctx, o.status, "approved")
+                                       or may_move(ctx, o.status, "first_approved")):
             buttons.append(post_button(f"/procurement/orders/{o.id}/approve",
                                        "Approve" if o.status == "draft" else "Second approval",
                                        ctx.csrf))
-        if may_cancel and o.status in CANCELLABLE:
+        if o.status in CANCELLABLE and may_move(ctx, o.status, "cancelled"):
             buttons.append(post_button(f"/procurement/orders/{o.id}/cancel", "Cancel",
                                        ctx.csrf))
         return join(buttons)

@@ -602,3 +602,27 @@ def test_a_refused_approval_comes_back_to_the_page(client: TestClient[Any]) -> N
     missing = client.post(f"/procurement/orders/{uuid.uuid4()}/cancel",
                           data={"_csrf_token": token}, follow_redirects=False)
     assert missing.status_code == 303 and "no purchase order" in client.get("/procurement").text
+
+
+def test_a_stores_procurement_manager_is_shown_no_approve_button(
+        client: TestClient[Any]) -> None:
+    """Approving is HQ's (every approval move of PO_MACHINE is ``Who.HQ``):
+    a procurement manager of S1 sees S1's draft order with Cancel (anyone
+    may cancel a draft) but no Approve, which the server would refuse."""
+    db = _db(client)
+    po = str(uuid.uuid4())
+    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
+                                                  "total": 1_000, "status": "draft"},
+                       "bob").status == "accepted"
+    _staff(db, "pia", "procurement_manager", "S1")
+    _login(client, "pia")
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and "Cancel" in row.group(0) and "Approve" not in row.group(0)
+    forged = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert "only HQ may move purchase_order" in forged.text  # what the button would get
+    client.cookies.clear()
+    _login(client, "pam")
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and "Approve" in row.group(0)
