@@ -626,3 +626,22 @@ def test_a_stores_procurement_manager_is_shown_no_approve_button(
     row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
                     client.get("/procurement").text)
     assert row and "Approve" in row.group(0)
+
+
+def test_the_sales_by_day_table_says_when_it_is_cut(client: TestClient[Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.server.rest_kit import post_sale
+
+    sales = importlib.import_module("server.console.sales")  # not the handler
+    monkeypatch.setattr(sales, "DAY_ROWS", 3)
+    db = _db(client)
+    product = str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    for day in range(1, 5):
+        post_sale(db, "S1", product, 1, 250, 120, date=f"2026-10-0{day}")
+    _login(client, "fin")
+    by_day = _section(client.get("/sales").text, "By day")
+    assert "2026-10-02" in by_day and "2026-10-01" not in by_day
+    assert "only the first 3 are shown; the latest days first" in by_day
+    few = _section(client.get("/sales", params={"date_from": "2026-10-02"}).text, "By day")
+    assert "only the first" not in few
