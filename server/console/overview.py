@@ -11,6 +11,7 @@ from ..devices import list_devices
 from ..reports import sales_from_books, trial_balance
 from ..store import Database
 from .auth import Ctx
+from .common import label, product_labels
 from .html import Html, Num, id_cell, join, money, table, tag
 
 EXACT_BELOW = 10_000
@@ -71,6 +72,7 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
         devices = list_devices(db, conn)
         tb = trial_balance(db, None, conn)
         sales = sales_from_books(db, conn)
+        labels = product_labels(db, [p for _, p, _ in negative], conn)
     body: list[Html] = [
         tag("p", "change sequence at ", tag("b", f"{head:,}"),
             f"; {ctx.hub.connected} device(s) connected now; schema version {db.schema.version}"),
@@ -86,7 +88,8 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
               [[a.code, a.name, money(a.debit), money(a.credit), money(a.balance)]
                for a in tb.accounts]),
         tag("h2", "Stock exceptions (on hand below zero)"),
-        table(["site", "product", "on hand"], [[s, p, int(q)] for s, p, q in negative]),
+        table(["site", "product", "on hand"],
+              [[s, label(labels, p), int(q)] for s, p, q in negative]),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
               [[c.entity, id_cell(c.key), c.field, c.server_value, c.proposed_value, c.device]

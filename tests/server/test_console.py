@@ -645,3 +645,15 @@ def test_the_sales_by_day_table_says_when_it_is_cut(client: TestClient[Any],
     assert "only the first 3 are shown; the latest days first" in by_day
     few = _section(client.get("/sales", params={"date_from": "2026-10-02"}).text, "By day")
     assert "only the first" not in few
+
+
+def test_the_overviews_stock_exceptions_name_the_product(client: TestClient[Any]) -> None:
+    from tests.server.rest_kit import post_sale
+
+    db = _db(client)
+    product = str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    post_sale(db, "S1", product, 2, 250, 120)  # none in stock: on hand -2
+    _login(client, "fin")
+    shown = _section(client.get("/overview").text, "Stock exceptions")
+    assert "<td>OAT-1 Oat milk</td>" in shown and product not in shown
