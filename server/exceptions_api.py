@@ -112,7 +112,7 @@ class StockExceptionsController(Controller):
         if found is None:
             raise NotFoundException(f"no stock exception {exception_id}")
         if found.fields.get("status") != "open":
-            return Response(Resolved("rejected", f"stock exception {exception_id[:8]} is "
+            return Response(Resolved("rejected", f"stock exception {exception_id} is "
                                      f"{found.fields.get('status')}; it cannot be resolved "
                                      "again", exception_id, found.fields), status_code=409)
         ack = apply_as_hq(db, "stock_exception", exception_id, {

@@ -175,13 +175,18 @@ def books_by_site(db: Database) -> Select[str, int, int, int]:
             .group_by(ab.c.site).having(func.sum(ab.c.lines) > 0).order_by(ab.c.site))
 
 
-def trial_balance(db: Database, site: str | None, conn: Connection | None = None
-                  ) -> TrialBalance:
+def trial_balance(db: Database, site: str | None, conn: Connection | None = None,
+                  upto: str | None = None) -> TrialBalance:
     """Debits and credits per account (of ``site``; None: the company), read
-    in ``conn``'s transaction when given (a page's other reads agree with it)."""
+    in ``conn``'s transaction when given (a page's other reads agree with it).
+    With ``upto`` (yyyy-mm-dd), as at the end of that day: the journal lines
+    dated up to and including it, from the totals kept per (day, site,
+    account); else every line, from the balances kept per (site, account)."""
+    q: Select[Any] = (_journal_days(db, (), None, upto, site, 0) if upto
+                      else cast("Select[Any]", _balances(db, site)))
     sums: dict[str, list[int]] = {}
     with db.reading(conn) as read:
-        for _, code, d, c in read.execute(_balances(db, site)):
+        for _, code, d, c in read.execute(q):
             got = sums.setdefault(code, [0, 0])
             got[0] += int(d)
             got[1] += int(c)
@@ -342,7 +347,8 @@ def suggestions(db: Database, status: str, site: str | None, limit: int,
 
 def _journal_days(db: Database, accounts: tuple[str, ...], lo: str | None, hi: str | None,
                   site: str | None, width: int) -> Select[Any]:
-    """(site[, period], account, debit, credit) of the days from ``lo`` to
+    """(site[, period], account, debit, credit) of ``accounts`` (none: every
+    account) over the days from ``lo`` to
     ``hi`` (inclusive; None: open) at ``site`` (None: all), the period being the
     first ``width`` characters of the day (none when 0), from the totals kept
     per (day, site, account): a row per day, site and account, however many
@@ -350,7 +356,7 @@ def _journal_days(db: Database, accounts: tuple[str, ...], lo: str | None, hi: s
     kept = db.t[JOURNAL_DAY_TABLE]
     keys = [kept.c.site, *([func.substr(kept.c.date, 1, width).label("period")] if width
                            else [])]
-    where = [kept.c.lines > 0, kept.c.account.in_(accounts)]
+    where = [kept.c.lines > 0, *([kept.c.account.in_(accounts)] if accounts else [])]
     for test in (kept.c.date >= lo if lo else None, kept.c.date <= hi if hi else None,
                  kept.c.site == site if site else None):
         if test is not None:
@@ -406,9 +412,12 @@ class ReportsController(Controller):
 
     @get("/trial-balance", sync_to_thread=True, opt={"report": "trial_balance"},
          summary="Trial balance")
-    def trial_balance(self, state: State, site: FromQuery[str | None] = None) -> TrialBalance:
-        """Debits and credits per account, for one site or (no site) the company."""
-        return trial_balance(_db(state), site)
+    def trial_balance(self, state: State, site: FromQuery[str | None] = None,
+                      date_to: FromQuery[str | None] = None) -> TrialBalance:
+        """Debits and credits per account, for one site or (no site) the company;
+        with ``date_to`` (yyyy-mm-dd), as at the end of that day (the journal
+        lines dated up to and including it), else of every line."""
+        return trial_balance(_db(state), site, upto=_date(date_to, "date_to"))
 
     @get("/sales", sync_to_thread=True, opt={"report": "sales"}, summary="Sales per site")
     def sales(self, state: State, date_from: FromQuery[str | None] = None,

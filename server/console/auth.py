@@ -60,6 +60,9 @@ LOGIN_FAILED = "Wrong login or password."
 PAGE_TITLES = {"overview": "Overview", "finance": "Finance", "procurement": "Procurement",
                "sales": "Sales", "operations": "Operations", "products": "Products",
                "it": "IT admin"}
+HQ_ONLY_PAGES = frozenset({"overview"})
+"""Pages for HQ staff only, whatever their role: the overview shows every
+site, and an employee of a store or warehouse sees that site's figures only."""
 PAGE_PATHS = {"overview": "/overview", "finance": "/finance", "procurement": "/procurement",
               "sales": "/sales", "operations": "/operations", "products": "/products",
               "it": "/it"}
@@ -239,8 +242,17 @@ class Ctx:
         self._flash_read = FLASH_COOKIE in request.cookies
         flash = self._flash_signer.unsign(request.cookies.get(FLASH_COOKIE))
         self.flash = flash if isinstance(flash, str) else None
+        refused = (flash[1] if isinstance(flash, list) and len(flash) == 2
+                   and flash[0] == "error" and isinstance(flash[1], str) else None)
+        self.flash_error: str | None = refused
 
     def may(self, page_name: str) -> bool:
+        """Whether the user may open console page ``page_name``: the role's
+        pages (``schema.people.may_view``), less the HQ-only ones for staff of
+        a store or warehouse. The navigation, the first page after login and
+        the 403 of every page follow it."""
+        if page_name in HQ_ONLY_PAGES and self.user.site != HQ_SITE:
+            return False
         return may_view(self.user.role, page_name)
 
     def nav(self, current: str | None) -> Html:
@@ -256,16 +268,20 @@ class Ctx:
     def page(self, page_name: str | None, title: str, body: Any, *, error: str | None = None,
              notice: str | None = None, status: int = 200) -> Response[str]:
         response = page(title, body, nav=self.nav(page_name), notice=notice or self.flash,
-                        error=error, status=status)
+                        error=error or self.flash_error, status=status)
         if self._flash_read:
             response.delete_cookie(FLASH_COOKIE, path="/")
         return response
 
-    def redirect(self, path: str, flash: str | None = None) -> Response[Any]:
-        """303 to ``path`` (the POST/redirect/GET pattern), with a message for it."""
+    def redirect(self, path: str, flash: str | None = None, *,
+                 error: str | None = None) -> Response[Any]:
+        """303 to ``path`` (the POST/redirect/GET pattern), with a message for
+        it: ``flash`` a notice, ``error`` a refusal (shown as an alert), so a
+        reload of the page shown never sends the form again."""
         response: Response[Any] = Redirect(path, status_code=303)
-        if flash:
-            response.set_cookie(FLASH_COOKIE, self._flash_signer.sign(flash), path="/",
+        message = ["error", error] if error else flash
+        if message:
+            response.set_cookie(FLASH_COOKIE, self._flash_signer.sign(message), path="/",
                                 httponly=True, samesite="strict", max_age=60,
                                 secure=self.request.url.scheme == "https")
         return response
@@ -338,6 +354,10 @@ def forbidden_handler(_request: Request[Any, Any, Any], exc: PageForbidden) -> R
     ctx = exc.ctx
     title = PAGE_TITLES.get(exc.page_name, exc.page_name)
     roles = ", ".join(sorted(CONSOLE_PAGES.get(exc.page_name, frozenset())))
+    if exc.page_name in HQ_ONLY_PAGES and may_view(ctx.user.role, exc.page_name):
+        return ctx.page(None, "Not allowed", tag(
+            "p", f"The {title} page shows every site and is for HQ staff; you work at "
+                 f"{ctx.user.site} and see its figures on the other pages."), status=403)
     return ctx.page(None, "Not allowed", tag(
         "p", f"Your role ({ctx.user.role}) cannot open the {title} page; it is for: {roles}."),
         status=403)

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from ..store import Database
+from .html import short_id
 
 
 def product_labels(db: Database, ids: Iterable[str], conn: Connection | None = None
@@ -29,7 +30,7 @@ def product_labels(db: Database, ids: Iterable[str], conn: Connection | None = N
 
 
 def label(labels: dict[str, str], product_id: Any) -> str:
-    return labels.get(str(product_id), str(product_id)[:8])
+    return labels.get(str(product_id), short_id(product_id))
 
 
 def parse_date(text: str | None, name: str) -> str | None:

@@ -15,7 +15,7 @@ from schema.finance import CHART
 from ..reports import books_by_site, trial_balance
 from .auth import Ctx
 from .common import parse_date
-from .html import Html, Num, join, money, table, tag
+from .html import Html, Num, id_cell, join, money, table, tag
 
 JOURNAL_ROWS = 200
 
@@ -55,7 +55,7 @@ def finance(ctx: NamedDependency[Ctx], site: FromQuery[str | None] = None,
         if hi:
             q = q.where(jl.c.date <= hi)
         lines = conn.execute(q.order_by(jl.c._seq.desc()).limit(JOURNAL_ROWS)).all()
-        tb = trial_balance(db, site, conn)
+        tb = trial_balance(db, site, conn, upto=hi)  # as at the period's end
     if ctx.user.site_filter:
         per_site = [r for r in per_site if r[0] == ctx.user.site_filter]
     sites = [str(r[0]) for r in per_site]
@@ -72,20 +72,23 @@ def finance(ctx: NamedDependency[Ctx], site: FromQuery[str | None] = None,
                              for s, d, c, n in per_site]
     body = [
         filters,
-        tag("h2", "Balance per site"),
+        tag("h2", "Balance per site (every journal line to date)"),
         table(["site", "debit", "credit", "lines", ""], rows),
-        tag("h2", f"Trial balance, {site or 'company'} "
-                  f"({'balanced' if tb.balanced else 'NOT BALANCED'})"),
+        tag("h2", f"Trial balance, {site or 'company'}, "
+                  + (f"as at {hi} (journal lines dated up to and including {hi})" if hi
+                     else "to date (every journal line)")
+                  + f" ({'balanced' if tb.balanced else 'NOT BALANCED'})", id="trial-balance"),
         table(["account", "name", "type", "debit", "credit", "balance"],
               [[a.code, a.name, a.type, Num(money(a.debit)), Num(money(a.credit)),
                 Num(money(a.balance))] for a in tb.accounts]
               + [["", "total", "", Num(money(tb.debit)), Num(money(tb.credit)), ""]]),
         tag("h2", f"Journal lines (latest {JOURNAL_ROWS}"
                   + (f", {site}" if site else "") + (f", account {account}" if account else "")
+                  + (f", dated {lo or 'the beginning'} to {hi or 'today'}" if lo or hi else "")
                   + ")"),
         table(["date", "site", "account", "debit", "credit", "memo", "entry"],
               [[r.date, r.site, f"{r.account} {CHART.get(r.account, ('', ''))[0]}",
-                Num(money(r.debit)), Num(money(r.credit)), r.memo, str(r.entry_id)[:8]]
+                Num(money(r.debit)), Num(money(r.credit)), r.memo, id_cell(r.entry_id)]
                for r in lines], empty="no journal lines"),
     ]
     return ctx.page("finance", "Finance", join(body), error=error)

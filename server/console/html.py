@@ -130,6 +130,26 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "n
     return tag("table", tag("tr", head), *body)
 
 
+SHORT_ID = 8
+"""How many characters of an id the console shows."""
+
+
+def short_id(key: Any) -> str:
+    """An id as the console writes it in text: its last ``SHORT_ID``
+    characters. Ids are time-ordered (``sync.ids.new_id``: the first 12 hex
+    digits are the millisecond they were made), so their first 8 are the
+    same for every row made within about a minute of each other; the last
+    ones are random, and differ from row to row."""
+    text = "" if key is None else str(key)
+    return "…" + text[-SHORT_ID:] if len(text) > SHORT_ID else text
+
+
+def id_cell(key: Any, **attrs: Any) -> Html:
+    """An id in a table: ``short_id``, with the whole id in its title (shown
+    on hover, found by a search of the page source)."""
+    return tag("span", short_id(key), title=None if key is None else str(key), **attrs)
+
+
 def hidden_csrf(token: str) -> Html:
     return tag("input", type="hidden", name=CSRF_FIELD, value=token)
 

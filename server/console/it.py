@@ -16,7 +16,7 @@ from ..api_auth import api_tokens, revoke_api_tokens
 from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke, site_known, when
 from ..tables import DEVICE_ACTIVITY_TABLE
 from .auth import Ctx
-from .html import Html, hidden_csrf, join, post_button, table, tag
+from .html import Html, hidden_csrf, id_cell, join, post_button, table, tag
 
 AUDIT_ROWS = 30
 
@@ -39,9 +39,14 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
         head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
         activity = t[DEVICE_ACTIVITY_TABLE]
         last_op = dict(conn.execute(select(activity.c.device, activity.c.hlc)).all())
+        waiting = [conflicts.c.resolved.is_(False)]
+        if own is not None:  # a conflict names the device that proposed it; a device its site
+            devs = t["devices"]
+            waiting.append(conflicts.c.device.in_(select(devs.c.device)
+                                                  .where(devs.c.site == own)))
         n_conflicts = conn.execute(select(func.count()).select_from(conflicts)
-                                   .where(conflicts.c.resolved.is_(False))).scalar_one()
-        open_conflicts = conn.execute(select(conflicts).where(conflicts.c.resolved.is_(False))
+                                   .where(*waiting)).scalar_one()
+        open_conflicts = conn.execute(select(conflicts).where(*waiting)
                                       .order_by(conflicts.c.id.desc()).limit(20)).all()
         latest = select(audit).order_by(audit.c.id.desc()).limit(AUDIT_ROWS)
         if own is not None:
@@ -91,12 +96,12 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
                 revoke_api(t.login, t.active)] for t in tokens], empty="no API tokens"),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
-              [[c.entity, c.key[:8], c.field, c.server_value, c.proposed_value, c.device]
+              [[c.entity, id_cell(c.key), c.field, c.server_value, c.proposed_value, c.device]
                for c in open_conflicts], empty="no open conflicts"),
         tag("h2", f"Latest {AUDIT_ROWS} audit records"),
         table(["#", "when (op clock)", "user", "device", "site", "entity", "key", "status",
                "policy", "reason"],
-              [[a.id, _when(a.hlc), a.user, a.device, a.site, a.entity, a.key[:8], a.status,
+              [[a.id, _when(a.hlc), a.user, a.device, a.site, a.entity, id_cell(a.key), a.status,
                 a.policy, a.reason] for a in records]),
     ]
     return ctx.page("it", "IT admin", join(body), error=error, status=code)

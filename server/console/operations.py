@@ -17,7 +17,7 @@ from .. import on_hand
 from ..admin import apply_as_hq, refused_status
 from .auth import Ctx
 from .common import label, product_labels
-from .html import Html, hidden_csrf, join, table, tag
+from .html import Html, hidden_csrf, id_cell, join, table, tag
 
 ROWS = 200
 
@@ -75,7 +75,7 @@ def render(ctx: Ctx, *, error: str | None = None, code: int = 200) -> Response[s
               more="/api/reports/stock?negative_only=true has them all"),
         tag("h2", "Transfers in transit"),
         table(["transfer", "from", "to", "product", "qty"],
-              [[r.id[:8], r.from_site, r.to_site, label(labels, r.product_id), r.qty]
+              [[id_cell(r.id), r.from_site, r.to_site, label(labels, r.product_id), r.qty]
                for r in moving], empty="nothing in transit", limit=ROWS, more="the latest first"),
     ]
     return ctx.page("operations", "Operations", join(body), error=error, status=code)

@@ -6,14 +6,13 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from sqlalchemy import Connection, func, literal, select, text, union_all
 
-from schema import HQ_SITE
-
 from .. import on_hand
 from ..devices import list_devices
 from ..reports import sales_from_books, trial_balance
 from ..store import Database
 from .auth import Ctx
-from .html import Html, Num, join, money, table, tag
+from .common import label, product_labels
+from .html import Html, Num, id_cell, join, money, table, tag
 
 EXACT_BELOW = 10_000
 """PostgreSQL: an entity table estimated smaller than this is counted exactly."""
@@ -58,10 +57,6 @@ def _about(rows: float) -> int:
 def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
     """Sync position, stock and sales by site, the company trial balance,
     stock exceptions, conflicts, devices and the latest audit records."""
-    if ctx.user.site != HQ_SITE:
-        return ctx.page("overview", "Overview", tag(
-            "p", f"The overview shows every site; staff of {ctx.user.site} use the other pages."),
-            status=403)
     db = ctx.db
     t = db.t
     with db.reading() as conn:  # every table of the page at one moment
@@ -77,6 +72,7 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
         devices = list_devices(db, conn)
         tb = trial_balance(db, None, conn)
         sales = sales_from_books(db, conn)
+        labels = product_labels(db, [p for _, p, _ in negative], conn)
     body: list[Html] = [
         tag("p", "change sequence at ", tag("b", f"{head:,}"),
             f"; {ctx.hub.connected} device(s) connected now; schema version {db.schema.version}"),
@@ -92,16 +88,17 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
               [[a.code, a.name, money(a.debit), money(a.credit), money(a.balance)]
                for a in tb.accounts]),
         tag("h2", "Stock exceptions (on hand below zero)"),
-        table(["site", "product", "on hand"], [[s, p, int(q)] for s, p, q in negative]),
+        table(["site", "product", "on hand"],
+              [[s, label(labels, p), int(q)] for s, p, q in negative]),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
-              [[c.entity, c.key[:8], c.field, c.server_value, c.proposed_value, c.device]
+              [[c.entity, id_cell(c.key), c.field, c.server_value, c.proposed_value, c.device]
                for c in conflicts]),
         tag("h2", "Devices"),
         table(["device", "site", "state"], [[d.device, d.site, d.state()] for d in devices]),
         tag("h2", "Latest audit records"),
         table(["#", "user", "device", "site", "entity", "key", "status", "policy", "reason"],
-              [[a.id, a.user, a.device, a.site, a.entity, a.key[:8], a.status, a.policy,
+              [[a.id, a.user, a.device, a.site, a.entity, id_cell(a.key), a.status, a.policy,
                 a.reason] for a in audit]),
         tag("h2", "Rows per entity"),
         table(["entity", "rows"], [[e, Num(f"about {n:,}") if about else n]

@@ -1,7 +1,7 @@
 """Procurement: open purchase suggestions and purchase orders by status,
 with Approve and Cancel. Both go through ``apply_as_hq`` as the logged-in
-user, so the role matrix and the second-approval rule decide; a refusal is
-shown on the page with its reason."""
+user, so the role matrix and the second-approval rule decide; a refusal
+comes back to the page (a 303, as a success does) with its reason."""
 
 from __future__ import annotations
 
@@ -13,14 +13,16 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from sqlalchemy import func, select
 
+from schema import HQ_SITE
+from schema.model import Who
 from schema.people import allowed
 from schema.procurement import approval
 from schema.retail import PO_MACHINE, SECOND_APPROVAL_ABOVE
 
-from ..admin import apply_as_hq, refused_status
+from ..admin import apply_as_hq
 from .auth import Ctx
 from .common import label, product_labels
-from .html import Html, join, money, post_button, table, tag
+from .html import Html, id_cell, join, money, post_button, short_id, table, tag
 
 OPEN = ("draft", "first_approved")
 """Orders waiting for procurement (the default view)."""
@@ -32,6 +34,18 @@ ROWS = 200
 
 def _roles(action: str) -> frozenset[str]:
     return allowed("purchase_order", action) or frozenset({"*"})
+
+
+def may_move(ctx: Ctx, source: str, target: str) -> bool:
+    """Whether the user may move an order from ``source`` to ``target`` as the
+    apply path decides it: a role allowed the move (``schema.people``), and
+    HQ staff where the state machine leaves the move to HQ (``Who.HQ``: every
+    approval, cancelling an approved order); a store's procurement manager
+    is not shown a button the server always refuses."""
+    moves = [t for t in PO_MACHINE.transitions if (t.source, t.target) == (source, target)]
+    roles = _roles(f"move:{target}")
+    return bool(moves) and ("*" in roles or ctx.user.role in roles) and (
+        ctx.user.site == HQ_SITE or any(t.who is not Who.HQ for t in moves))
 
 
 def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
@@ -63,16 +77,15 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
                 lines[r.po_id].append(r)
         labels = product_labels(db, [s.product_id for s in suggestions]
                                 + [r.product_id for rs in lines.values() for r in rs], conn)
-    may_approve = ctx.user.role in _roles("move:approved")
-    may_cancel = ctx.user.role in _roles("move:cancelled")
 
     def actions(o: Any) -> Html:
         buttons = []
-        if may_approve and o.status in APPROVABLE:
+        if o.status in APPROVABLE and (may_move(ctx, o.status, "approved")
+                                       or may_move(ctx, o.status, "first_approved")):
             buttons.append(post_button(f"/procurement/orders/{o.id}/approve",
                                        "Approve" if o.status == "draft" else "Second approval",
                                        ctx.csrf))
-        if may_cancel and o.status in CANCELLABLE:
+        if o.status in CANCELLABLE and may_move(ctx, o.status, "cancelled"):
             buttons.append(post_button(f"/procurement/orders/{o.id}/cancel", "Cancel",
                                        ctx.csrf))
         return join(buttons)
@@ -87,7 +100,7 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
         tag("p", f"Orders above {money(SECOND_APPROVAL_ABOVE)} need a second approval "
                  "by another procurement manager."),
         table(["order", "site", "supplier", "lines", "total", "status", "first approver", ""],
-              [[tag("span", o.id[:8], title=o.id, class_="po", data_id=o.id), o.site,
+              [[id_cell(o.id, class_="po", data_id=o.id), o.site,
                 o.supplier,
                 "; ".join(f"{label(labels, r.product_id)} x {r.qty}" for r in lines[o.id]),
                 money(o.total), o.status, o.approved_by or "", actions(o)] for o in orders],
@@ -108,12 +121,16 @@ def procurement(ctx: NamedDependency[Ctx], status: FromQuery[str | None] = None
     return render(ctx, status)
 
 
+def _refused(ctx: Ctx, why: str) -> Response[Any]:
+    """Back to the orders with the reason (a reload shows it again and sends nothing)."""
+    return ctx.redirect("/procurement", error=why)
+
+
 def _decide(ctx: Ctx, po_id: str, change: dict[str, Any], done: str) -> Response[Any]:
     ack = apply_as_hq(ctx.db, "purchase_order", po_id, change, ctx.user.login, ctx.hub)
     if ack.status == "rejected":
-        return render(ctx, error=f"purchase order {po_id[:8]}: {ack.reason}",
-                      code=refused_status(ack))
-    return ctx.redirect("/procurement", f"purchase order {po_id[:8]} {done}")
+        return _refused(ctx, f"purchase order {short_id(po_id)}: {ack.reason}")
+    return ctx.redirect("/procurement", f"purchase order {short_id(po_id)} {done}")
 
 
 def _order(ctx: Ctx, po_id: str) -> dict[str, Any] | None:
@@ -132,11 +149,11 @@ def approve(ctx: NamedDependency[Ctx], po_id: FromPath[str]) -> Response[Any]:
     """Approve (or give the second approval of) a purchase order."""
     order = _order(ctx, po_id)
     if order is None:
-        return render(ctx, error=f"no purchase order {po_id}", code=404)
+        return _refused(ctx, f"no purchase order {po_id}")
     try:
         change = approval(order, ctx.user.login, SECOND_APPROVAL_ABOVE)
     except ValueError as exc:
-        return render(ctx, error=f"purchase order {po_id[:8]}: {exc}", code=409)
+        return _refused(ctx, f"purchase order {short_id(po_id)}: {exc}")
     done = ("has its first approval; another procurement manager must approve it too"
             if change["status"] == "first_approved" else "approved")
     return _decide(ctx, po_id, change, done)
@@ -147,5 +164,5 @@ def approve(ctx: NamedDependency[Ctx], po_id: FromPath[str]) -> Response[Any]:
 def cancel(ctx: NamedDependency[Ctx], po_id: FromPath[str]) -> Response[Any]:
     """Cancel a purchase order."""
     if _order(ctx, po_id) is None:
-        return render(ctx, error=f"no purchase order {po_id}", code=404)
+        return _refused(ctx, f"no purchase order {po_id}")
     return _decide(ctx, po_id, {"status": "cancelled"}, "cancelled")

@@ -13,6 +13,8 @@ from .common import parse_date
 from .html import Num, join, money, table, tag
 
 DAYS = 31
+DAY_ROWS = DAYS * 10
+"""Rows of the "By day" table: a month of ten sites."""
 
 
 @get("/sales", sync_to_thread=True, opt={"page": "sales"})
@@ -33,7 +35,7 @@ def sales(ctx: NamedDependency[Ctx], date_from: FromQuery[str | None] = None,
          .group_by(sale.c.date, sale.c.site).order_by(sale.c.date.desc(), sale.c.site))
     with db.reading() as conn:  # the period's totals and its days agree
         rows = sales_by_site(db, lo, hi, site, conn)
-        days = conn.execute(q.limit(DAYS * 10)).all()
+        days = conn.execute(q.limit(DAY_ROWS + 1)).all()
     total = [sum(getattr(r, f) for r in rows) for f in ("receipts", "net", "tax", "cost",
                                                          "margin")]
     period = f"{lo or 'the beginning'} to {hi or 'today'}"
@@ -52,6 +54,7 @@ def sales(ctx: NamedDependency[Ctx], date_from: FromQuery[str | None] = None,
         tag("h2", "By day"),
         table(["date", "site", "receipts", "net", "tax"],
               [[d, s, int(n), Num(money(int(net))), Num(money(int(tax)))]
-               for d, s, n, net, tax in days], empty="no sales in this period"),
+               for d, s, n, net, tax in days], empty="no sales in this period",
+              limit=DAY_ROWS, more="the latest days first; choose dates to see others"),
     ]
     return ctx.page("sales", "Sales", join(body), error=error)

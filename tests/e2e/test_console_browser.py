@@ -128,12 +128,24 @@ def test_procurement_manager_approves_and_the_store_gets_it(chain: Chain, page: 
         playwright_api.expect(page.get_by_role("alert")).to_have_text("Wrong login or password.")
     login(page, chain, "pam")
     page.goto(f"{chain.base}/procurement")
+    stale = page.context.new_page()  # a second tab, left open on the draft
+    stale.goto(f"{chain.base}/procurement")
     row = page.locator("tr", has=page.locator(f"[data-id='{po}']"))
     playwright_api.expect(row).to_contain_text("OAT-1 Oat milk 1l x 10")
     playwright_api.expect(row).to_contain_text("draft")
     row.get_by_role("button", name="Approve").click()
     playwright_api.expect(page.get_by_role("status")).to_have_text(
-        f"purchase order {po[:8]} approved")
+        f"purchase order …{po[-8:]} approved")
+    # the tab left open approves again: refused, and the browser is back on
+    # the orders (a 303, as after a success), so a reload sends nothing
+    stale.locator("tr", has=stale.locator(f"[data-id='{po}']")).get_by_role(
+        "button", name="Approve").click()
+    playwright_api.expect(stale.get_by_role("alert")).to_contain_text(
+        "is approved; there is nothing to approve")
+    assert stale.url == f"{chain.base}/procurement"
+    stale.reload()
+    assert stale.get_by_role("alert").count() == 0
+    stale.close()
     wait_for(lambda: chain.store.query("SELECT status FROM purchase_order WHERE id = ?", po)
              == [("approved",)], 5, "the approved order at the store's device")
     # approving again is refused by the state machine, and the page says why
@@ -142,8 +154,8 @@ def test_procurement_manager_approves_and_the_store_gets_it(chain: Chain, page: 
     assert page.locator("tr", has=page.locator(f"[data-id='{po}']")).get_by_role(
         "button", name="Approve").count() == 0
     answer = page.request.post(f"{chain.base}/procurement/orders/{po}/approve",
-                               form={"_csrf_token": _csrf(page)})
-    assert answer.status == 409 and "is approved; there is nothing to approve" in answer.text()
+                               form={"_csrf_token": _csrf(page)}, max_redirects=0)
+    assert answer.status == 303 and answer.headers["location"] == "/procurement"
 
 
 def _csrf(page: Any) -> str:

@@ -22,6 +22,7 @@ from server.admin import apply_as_hq, hire
 from server.api_auth import issue_api_token, login_of
 from server.app import create_app
 from server.console.auth import LOGIN_FAILED, SESSION_COOKIE, set_password
+from server.console.html import money, short_id
 from server.console.throttle import FREE_FAILURES
 from server.devices import authenticate, issue_token, list_devices
 from server.store import Database
@@ -235,13 +236,15 @@ def test_large_order_needs_two_procurement_managers(client: TestClient[Any]) -> 
     page = client.get("/procurement")
     assert po[:8] in page.text and "Approve" not in page.text  # buyers draft, not approve
     refused = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
-    assert refused.status_code == 403 and "may not move to first_approved" in refused.text
+    assert refused.url.path == "/procurement"
+    assert "may not move to first_approved" in refused.text
     client.post("/logout", data={"_csrf_token": _csrf(page.text)})
     _login(client, "pam")
     first = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
     assert "has its first approval" in first.text
     again = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
-    assert again.status_code == 409 and po[:8] in again.text
+    assert again.url.path == "/procurement" and short_id(po) in again.text
+    assert "pam already approved" in again.text and "role=\"alert\"" in again.text
     with db.transaction(write=False) as store:
         assert store.load("purchase_order", po).fields["status"] == "first_approved"  # type: ignore[union-attr]
     client.post("/logout", data={"_csrf_token": _csrf(client.get("/login").text)})
@@ -461,3 +464,213 @@ def test_the_overview_estimates_large_tables_on_postgresql(
     assert (rows["product"], rows["employee"]) == ("about 2", f"about {len(ROLES)}")
     assert rows["journal_line"] == "0"  # estimated empty: counted
     assert "a table of fewer than 2 rows is counted" in page  # the page says what about means
+
+
+def _section(html: str, heading: str) -> str:
+    """The part of a page from the h2 that starts with ``heading`` to the next h2."""
+    start = html.index("<h2", html.index(heading) - 60)
+    end = html.find("<h2", start + 3)
+    return html[start:end if end > 0 else None]
+
+
+def _staff(db: Database, login: str, role: str, site: str) -> None:
+    hire(db, login, role, site)
+    PASSWORDS.setdefault(login, f"{login}-has-a-password")
+    set_password(db, login, PASSWORDS[login])
+
+
+def test_finance_shows_the_trial_balance_as_at_the_end_of_the_period(
+        client: TestClient[Any]) -> None:
+    """October had no journal lines at S1: its journal is empty, and the trial
+    balance is as at 31 October (September's lines, not November's), the
+    same figures as summing the journal lines dated up to that day; the
+    heading says so. REST's trial balance takes the same date."""
+    from server.reports import trial_balance
+    from tests.server.rest_kit import post_sale
+
+    db = _db(client)
+    product = str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    post_sale(db, "S1", product, 2, 250, 120, date="2026-09-15")
+    post_sale(db, "S1", product, 5, 300, 130, date="2026-11-02")
+    post_sale(db, "S2", product, 1, 250, 120, date="2026-09-20")
+    jl = db.entities["journal_line"]
+    with db.engine.connect() as conn:
+        lines = conn.execute(select(jl.c.account, jl.c.debit, jl.c.credit)
+                             .where(jl.c.site == "S1", jl.c.date <= "2026-10-31")).all()
+    expected: dict[str, list[int]] = {}
+    for account, debit, credit in lines:
+        got = expected.setdefault(account, [0, 0])
+        got[0] += debit
+        got[1] += credit
+    assert expected  # September's sale
+    _login(client, "fin")
+    page = client.get("/finance", params={"site": "S1", "date_from": "2026-10-01",
+                                          "date_to": "2026-10-31"}).text
+    assert "no journal lines" in _section(page, "Journal lines")
+    tb = _section(page, "Trial balance, S1")
+    assert "Trial balance, S1, as at 2026-10-31" in tb and "(balanced)" in tb
+    shown = {a: (d, c) for a, d, c in re.findall(
+        r"<tr><td>(\d+)</td><td>[^<]*</td><td>[^<]*</td><td class=\"num\">([^<]*)</td>"
+        r"<td class=\"num\">([^<]*)</td>", tb)}
+    assert shown == {a: (money(d), money(c)) for a, (d, c) in expected.items()}
+    whole = _section(client.get("/finance", params={"site": "S1"}).text, "Trial balance, S1")
+    assert "Trial balance, S1, to date" in whole and whole != tb
+    as_at = trial_balance(db, "S1", upto="2026-10-31")
+    assert {a.code: [a.debit, a.credit] for a in as_at.accounts} == expected
+    assert trial_balance(db, "S1", upto="2026-12-31") == trial_balance(db, "S1")
+    token = issue_api_token(db, "fin")
+    rest = client.get("/api/reports/trial-balance", params={"site": "S1",
+                                                            "date_to": "2026-10-31"},
+                      headers={"authorization": f"Bearer {token}"})
+    assert rest.status_code == 200
+    assert {a["code"]: [a["debit"], a["credit"]] for a in rest.json()["accounts"]} == expected
+    wrong = client.get("/api/reports/trial-balance", params={"date_to": "October"},
+                       headers={"authorization": f"Bearer {token}"})
+    assert wrong.status_code == 400 and "date_to must be a date" in wrong.text
+
+
+@pytest.mark.parametrize(("role", "first"), [("it_admin", "Products"),
+                                             ("procurement_manager", "Procurement")])
+def test_a_stores_staff_never_meet_the_overview(client: TestClient[Any], role: str,
+                                                 first: str) -> None:
+    """The overview shows every site: HQ's staff only. A store's staff land on
+    their first page after login, have no Overview link, and a typed
+    /overview is a 403 that says why."""
+    _staff(_db(client), "sia", role, "S1")
+    landed = _login(client, "sia")
+    assert landed.status_code == 200 and f"<h1>{first}</h1>" in landed.text
+    assert 'href="/overview"' not in landed.text
+    typed = client.get("/overview")
+    assert typed.status_code == 403 and "for HQ staff; you work at S1" in typed.text
+    assert client.get("/", follow_redirects=False).headers["location"] != "/overview"
+    client.cookies.clear()
+    assert 'href="/overview"' in _login(client, "ian").text  # HQ's IT admin keeps it
+
+
+def test_a_stores_it_admin_sees_that_stores_conflicts_only(client: TestClient[Any]) -> None:
+    db = _db(client)
+    issue_token(db, "s1-till1", "S1")
+    issue_token(db, "s2-till1", "S2")
+    conflicts = db.t["conflicts"]
+    with db.engine.begin() as conn:
+        for device, value in (("s1-till1", "s1-proposal"), ("s2-till1", "s2-proposal")):
+            conn.execute(conflicts.insert().values(
+                op_id=str(uuid.uuid4()), entity="product", key=str(uuid.uuid4()),
+                field="name", server_value="HQ's", proposed_value=value, device=device,
+                hlc="0", resolved=False))
+    _staff(db, "sia", "it_admin", "S1")
+    _login(client, "sia")
+    page = client.get("/it").text
+    assert "s1-proposal" in _section(page, "Conflict queue")
+    assert "s2-proposal" not in page
+    assert re.search(r"<h2>Sync health</h2><table>.*?<td class=\"num\">1</td></tr></table>",
+                     page)
+    client.cookies.clear()
+    _login(client, "ian")  # HQ's IT admin: every store's
+    everything = client.get("/it").text
+    assert "s1-proposal" in everything and "s2-proposal" in everything
+
+
+def test_ids_made_together_are_told_apart(client: TestClient[Any]) -> None:
+    """Ids are time-ordered: two orders made in the same millisecond share
+    their first 8 characters. The console shows their last ones (the whole
+    id in the title), in the table and in the message after an action."""
+    from sync.ids import new_id
+
+    db = _db(client)
+    orders = [new_id(1_795_000_000_000) for _ in range(2)]
+    assert orders[0][:8] == orders[1][:8]
+    for po in orders:
+        assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
+                                                      "total": 1_000, "status": "draft"},
+                           "bob").status == "accepted"
+    assert short_id(orders[0]) != short_id(orders[1])
+    _login(client, "pam")
+    page = client.get("/procurement").text
+    for po in orders:
+        assert f'title="{po}"' in page and f">{short_id(po)}</span>" in page
+    assert f">{orders[0][:8]}<" not in page
+    done = _post(client, f"/procurement/orders/{orders[1]}/approve", "/procurement")
+    assert f"purchase order {short_id(orders[1])} approved" in done.text
+    audit = _section(client.get("/overview").text, "Latest audit records")
+    assert f">{short_id(orders[0])}</span>" in audit and f">{short_id(orders[1])}</span>" in audit
+
+
+def test_a_refused_approval_comes_back_to_the_page(client: TestClient[Any]) -> None:
+    """A refusal answers as a success does: a 303 back to the orders, the
+    reason shown there as an alert, so a reload sends nothing again."""
+    db = _db(client)
+    po = str(uuid.uuid4())
+    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
+                                                  "total": 1_000, "status": "draft"},
+                       "bob").status == "accepted"
+    assert apply_as_hq(db, "purchase_order", po, {"status": "approved", "approved_by": "pam"},
+                       "pam").status == "accepted"
+    _login(client, "pam")
+    token = _csrf(client.get("/procurement").text)
+    refused = client.post(f"/procurement/orders/{po}/approve", data={"_csrf_token": token},
+                          follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"] == "/procurement"
+    shown = client.get("/procurement")
+    assert re.search(r'class="error" role="alert">purchase order [^<]*: the purchase order is '
+                     r"approved; there is nothing to approve<", shown.text)
+    assert "role=\"alert\"" not in client.get("/procurement").text  # shown once
+    missing = client.post(f"/procurement/orders/{uuid.uuid4()}/cancel",
+                          data={"_csrf_token": token}, follow_redirects=False)
+    assert missing.status_code == 303 and "no purchase order" in client.get("/procurement").text
+
+
+def test_a_stores_procurement_manager_is_shown_no_approve_button(
+        client: TestClient[Any]) -> None:
+    """Approving is HQ's (every approval move of PO_MACHINE is ``Who.HQ``):
+    a procurement manager of S1 sees S1's draft order with Cancel (anyone
+    may cancel a draft) but no Approve, which the server would refuse."""
+    db = _db(client)
+    po = str(uuid.uuid4())
+    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
+                                                  "total": 1_000, "status": "draft"},
+                       "bob").status == "accepted"
+    _staff(db, "pia", "procurement_manager", "S1")
+    _login(client, "pia")
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and "Cancel" in row.group(0) and "Approve" not in row.group(0)
+    forged = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert "only HQ may move purchase_order" in forged.text  # what the button would get
+    client.cookies.clear()
+    _login(client, "pam")
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and "Approve" in row.group(0)
+
+
+def test_the_sales_by_day_table_says_when_it_is_cut(client: TestClient[Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.server.rest_kit import post_sale
+
+    sales = importlib.import_module("server.console.sales")  # not the handler
+    monkeypatch.setattr(sales, "DAY_ROWS", 3)
+    db = _db(client)
+    product = str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    for day in range(1, 5):
+        post_sale(db, "S1", product, 1, 250, 120, date=f"2026-10-0{day}")
+    _login(client, "fin")
+    by_day = _section(client.get("/sales").text, "By day")
+    assert "2026-10-02" in by_day and "2026-10-01" not in by_day
+    assert "only the first 3 are shown; the latest days first" in by_day
+    few = _section(client.get("/sales", params={"date_from": "2026-10-02"}).text, "By day")
+    assert "only the first" not in few
+
+
+def test_the_overviews_stock_exceptions_name_the_product(client: TestClient[Any]) -> None:
+    from tests.server.rest_kit import post_sale
+
+    db = _db(client)
+    product = str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    post_sale(db, "S1", product, 2, 250, 120)  # none in stock: on hand -2
+    _login(client, "fin")
+    shown = _section(client.get("/overview").text, "Stock exceptions")
+    assert "<td>OAT-1 Oat milk</td>" in shown and product not in shown
