@@ -18,6 +18,10 @@ HQ_SITE = "HQ"
 # matched whole (fullmatch): "$" would also let a trailing newline through
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_UNSAFE_TEXT_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+"""Characters no text field holds: C0 controls and DEL (tab, line feed and
+carriage return aside) and the bidi embeddings, overrides and isolates that
+make "x\\u202egnp.exe" display as "xexe.png"."""
 MAX_TEXT = 2000
 MAX_MONEY = 10**12
 """The largest amount anyone keys in, in minor units (10,000,000,000.00): at
@@ -110,6 +114,11 @@ def _check_text(f: Field, value: Any) -> str | None:
         return f"field {f.name!r} must be text, got {type(value).__name__}"
     if len(value) > MAX_TEXT:
         return f"field {f.name!r} is longer than {MAX_TEXT} characters"
+    if not value.isprintable():  # the usual text is: one C call, no regex
+        bad = _UNSAFE_TEXT_RE.search(value)
+        if bad is not None:
+            return (f"field {f.name!r} holds control or bidi override character "
+                    f"U+{ord(bad.group()):04X}")
     if f.choices and value not in f.choices:
         return f"field {f.name!r} must be one of {', '.join(f.choices)}, got {value!r}"
     return None
