@@ -188,6 +188,15 @@ class Transition:
     """(field, limit): only while the row's field is at most the limit."""
     not_by: str | None = None
     """A field naming a user who may not take this move (a second approver)."""
+    by_field: str | None = None
+    """A field of the row naming the site whose devices (and HQ) take this move,
+    as a transfer's ``to_site`` receives it."""
+    records: str | None = None
+    """A field this move records its user in (``approved_by``): the op making the
+    move sets it to its own user, and no other op sets it."""
+    sets: tuple[str, ...] = ()
+    """Fields the op making this move may set with it, whatever the machine's
+    ``editable_in`` (a transfer's ``qty_received`` on receipt)."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,10 @@ class StateMachine:
     field: str
     initial: str
     transitions: tuple[Transition, ...]
+    editable_in: tuple[str, ...] | None = None
+    """The states in which the row's other fields may change (a purchase
+    order's while it is a draft); None: in every state. A move's ``records``
+    and ``sets`` fields change with the move whatever this says."""
 
     @property
     def states(self) -> frozenset[str]:
@@ -267,6 +280,9 @@ class Entity:
     movement's value, qty x unit cost, within what the 64-bit sums hold)."""
     parent: Parent | None = None
     """The row this one belongs to (checked by HQ when the row is made)."""
+    created_by_field: str | None = None
+    """A field naming the site whose devices (and HQ) create rows: a transfer
+    is made by its ``from_site``, never drawn on another site by the receiver."""
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
     is_ledger: bool = field(init=False, repr=False, compare=False, default=False)
     """Every field is a ledger field: rows are append-only."""
@@ -280,6 +296,9 @@ class Entity:
     hq_owned: frozenset[str] = field(init=False, repr=False, compare=False,
                                      default=frozenset())
     """Names of the fields only HQ may set."""
+    recorded: frozenset[str] = field(init=False, repr=False, compare=False,
+                                     default=frozenset())
+    """Fields a state move records its user in; only that move sets them."""
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -298,10 +317,23 @@ class Entity:
             raise ValueError(f"entity {self.name}: unknown bounded_products fields")
         if self.parent is not None and not {self.parent.field, *self.parent.same} <= set(names):
             raise ValueError(f"entity {self.name}: unknown parent fields")
+        if self.created_by_field is not None and self.created_by_field not in names:
+            raise ValueError(f"entity {self.name}: unknown created_by_field")
+        recorded: set[str] = set()
         if self.machine is not None:
             f = self.field(self.machine.field)
             if f.policy is not Policy.STATE:
                 raise ValueError(f"entity {self.name}: state field must use the state policy")
+            states = self.machine.states
+            if not set(self.machine.editable_in or ()) <= states:
+                raise ValueError(f"entity {self.name}: unknown editable_in states")
+            for t in self.machine.transitions:
+                named = {t.by_field, t.records, *t.sets} - {None}
+                if not named <= set(names) or self.machine.field in named:
+                    raise ValueError(f"entity {self.name}: bad fields on move {t.target}")
+                if t.records is not None:
+                    recorded.add(t.records)
+        object.__setattr__(self, "recorded", frozenset(recorded))
         ledger = {f.policy is Policy.LEDGER for f in self.fields}
         if True in ledger and False in ledger:
             raise ValueError(f"entity {self.name}: ledger entities are ledger in every field")
