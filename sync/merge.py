@@ -169,9 +169,9 @@ def decide(schema: Schema, current: Row | None, op: Op, actor: Actor,
            role_of: RoleOf | None = None) -> Outcome:
     """Apply ``op`` from ``actor`` to ``current`` (None: no such row yet).
 
-    ``role_of`` tells a user's department role; when given, the op must also
-    pass the permission matrix (``schema.people``). The server and the edge
-    always give it; only the merge-policy tests leave it out.
+    ``role_of`` tells a user's employee record (role, site); when given, the op
+    must also pass the permission matrix (``schema.people``, ``sync.authorize``).
+    The server and the edge always give it; only the merge-policy tests leave it out.
     """
     problem = check_op(schema, op, actor)
     if problem is not None:
@@ -179,7 +179,7 @@ def decide(schema: Schema, current: Row | None, op: Op, actor: Actor,
     entity = schema[op.entity]
     outcome = _create(entity, op, actor) if current is None else _update(entity, current, op, actor)
     if role_of is not None and outcome.status is not Status.REJECTED:
-        refused = authorize(entity, current, op, role_of)
+        refused = authorize(entity, current, op, role_of, actor.site)
         if refused is not None:
             return _reject(op, actor, current, "role", refused)
     return outcome
