@@ -123,6 +123,10 @@ REPORTS: dict[str, frozenset[str]] = {
     "valuation": _STOCK | {"finance"},
     "suggestions": frozenset({"buyer", "procurement_manager", "hq_admin"}),
     "employees": frozenset({"hr", "it_admin", "hq_admin"}),
+    "purchase_orders": frozenset({"buyer", "procurement_manager", "finance", "store_manager",
+                                  "warehouse_clerk", "hq_admin"}),
+    "reorder_rules": _STOCK,
+    "stock_exceptions": _STOCK,
 }
 """Report (or read-only list) -> roles that may read it over HQ's REST API.
 An employee who works at a site other than HQ reads that site's figures only."""
