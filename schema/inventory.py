@@ -60,7 +60,9 @@ STOCK_EXCEPTION = Entity(
     scope=Scope.OWNER,
     site_field="site",
     machine=StateMachine(field="status", initial="open",
-                         transitions=(Transition("open", "resolved", Who.HQ),)),
+                         transitions=(Transition("open", "resolved", Who.HQ,
+                                                 records="resolved_by", sets=("resolution",)),),
+                         editable_in=("open",)),
     deletable=False,
     doc="Stock driven below zero at a site (an offline sale, say): the movement stands, "
         "HQ resolves it. At most one is open per (site, product).",

@@ -18,6 +18,10 @@ HQ_SITE = "HQ"
 # matched whole (fullmatch): "$" would also let a trailing newline through
 _UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_UNSAFE_TEXT_RE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+"""Characters no text field holds: C0 controls and DEL (tab, line feed and
+carriage return aside) and the bidi embeddings, overrides and isolates that
+make "x\\u202egnp.exe" display as "xexe.png"."""
 MAX_TEXT = 2000
 MAX_MONEY = 10**12
 """The largest amount anyone keys in, in minor units (10,000,000,000.00): at
@@ -110,6 +114,11 @@ def _check_text(f: Field, value: Any) -> str | None:
         return f"field {f.name!r} must be text, got {type(value).__name__}"
     if len(value) > MAX_TEXT:
         return f"field {f.name!r} is longer than {MAX_TEXT} characters"
+    if not value.isprintable():  # the usual text is: one C call, no regex
+        bad = _UNSAFE_TEXT_RE.search(value)
+        if bad is not None:
+            return (f"field {f.name!r} holds control or bidi override character "
+                    f"U+{ord(bad.group()):04X}")
     if f.choices and value not in f.choices:
         return f"field {f.name!r} must be one of {', '.join(f.choices)}, got {value!r}"
     return None
@@ -179,6 +188,15 @@ class Transition:
     """(field, limit): only while the row's field is at most the limit."""
     not_by: str | None = None
     """A field naming a user who may not take this move (a second approver)."""
+    by_field: str | None = None
+    """A field of the row naming the site whose devices (and HQ) take this move,
+    as a transfer's ``to_site`` receives it."""
+    records: str | None = None
+    """A field this move records its user in (``approved_by``): the op making the
+    move sets it to its own user, and no other op sets it."""
+    sets: tuple[str, ...] = ()
+    """Fields the op making this move may set with it, whatever the machine's
+    ``editable_in`` (a transfer's ``qty_received`` on receipt)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +206,10 @@ class StateMachine:
     field: str
     initial: str
     transitions: tuple[Transition, ...]
+    editable_in: tuple[str, ...] | None = None
+    """The states in which the row's other fields may change (a purchase
+    order's while it is a draft); None: in every state. A move's ``records``
+    and ``sets`` fields change with the move whatever this says."""
 
     @property
     def states(self) -> frozenset[str]:
@@ -258,6 +280,9 @@ class Entity:
     movement's value, qty x unit cost, within what the 64-bit sums hold)."""
     parent: Parent | None = None
     """The row this one belongs to (checked by HQ when the row is made)."""
+    created_by_field: str | None = None
+    """A field naming the site whose devices (and HQ) create rows: a transfer
+    is made by its ``from_site``, never drawn on another site by the receiver."""
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
     is_ledger: bool = field(init=False, repr=False, compare=False, default=False)
     """Every field is a ledger field: rows are append-only."""
@@ -271,6 +296,9 @@ class Entity:
     hq_owned: frozenset[str] = field(init=False, repr=False, compare=False,
                                      default=frozenset())
     """Names of the fields only HQ may set."""
+    recorded: frozenset[str] = field(init=False, repr=False, compare=False,
+                                     default=frozenset())
+    """Fields a state move records its user in; only that move sets them."""
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -289,10 +317,23 @@ class Entity:
             raise ValueError(f"entity {self.name}: unknown bounded_products fields")
         if self.parent is not None and not {self.parent.field, *self.parent.same} <= set(names):
             raise ValueError(f"entity {self.name}: unknown parent fields")
+        if self.created_by_field is not None and self.created_by_field not in names:
+            raise ValueError(f"entity {self.name}: unknown created_by_field")
+        recorded: set[str] = set()
         if self.machine is not None:
             f = self.field(self.machine.field)
             if f.policy is not Policy.STATE:
                 raise ValueError(f"entity {self.name}: state field must use the state policy")
+            states = self.machine.states
+            if not set(self.machine.editable_in or ()) <= states:
+                raise ValueError(f"entity {self.name}: unknown editable_in states")
+            for t in self.machine.transitions:
+                named = {t.by_field, t.records, *t.sets} - {None}
+                if not named <= set(names) or self.machine.field in named:
+                    raise ValueError(f"entity {self.name}: bad fields on move {t.target}")
+                if t.records is not None:
+                    recorded.add(t.records)
+        object.__setattr__(self, "recorded", frozenset(recorded))
         ledger = {f.policy is Policy.LEDGER for f in self.fields}
         if True in ledger and False in ledger:
             raise ValueError(f"entity {self.name}: ledger entities are ledger in every field")

@@ -70,10 +70,31 @@ PERMISSIONS: dict[tuple[str, str], frozenset[str]] = {
     ("supplier", "update"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
     ("reorder_rule", "update"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
     ("po_line", "create"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    ("purchase_order", "set:total"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    ("purchase_order", "set:supplier"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
+    ("purchase_order", "set:supplier_id"): frozenset({"buyer", "procurement_manager",
+                                                      "hq_admin"}),
+    ("employee", "delete"): frozenset({"hr", "hq_admin"}),
+    ("employee", "set:role=hq_admin"): frozenset({"hq_admin"}),
+    ("employee", "set:role=it_admin"): frozenset({"hq_admin"}),
+    ("site", "delete"): frozenset({"hq_admin"}),
+    ("customer", "delete"): frozenset({"store_manager", "finance", "hq_admin"}),
+    ("reorder_rule", "delete"): frozenset({"buyer", "procurement_manager", "hq_admin"}),
 }
 """(entity, action) -> roles allowed. Actions: create, update, delete,
-set:FIELD, move:STATE. An action not listed is open to every role (the
-site and policy checks still apply)."""
+set:FIELD, set:FIELD=VALUE (a value only some roles give: the role hq_admin),
+move:STATE. An action not listed is open to every role (the site and policy
+checks still apply). Every entity whose rows may be deleted lists who deletes
+them (a test holds this): a delete is never open by omission."""
+
+VALUED = frozenset((entity, action[4:].split("=")[0]) for entity, action in PERMISSIONS
+                   if action.startswith("set:") and "=" in action)
+"""(entity, field) pairs whose values the matrix limits (set:FIELD=VALUE)."""
+
+OWN_RECORD_FIXED: dict[str, tuple[str, ...]] = {"employee": ("role", "site")}
+"""Fields of a user's own record (key ``employee_key(login)``) the user never
+changes, whatever their role: HR does not promote or move itself, nor deletes
+its own record."""
 
 
 GUARDED = frozenset(entity for entity, _ in PERMISSIONS)
@@ -102,6 +123,10 @@ REPORTS: dict[str, frozenset[str]] = {
     "valuation": _STOCK | {"finance"},
     "suggestions": frozenset({"buyer", "procurement_manager", "hq_admin"}),
     "employees": frozenset({"hr", "it_admin", "hq_admin"}),
+    "purchase_orders": frozenset({"buyer", "procurement_manager", "finance", "store_manager",
+                                  "warehouse_clerk", "hq_admin"}),
+    "reorder_rules": _STOCK,
+    "stock_exceptions": _STOCK,
 }
 """Report (or read-only list) -> roles that may read it over HQ's REST API.
 An employee who works at a site other than HQ reads that site's figures only."""

@@ -79,6 +79,7 @@ PURCHASE_SUGGESTION = Entity(
     machine=StateMachine(
         field="status", initial="open",
         transitions=(Transition("open", "ordered", Who.HQ), Transition("open", "dismissed")),
+        editable_in=("open",),
     ),
     deletable=False,
     doc="Raised automatically when stock falls to the reorder level; procurement acts.",

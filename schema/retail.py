@@ -144,8 +144,9 @@ PO_MACHINE = StateMachine(
     field="status",
     initial="draft",
     transitions=(
-        Transition("draft", "approved", Who.HQ, at_most=("total", SECOND_APPROVAL_ABOVE)),
-        Transition("draft", "first_approved", Who.HQ),
+        Transition("draft", "approved", Who.HQ, at_most=("total", SECOND_APPROVAL_ABOVE),
+                   records="approved_by"),
+        Transition("draft", "first_approved", Who.HQ, records="approved_by"),
         Transition("first_approved", "approved", Who.HQ, not_by="approved_by"),
         Transition("approved", "partially_received"),
         Transition("approved", "received"),
@@ -154,6 +155,7 @@ PO_MACHINE = StateMachine(
         Transition("first_approved", "cancelled", Who.HQ),
         Transition("approved", "cancelled", Who.HQ),
     ),
+    editable_in=("draft",),  # an approved order is what was approved
 )
 
 PURCHASE_ORDER = Entity(
@@ -164,7 +166,8 @@ PURCHASE_ORDER = Entity(
         Field("total", Kind.MONEY, W, minimum=0),
         Field("status", Kind.TEXT, S),
         Field("supplier_id", Kind.UUID, W, required=False),
-        Field("approved_by", Kind.TEXT, W, required=False, doc="the first approver"),
+        Field("approved_by", Kind.TEXT, W, required=False,
+              doc="the first approver, recorded by the approval move only"),
     ),
     scope=Scope.OWNER,
     site_field="site",
@@ -192,8 +195,13 @@ TRANSFER = Entity(
     machine=StateMachine(
         field="status",
         initial="shipped",
-        transitions=(Transition("shipped", "received"), Transition("shipped", "cancelled", Who.HQ)),
+        transitions=(
+            Transition("shipped", "received", by_field="to_site", sets=("qty_received",)),
+            Transition("shipped", "cancelled", Who.HQ),
+        ),
+        editable_in=(),  # what was shipped stays as shipped; the receiver counts it in
     ),
+    created_by_field="from_site",  # the sender ships; nobody draws goods on another site
     deletable=False,
     doc="Goods moving between two sites; both ends see it.",
 )

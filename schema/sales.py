@@ -84,7 +84,7 @@ TICKET = Entity(
     site_field="site",
     machine=StateMachine(field="status", initial="open", transitions=(
         Transition("open", "in_progress"), Transition("in_progress", "closed"),
-        Transition("open", "closed"))),
+        Transition("open", "closed")), editable_in=("open", "in_progress")),
     deletable=False,
     doc="A customer service ticket (return or complaint), linked to the sale.",
 )

@@ -36,14 +36,21 @@ def acting_for(store: ServerStore, user: str) -> Actor:
     itself for HQ's staff and for the system; for an employee of a store or a
     warehouse, that site, with exactly the rights a device of the site has
     (its rows only, no HQ-owned field or master data, no HQ-only state move),
-    decided and audited by the same ``decide`` as a device's op."""
+    decided and audited by the same ``decide`` as a device's op. A user with
+    no employee record (or no site) gets no site's rights: a site nothing
+    belongs to, so master data, site rows and every limited action refuse."""
     if user == "system":
         return SYSTEM
     employee = store.load("employee", employee_key(user))
     site = employee.fields.get("site") if employee and not employee.deleted else None
-    if not isinstance(site, str) or site == HQ_SITE:
-        return SYSTEM  # HQ staff; with no employee record the role check refuses
-    return Actor(SERVER_DEVICE, site)
+    if site == HQ_SITE:
+        return SYSTEM  # HQ staff
+    return Actor(SERVER_DEVICE, site if isinstance(site, str) else NOWHERE)
+
+
+NOWHERE = "-"
+"""The site of a user with no employee record: no row is placed there and it
+is not HQ (not a site code either, so no site can be made with it)."""
 
 
 REFUSED_STATUS = {"role": 403, "scope": 403, Policy.HQ_OWNED.value: 403, "validation": 400}

@@ -4,7 +4,12 @@ user of every change the request makes, checked against the role matrix.
 
 Reports are read under ``report_guard``: the employee's role must be one of
 the report's readers in ``schema.people.REPORTS`` (403 naming them), and an
-employee of a site other than HQ reads that site only."""
+employee of a site other than HQ reads that site only.
+
+A token is only as good as its employee: every request reads the live
+employee row (one indexed read), so a token of someone who left (row deleted
+or gone) answers 401, and a changed role or site takes effect at the next
+request, with no token to revoke. Tokens are still revoked on the IT page."""
 
 from __future__ import annotations
 
@@ -105,7 +110,10 @@ def login_of(db: Database, header: str | None) -> str:
         raise NotAuthorizedException("unknown API token")
     if row.revoked_ms is not None:
         raise NotAuthorizedException(f"the API token of {row.login} was revoked")
-    return str(row.login)
+    login = str(row.login)
+    if _employee(db, login) is None:
+        raise NotAuthorizedException(f"no employee record for {login} (left the company?)")
+    return login
 
 
 def current_user(request: Request[Any, Any, Any]) -> str:
@@ -114,11 +122,16 @@ def current_user(request: Request[Any, Any, Any]) -> str:
     return login_of(db, request.headers.get("authorization"))
 
 
-def api_user(db: Database, login: str) -> ApiUser:
-    """The login with its employee record (role, site, department), if any."""
+def _employee(db: Database, login: str) -> dict[str, Any] | None:
+    """The fields of the live employee row of ``login`` (None: gone or deleted)."""
     with db.transaction(write=False) as store:
         row = store.load("employee", employee_key(login))
-    fields = row.fields if row is not None and not row.deleted else {}
+    return row.fields if row is not None and not row.deleted else None
+
+
+def api_user(db: Database, login: str) -> ApiUser:
+    """The login with its employee record (role, site, department), if any."""
+    fields = _employee(db, login) or {}
     return ApiUser(login, fields.get("role"), fields.get("site"), fields.get("department"))
 
 
@@ -135,12 +148,22 @@ def may_read(user: ApiUser, report: str, site: str | None) -> str | None:
     return None
 
 
-def readable_site(db: Database, login: str, site: str | None, what: str) -> str | None:
+def readable_site(db: Database, login: str, site: str | None, what: str,
+                  report: str | None = None) -> str | None:
     """The site whose ``what`` a request of ``login`` reads: the one asked for
     (None: every site), except that an employee of a site other than HQ reads
-    that site's only (403 when asking for another)."""
-    own = api_user(db, login).site
-    if own in (None, HQ_SITE):
+    that site's only (403 when asking for another). With ``report``, the
+    employee's role must also be one of its readers (``schema.people.REPORTS``).
+    No employee record, or one with no site, reads nothing (403)."""
+    user = api_user(db, login)
+    own = user.site
+    refused = may_read(user, report, own) if report is not None else None
+    if refused is not None:
+        raise PermissionDeniedException(refused)
+    if own is None:
+        raise PermissionDeniedException(f"{login} has no employee record with a site; "
+                                        f"no {what} to read")
+    if own == HQ_SITE:
         return site
     if site not in (None, own):
         raise PermissionDeniedException(f"{login} works at {own} and sees its {what} only; "

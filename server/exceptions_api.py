@@ -94,7 +94,7 @@ class StockExceptionsController(Controller):
         """Stock driven below zero, per (site, product): the open ones by default
         (``status=resolved`` or ``all``), for one site or product if asked."""
         db: Database = state.db
-        site = readable_site(db, user, site, "exceptions")
+        site = readable_site(db, user, site, "exceptions", "stock_exceptions")
         return list_exceptions(db, site, None if status == "all" else status, product_id)
 
     @post("/{exception_id:str}/resolve", sync_to_thread=True, summary="Resolve")

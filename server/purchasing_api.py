@@ -156,7 +156,7 @@ class ReorderRulesController(Controller):
                    product_id: FromQuery[str | None] = None) -> list[ReorderRule]:
         """Reorder rules, optionally of one site or one product."""
         db = db_of(state)
-        site = readable_site(db, user, site or None, "reorder rules")
+        site = readable_site(db, user, site or None, "reorder rules", "reorder_rules")
         t = db.entities["reorder_rule"]
         where: list[ColumnElement[bool]] = []
         if site:
@@ -261,7 +261,7 @@ class PurchaseOrdersController(Controller):
         """Purchase orders, the latest changed first, optionally by status and
         receiving site."""
         db = db_of(state)
-        site = readable_site(db, user, site or None, "purchase orders")
+        site = readable_site(db, user, site or None, "purchase orders", "purchase_orders")
         t = db.entities["purchase_order"]
         query = select_rows(db, "purchase_order")
         if status:
@@ -277,7 +277,8 @@ class PurchaseOrdersController(Controller):
         """One order with its lines and what has been received against each."""
         db = db_of(state)
         row = require(db, "purchase_order", po_id)
-        readable_site(db, user, str(row.fields.get("site")), "purchase orders")
+        readable_site(db, user, str(row.fields.get("site")), "purchase orders",
+                      "purchase_orders")
         gr = db.entities["goods_receipt"]
         with db.reading() as conn:  # the lines and what was received against them agree
             lines = find(db, "po_line", db.entities["po_line"].c.po_id == po_id, conn=conn)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from schema import HQ_SITE, Entity, Policy, Schema, Who, is_uuid
+from schema import HQ_SITE, Entity, Policy, Schema, StateMachine, Who, is_uuid
 
 from .authorize import RoleOf
 from .authorize import check as authorize
@@ -169,9 +169,9 @@ def decide(schema: Schema, current: Row | None, op: Op, actor: Actor,
            role_of: RoleOf | None = None) -> Outcome:
     """Apply ``op`` from ``actor`` to ``current`` (None: no such row yet).
 
-    ``role_of`` tells a user's department role; when given, the op must also
-    pass the permission matrix (``schema.people``). The server and the edge
-    always give it; only the merge-policy tests leave it out.
+    ``role_of`` tells a user's employee record (role, site); when given, the op
+    must also pass the permission matrix (``schema.people``, ``sync.authorize``).
+    The server and the edge always give it; only the merge-policy tests leave it out.
     """
     problem = check_op(schema, op, actor)
     if problem is not None:
@@ -179,7 +179,7 @@ def decide(schema: Schema, current: Row | None, op: Op, actor: Actor,
     entity = schema[op.entity]
     outcome = _create(entity, op, actor) if current is None else _update(entity, current, op, actor)
     if role_of is not None and outcome.status is not Status.REJECTED:
-        refused = authorize(entity, current, op, role_of)
+        refused = authorize(entity, current, op, role_of, actor.site)
         if refused is not None:
             return _reject(op, actor, current, "role", refused)
     return outcome
@@ -210,6 +210,18 @@ def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:
             op, actor, None, "scope",
             f"{name} belongs to {sorted(entity.sites_of(op.fields) or [])}, "
             f"not to site {actor.site}",
+        )
+    maker = entity.created_by_field
+    if maker is not None and not actor.is_hq and op.fields.get(maker) != actor.site:
+        return _reject(
+            op, actor, None, "scope",
+            f"{name} is made by its {maker} {op.fields.get(maker)}, not by site {actor.site}",
+        )
+    if entity.recorded and any(op.fields.get(n) is not None for n in entity.recorded):
+        recorded = sorted(n for n in entity.recorded if op.fields.get(n) is not None)
+        return _reject(
+            op, actor, None, Policy.STATE,
+            f"{name}: {', '.join(recorded)} is recorded by its state move, not set at creation",
         )
     machine = entity.machine
     if machine is not None and op.fields.get(machine.field) != machine.initial:
@@ -242,6 +254,10 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
         row = Row(entity.name, op.key, current.version + 1, current.fields, True, current.meta)
         return Outcome(op, actor, Status.ACCEPTED, "", "delete", current, row, True)
 
+    if entity.machine is not None:
+        refused = _machine_allows(entity, entity.machine, current, op, actor, name)
+        if refused is not None:
+            return _reject(op, actor, current, refused[0], refused[1])
     taken: dict[str, Any] = {}
     dropped: list[str] = []
     conflicts: list[Conflict] = []
@@ -249,6 +265,8 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
         f = entity.field(fname)
         old = current.fields.get(fname)
         hlc, fversion = current.meta.get(fname, ("", 0))
+        if fname in entity.recorded:
+            continue  # the state move records it (the machine checked the op's value)
         if fname in entity.fixed_fields and value != old:
             return _reject(
                 op, actor, current, "scope",
@@ -294,6 +312,8 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
                         "from someone else",
                     )
                 taken[fname] = value
+                if move.records is not None:  # the move records who took it
+                    taken[move.records] = op.user
             case Policy.LWW:
                 if op.hlc > hlc:
                     if value != old:
@@ -341,6 +361,36 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
         op, actor, status, "; ".join(reasons), policy, current, row, True,
         tuple(dropped), tuple(conflicts),
     )
+
+
+def _machine_allows(entity: Entity, machine: StateMachine, current: Row, op: Op,
+                    actor: Actor, name: str) -> tuple[str, str] | None:
+    """Why the state machine refuses what ``op`` does besides a plain move (the
+    policy and reason), or None: who takes the move (``by_field``), the field
+    it records its user in, and the fields that change in the current state."""
+    state = current.fields.get(machine.field)
+    target = op.fields.get(machine.field, state)
+    move = machine.find(str(state), str(target)) if target != state else None
+    if move is not None:
+        if move.by_field is not None and not actor.is_hq:
+            site = current.fields.get(move.by_field)
+            if site != actor.site:
+                return ("scope", f"{name} is moved to {target} by its {move.by_field} "
+                                 f"{site} (or HQ), not by site {actor.site}")
+        if move.records is not None and op.fields.get(move.records, op.user) != op.user:
+            return (Policy.STATE, f"moving {name} to {target} records its user {op.user} "
+                                  f"as {move.records}, not {op.fields[move.records]}")
+    with_move = (move.records, *move.sets) if move is not None else ()
+    for fname, value in op.fields.items():
+        if fname == machine.field or fname in with_move or current.fields.get(fname) == value:
+            continue
+        if fname in entity.recorded:
+            return (Policy.STATE, f"{fname} of {name} is recorded by its state move only")
+        if machine.editable_in is not None and state not in machine.editable_in:
+            when = (f"changes only while {' or '.join(machine.editable_in)}"
+                    if machine.editable_in else "does not change once made")
+            return (Policy.STATE, f"{name} is {state}; its {fname} {when}")
+    return None
 
 
 def _main_policy(entity: Entity, taken: dict[str, Any]) -> str:

@@ -20,6 +20,7 @@ import msgspec
 from schema import Schema
 from schema.people import employee_key
 
+from .authorize import Staff, staff_of
 from .hlc import Clock, ClockDriftError, Stamp
 from .ids import new_id
 from .merge import Actor, created_row, decide
@@ -194,12 +195,10 @@ class Replica:
         self.store.set_state("hlc", self.clock.last.encode())
         return op
 
-    def _role_of(self, user: str) -> str | None:
+    def _role_of(self, user: str) -> Staff | None:
         if self.schema.get("employee") is None:
             return None
-        row = self.store.view("employee", employee_key(user))
-        role = row.fields.get("role") if row is not None and not row.deleted else None
-        return role if isinstance(role, str) else None
+        return staff_of(self.store.view("employee", employee_key(user)))
 
     def rebase(self, entity: str, key: str) -> Row | None:
         """Recompute the visible row from the base and the pending ops."""

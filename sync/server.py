@@ -14,11 +14,11 @@ from typing import Protocol
 
 import msgspec
 
-from schema import Schema
+from schema import HQ_SITE, Schema
 from schema.people import employee_key
 
 from .audit import AuditRecord, audit_of
-from .authorize import RoleOf
+from .authorize import RoleOf, Staff, staff_of
 from .hlc import MAX_AHEAD_MS, Restamp, ahead_by, span
 from .merge import Actor, Outcome, decide, short
 from .messages import (
@@ -173,19 +173,18 @@ SERVER_DEVICE = "hq-server"
 token is ever issued to it; its ``system`` user acts as hq_admin."""
 
 
+SYSTEM_STAFF = Staff("hq_admin", HQ_SITE)
+
+
 def role_reader(schema: Schema, store: ServerStore, actor: Actor) -> RoleOf | None:
-    """A user's role, from the employee rows in ``store``."""
+    """A user's employee record (role, site), from the employee rows in ``store``."""
     if schema.get("employee") is None:
         return None
 
-    def role_of(user: str) -> str | None:
+    def role_of(user: str) -> Staff | None:
         if user == "system" and actor.device == SERVER_DEVICE:
-            return "hq_admin"
-        row = store.load("employee", employee_key(user))
-        if row is None or row.deleted:
-            return None
-        role = row.fields.get("role")
-        return role if isinstance(role, str) else None
+            return SYSTEM_STAFF
+        return staff_of(store.load("employee", employee_key(user)))
 
     return role_of
 

@@ -13,6 +13,7 @@ from client.daemon import backoff
 from client.edge import Edge
 from client.errors import NotConfigured
 from schema import Entity, Field, Kind, Policy, Schema
+from schema.people import employee_key
 from server.cli import parser as server_parser
 from sync.messages import Ack, Row, Status
 from sync.replica import LocalRejected
@@ -119,8 +120,11 @@ def test_stock_cache_follows_rows_from_hq_and_refused_movements(edge: Edge) -> N
 
 
 def test_a_delete_leaves_a_tombstone_until_hq_confirms(edge: Edge) -> None:
+    manager = {"login": "mgr", "name": "M", "department": "sales", "site": "S1",
+               "role": "store_manager"}  # deleting a customer is a manager's call
+    edge.replica.on_row(Row("employee", employee_key("mgr"), 1, manager, False, {}), 1_000)
     edge.write("customer", key(1), {"name": "Ada"})
-    op = edge.delete("customer", key(1))
+    op = edge.delete("customer", key(1), "mgr")
     assert op.delete and edge.get("customer", key(1)) is None
     assert edge.get("customer", key(1), include_deleted=True)["_deleted"] == 1  # type: ignore[index]
     assert edge.query("customer") == []

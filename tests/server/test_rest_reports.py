@@ -21,6 +21,8 @@ REPORT_PATHS = {
     "sales": "/api/reports/sales", "margin": "/api/reports/margin",
     "stock": "/api/reports/stock", "valuation": "/api/reports/valuation",
     "suggestions": "/api/procurement/suggestions", "employees": "/api/hq/employees",
+    "purchase_orders": "/api/hq/purchase-orders", "reorder_rules": "/api/hq/reorder-rules",
+    "stock_exceptions": "/api/operations/stock-exceptions",
 }
 
 

@@ -129,7 +129,8 @@ class Device:
         self.replica = Replica(SCHEMA, self.store, actor.device, actor.site)
 
     def write(self, entity: str, k: str, fields: dict[str, Any], ms: int = 2_000) -> Op:
-        return self.replica.write(entity, k, fields, "clerk", ms)
+        # the device's own employee (``STAFF``): guarded entities need one of its site
+        return self.replica.write(entity, k, fields, f"u-{self.actor.device}", ms)
 
     def sync(self, ms: int = 3_000, hq_ms: int | None = None) -> ClientSession:
         """Connect, catch up, push everything, pull the answers: a whole sync,

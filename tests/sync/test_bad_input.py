@@ -204,3 +204,19 @@ def test_hq_owned_create_by_a_site_is_rejected() -> None:
     assert ack.status is Status.REJECTED and "only HQ creates it" in ack.reason
     assert server.load("product", key(77)) is None
     assert server.load("product", PRODUCT) is not None
+
+
+@pytest.mark.parametrize("text", ["x\u202egnp.exe", "a\x00b", "bell\x07", "\u2066iso",
+                                  "del\x7f", "\u202aembed"])
+def test_control_and_bidi_override_characters_are_refused_in_text(text: str) -> None:
+    server = seeded_server()
+    (ack,) = push(server, HQ, op(HQ, "product", PRODUCT, {"name": text}))
+    assert ack.status is Status.REJECTED and ack.policy == "validation"
+    assert "holds control or bidi override character U+" in ack.reason
+
+
+def test_text_with_tabs_line_breaks_accents_and_emoji_passes() -> None:
+    server = seeded_server()
+    (ack,) = push(server, HQ, op(HQ, "product", PRODUCT,
+                                 {"description": "Crème brûlée\r\n\tdoux 🍮 שלום"}))
+    assert ack.status is Status.ACCEPTED

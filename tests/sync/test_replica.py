@@ -65,7 +65,7 @@ def test_rejected_op_is_kept_for_the_store_manager_and_rolled_back() -> None:
     hq, s1 = Device(HQ, server), Device(S1_TILL1, server)
     hq.sync()
     s1.sync()
-    hq.replica.write("customer", CUSTOMER, {}, "boss", 5_000, delete=True)
+    hq.replica.write("customer", CUSTOMER, {}, "u-hq-pc", 5_000, delete=True)
     s1.write("customer", CUSTOMER, {"phone": "555"}, ms=6_000)
     assert s1.store.views[("customer", CUSTOMER)].fields["phone"] == "555"
     hq.sync()
