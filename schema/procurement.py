@@ -3,7 +3,7 @@ receipts and the purchase suggestions raised when stock runs low."""
 
 from __future__ import annotations
 
-from .model import Entity, Field, Kind, Policy, Scope, StateMachine, Transition, Who
+from .model import Entity, Field, Kind, Parent, Policy, Scope, StateMachine, Transition, Who
 
 L, W, H, S = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE
 
@@ -44,8 +44,9 @@ PO_LINE = Entity(
     ),
     scope=Scope.OWNER,
     site_field="site",
+    parent=Parent("purchase_order", "po_id", same=("site",)),
     deletable=False,
-    doc="One product ordered on a purchase order.",
+    doc="One product ordered on a purchase order (while it is a draft).",
 )
 
 GOODS_RECEIPT = Entity(

@@ -31,3 +31,16 @@ def new_id(now_ms: int) -> str:
 def id_ms(key: str) -> int:
     """The time in ms a version 7 id was made at."""
     return int(key[:8] + key[9:13], 16)
+
+
+SHORT_ID = 8
+"""How many characters of an id a person reads (``short``)."""
+
+
+def short(key: object) -> str:
+    """An id as people read it in a message or a page: its last ``SHORT_ID``
+    characters. Ids are time-ordered (``new_id``: the first 12 hex digits are
+    the millisecond they were made), so their first 8 are the same for every
+    row made within about a minute; the last ones are random."""
+    text = "" if key is None else str(key)
+    return "…" + text[-SHORT_ID:] if len(text) > SHORT_ID else text

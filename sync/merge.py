@@ -27,6 +27,7 @@ from schema import HQ_SITE, Entity, Policy, Schema, StateMachine, Who, is_uuid
 from .authorize import RoleOf
 from .authorize import check as authorize
 from .hlc import Stamp, check_stamp
+from .ids import short
 from .messages import Ack, Op, Row, Status
 
 
@@ -107,10 +108,6 @@ def created_row_of(entity: Entity, op: Op) -> Row:
     names = entity.names
     values = dict(zip(names, map(op.fields.get, names)))  # noqa: B905 (same length)
     return Row(entity.name, op.key, 1, values, False, dict.fromkeys(op.fields, (op.hlc, 1)))
-
-
-def short(key: str) -> str:
-    return key[:8]
 
 
 def _reject(op: Op, actor: Actor, current: Row | None, policy: str, reason: str) -> Outcome:

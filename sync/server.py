@@ -20,7 +20,8 @@ from schema.people import employee_key
 from .audit import AuditRecord, audit_of
 from .authorize import RoleOf, Staff, staff_of
 from .hlc import MAX_AHEAD_MS, Restamp, ahead_by, span
-from .merge import Actor, Outcome, decide, short
+from .ids import short
+from .merge import Actor, Outcome, decide
 from .messages import (
     MAX_BATCH_OPS,
     MAX_MESSAGE_BYTES,
@@ -257,7 +258,8 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         if previous is not None:
             return [previous]
         current = store.load(op.entity, op.key) if schema.get(op.entity) else None
-        outcome = _with_parent(schema, decide(schema, current, op, actor, role_of), store.load)
+        outcome = _with_parent(schema, decide(schema, current, op, actor, role_of), store.load,
+                               store.load)
         if notes:
             outcome = _noted(outcome, notes)
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
@@ -286,7 +288,8 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         if outcome.changed:
             staged[k] = outcome.after
         outcomes.append(outcome)
-    outcomes = [_with_parent(schema, o, find) for o in outcomes]  # a parent may come later
+    outcomes = [_with_parent(schema, o, find, store.load)  # a parent may come later
+                for o in outcomes]
     if notes:
         outcomes = [_noted(o, notes) for o in outcomes]
     failed = next((o for o in outcomes if o.status is Status.REJECTED), None)
@@ -309,12 +312,14 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
     return [answers[op.op_id] for op in given]  # a repeated op id gets its first answer
 
 
-def _with_parent(schema: Schema, outcome: Outcome,
-                 find: Callable[[str, str], Row | None]) -> Outcome:
+def _with_parent(schema: Schema, outcome: Outcome, find: Callable[[str, str], Row | None],
+                 held: Callable[[str, str], Row | None]) -> Outcome:
     """``outcome``, or its rejection when it makes a row of an entity with a
     ``Parent`` (a receipt's line) whose parent HQ does not have -- in this
     business transaction or before -- or which differs from it in a field
-    they must share. ``find`` looks a row up, this transaction's first."""
+    they must share, or which HQ had already and is past the states in which
+    its rows change (an approved purchase order takes no new line). ``find``
+    looks a row up, this transaction's first; ``held``, as HQ had it before."""
     after = outcome.after
     if outcome.before is not None or after is None or outcome.status is Status.REJECTED:
         return outcome
@@ -329,10 +334,19 @@ def _with_parent(schema: Schema, outcome: Outcome,
                f"it is made with its {parent.entity}, in one transaction")
     else:
         differ = [f for f in parent.same if row.fields.get(f) != after.fields.get(f)]
-        if not differ:
+        machine = schema[parent.entity].machine
+        editable = machine.editable_in if machine is not None else None
+        state = row.fields.get(machine.field) if machine is not None else None
+        if differ:
+            why = (f"{name} must have the {', '.join(differ)} of its {parent.entity} "
+                   f"{short(str(ref))} ({', '.join(str(row.fields.get(f)) for f in differ)})")
+        elif (editable is not None and state not in editable
+              and held(parent.entity, str(ref)) is not None):
+            why = (f"{name} belongs to {parent.entity} {short(str(ref))}, which is {state}: "
+                   f"its {after.entity} rows are made only while it is "
+                   f"{' or '.join(editable)}")
+        else:
             return outcome
-        why = (f"{name} must have the {', '.join(differ)} of its {parent.entity} "
-               f"{short(str(ref))} ({', '.join(str(row.fields.get(f)) for f in differ)})")
     o = outcome
     return Outcome(o.op, o.actor, Status.REJECTED, why, "validation", o.before, o.before)
 

@@ -15,6 +15,7 @@ from litestar import MediaType, Response
 
 from schema.finance import format_money
 from schema.model import MAX_MONEY
+from sync.ids import short
 
 STYLE = """
 body{font:14px system-ui,sans-serif;margin:0;color:#222}
@@ -130,18 +131,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], empty: str = "n
     return tag("table", tag("tr", head), *body)
 
 
-SHORT_ID = 8
-"""How many characters of an id the console shows."""
-
-
 def short_id(key: Any) -> str:
-    """An id as the console writes it in text: its last ``SHORT_ID``
-    characters. Ids are time-ordered (``sync.ids.new_id``: the first 12 hex
-    digits are the millisecond they were made), so their first 8 are the
-    same for every row made within about a minute of each other; the last
-    ones are random, and differ from row to row."""
-    text = "" if key is None else str(key)
-    return "…" + text[-SHORT_ID:] if len(text) > SHORT_ID else text
+    """An id as the console writes it in text (``sync.ids.short``)."""
+    return short(key)
 
 
 def id_cell(key: Any, **attrs: Any) -> Html:

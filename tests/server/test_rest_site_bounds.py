@@ -16,6 +16,7 @@ import pytest
 from server.admin import apply_as_hq, hire
 from server.api_auth import issue_api_token
 from server.cli import main as branchline
+from sync.ids import short
 from tests.sync.kit import PRODUCT, key
 
 from .rest_kit import Api, open_api, post_sale
@@ -62,10 +63,10 @@ def test_a_site_employee_acts_with_their_sites_rights_through_hq(api: Api) -> No
     would: not on another site's rows, not on what only HQ may do."""
     s1, s2 = _exception(api, 10, "S1"), _exception(api, 20, "S2")
     code, out = api.call("POST", f"{EXC}/{s2}/resolve", "ops1", {"resolution": "written off"})
-    assert (code, out["reason"]) == (403, f"stock_exception {s2[:8]} is outside site S1")
+    assert (code, out["reason"]) == (403, f"stock_exception {short(s2)} is outside site S1")
     code, out = api.call("POST", f"{EXC}/{s1}/resolve", "ops1", {"resolution": "counted"})
     assert (code, out["reason"]) == (
-        403, f"only HQ may move stock_exception {s1[:8]} from open to resolved")
+        403, f"only HQ may move stock_exception {short(s1)} from open to resolved")
     assert [e["status"] for e in api.ok("GET", EXC, "olga")] == ["open", "open"]
     assert api.call("GET", EXC, "ops1", site="S2")[0] == 403
     assert [e["id"] for e in api.ok("GET", EXC, "ops1")] == [s1]
@@ -83,7 +84,7 @@ def test_a_site_employee_acts_with_their_sites_rights_through_hq(api: Api) -> No
 def test_a_site_employee_sees_and_orders_for_their_own_site_only(api: Api) -> None:
     s1, s2 = _order(api, 30, "S1"), _order(api, 40, "S2")
     code, out = api.call("POST", f"{PO}/{s1}/approve", "pm2")
-    assert (code, out["reason"]) == (403, f"purchase_order {s1[:8]} is outside site S2")
+    assert (code, out["reason"]) == (403, f"purchase_order {short(s1)} is outside site S2")
     assert api.call("POST", f"{PO}/{s1}/cancel", "pm2")[0] == 403
     assert api.call("POST", f"{PO}/{s2}/approve", "pm2")[0] == 403  # approving is HQ's
     assert api.ok("GET", f"{PO}/{s1}", "pam")["order"]["status"] == "draft"  # untouched

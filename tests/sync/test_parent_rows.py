@@ -9,10 +9,11 @@ from typing import Any
 import msgspec
 
 from schema import SCHEMA
+from sync.ids import short
 from sync.messages import Op, Status
 from sync.server import apply_ops
 
-from .kit import HQ, PRODUCT, S1_TILL1, key, op, seeded_server
+from .kit import HQ, PO, PRODUCT, S1_TILL1, key, op, seeded_server
 
 SALE = key(800)
 
@@ -36,7 +37,7 @@ def test_a_line_on_a_receipt_hq_does_not_have_is_refused_with_why() -> None:
     server = seeded_server()
     [ack] = apply_ops(SCHEMA, server, S1_TILL1, [op(S1_TILL1, "sale_line", key(801), _line(1))])
     assert ack.status is Status.REJECTED and ack.policy == "validation"
-    assert "belongs to sale 00000000, which HQ does not have" in ack.reason
+    assert f"belongs to sale {short(SALE)}, which HQ does not have" in ack.reason
     assert server.load("sale_line", key(801)) is None
 
 
@@ -57,6 +58,26 @@ def test_a_line_at_another_site_than_its_receipt_rejects_the_whole_sale() -> Non
     acks = apply_ops(SCHEMA, server, HQ, _grouped(op(HQ, "sale", SALE, _sale("S1")),
                                                   op(HQ, "sale_line", key(801), _line(1, "S2"))))
     assert [a.status for a in acks] == [Status.REJECTED] * 2
-    assert "must have the site of its sale 00000000 (S1)" in acks[1].reason
+    assert f"must have the site of its sale {short(SALE)} (S1)" in acks[1].reason
     assert acks[0].reason.startswith("transaction g-1 rejected: sale_line")
     assert server.load("sale", SALE) is None and server.load("sale_line", key(801)) is None
+
+
+def _po_line(n: int, qty: int = 1) -> dict[str, Any]:
+    return {"po_id": PO, "site": "S1", "product_id": PRODUCT, "qty": qty, "unit_cost": 100}
+
+
+def test_an_order_takes_lines_while_a_draft_and_none_once_approved() -> None:
+    """An approved purchase order is what its approvers saw: a line added
+    after (100,000 units at 1.00) would be ordered, received and paid
+    without anybody approving it."""
+    server = seeded_server()  # the PO is a draft of S1's
+    [draft] = apply_ops(SCHEMA, server, HQ, [op(HQ, "po_line", key(901), _po_line(1))])
+    assert draft.status is Status.ACCEPTED, draft.reason
+    [ok] = apply_ops(SCHEMA, server, HQ, [op(HQ, "purchase_order", PO, {"status": "approved"},
+                                             base=1)])
+    assert ok.status is Status.ACCEPTED, ok.reason
+    [late] = apply_ops(SCHEMA, server, HQ, [op(HQ, "po_line", key(902), _po_line(2, 100_000))])
+    assert late.status is Status.REJECTED
+    assert "which is approved: its po_line rows are made only while it is draft" in late.reason
+    assert server.load("po_line", key(902)) is None
