@@ -10,6 +10,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, settings
 from sqlalchemy import delete, select
 
 from schema import SCHEMA
@@ -19,6 +20,11 @@ from sync.memory import MemoryServerStore
 from sync.server import ServerStore
 from tests.pg import fresh_database
 from tests.sync import kit
+
+GROWING = settings(max_examples=25, deadline=None,
+                   suppress_health_check=[HealthCheck.function_scoped_fixture])
+"""For a property test run inside a test, over one database that every
+example adds to (a ledger only grows)."""
 
 
 class Backend:
@@ -47,6 +53,13 @@ class Backend:
     def sql(self) -> AbstractContextManager[SqlServerStore]:
         assert self.db is not None, "only for SQL stores"
         return self.db.transaction()
+
+    def staffed(self) -> Database:
+        """The SQL database, with the kit's staff hired (its ops pass the matrix)."""
+        with self.tx() as store:
+            kit.hire_staff(store)
+        assert self.db is not None, "only for SQL stores"
+        return self.db
 
     def reopen(self) -> None:
         """A server restart: a new engine, nothing cached (memory keeps its state)."""

@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import msgspec
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import ColumnElement, Select, func, select
 
@@ -23,9 +23,9 @@ from server import totals
 from server.reports import PERIODS, SiteMargin, journal, margin_by_site
 from server.store import Database
 from sync.server import apply_ops
-from tests.sync.kit import S1_TILL1, S2_TILL1, hire_staff, op
+from tests.sync.kit import S1_TILL1, S2_TILL1, op
 
-from .conftest import Backend
+from .conftest import GROWING, Backend
 
 TILLS = {"S1": S1_TILL1, "S2": S2_TILL1}
 DAYS = ("2025-12-31", "2026-01-31", "2026-02-01", "2026-02-28", "2026-03-01")
@@ -87,13 +87,9 @@ asks = st.tuples(st.none() | st.sampled_from(DAYS), st.none() | st.sampled_from(
 
 
 def test_the_margin_is_what_the_journal_lines_add_up_to(sql_backend: Backend) -> None:
-    with sql_backend.tx() as store:
-        hire_staff(store)
-    db = sql_backend.db
-    assert db is not None
+    db = sql_backend.staffed()
 
-    @settings(max_examples=25, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @GROWING
     @given(entries, st.lists(asks, min_size=1, max_size=4))
     def more(batch: list[Entry], asked: list[tuple[str | None, str | None, str | None, str]]
              ) -> None:
@@ -110,10 +106,7 @@ def test_the_margin_is_what_the_journal_lines_add_up_to(sql_backend: Backend) ->
 
 
 def test_months_days_a_site_and_a_return_in_the_margin(sql_backend: Backend) -> None:
-    with sql_backend.tx() as store:
-        hire_staff(store)
-    db = sql_backend.db
-    assert db is not None
+    db = sql_backend.staffed()
     _post(sql_backend, [("S1", "2026-01-31", 1000, 600),  # margin 400
                         ("S1", "2026-02-01", 500, 200),  # margin 300
                         ("S1", "2026-02-28", -100, 60),  # a return: revenue -100, cost -60
@@ -141,13 +134,9 @@ def test_the_journals_sums_are_what_its_lines_add_up_to(sql_backend: Backend) ->
     """The journal report's total, debit and credit (from the kept totals)
     are the count and sums of the very lines it lists (every one of them on
     one page) for any range of days, site and account, or none of them."""
-    with sql_backend.tx() as store:
-        hire_staff(store)
-    db = sql_backend.db
-    assert db is not None
+    db = sql_backend.staffed()
 
-    @settings(max_examples=25, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @GROWING
     @given(entries, st.lists(journal_asks, min_size=1, max_size=6))
     def more(batch: list[Entry], asked: list[tuple[str | None, ...]]) -> None:
         _post(sql_backend, batch)

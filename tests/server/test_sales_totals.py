@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
@@ -18,9 +18,9 @@ from server import totals
 from server.reports import SiteSales, sale_filters, sales_by_site
 from server.store import Database
 from sync.server import apply_ops
-from tests.sync.kit import PRODUCT, S1_TILL1, S2_TILL1, hire_staff, op
+from tests.sync.kit import PRODUCT, S1_TILL1, S2_TILL1, op
 
-from .conftest import Backend
+from .conftest import GROWING, Backend
 
 TILLS = {"S1": S1_TILL1, "S2": S2_TILL1}
 DAYS = ("2026-02-27", "2026-02-28", "2026-03-01", "2026-03-02")
@@ -85,13 +85,9 @@ ranges = st.tuples(st.none() | st.sampled_from(DAYS), st.none() | st.sampled_fro
 
 def test_the_report_is_what_the_receipts_and_their_lines_add_up_to(
         sql_backend: Backend) -> None:
-    with sql_backend.tx() as store:
-        hire_staff(store)
-    db = sql_backend.db
-    assert db is not None
+    db = sql_backend.staffed()
 
-    @settings(max_examples=25, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @GROWING
     @given(receipts, st.lists(ranges, min_size=1, max_size=4))
     def more(batch: list[Receipt], asked: list[tuple[str | None, str | None, str | None]]
              ) -> None:
@@ -106,10 +102,7 @@ def test_the_report_is_what_the_receipts_and_their_lines_add_up_to(
 
 
 def test_a_day_a_site_and_a_return_in_the_figures(sql_backend: Backend) -> None:
-    with sql_backend.tx() as store:
-        hire_staff(store)
-    db = sql_backend.db
-    assert db is not None
+    db = sql_backend.staffed()
     _push(sql_backend, [("S1", "2026-02-28", [(2, 100), (1, 50)]),  # net 9, cost 250
                         ("S1", "2026-03-01", [(4, 100)]),  # net 12, cost 400
                         ("S1", "2026-03-01", [(-1, 100)]),  # a return: net -3, cost -100
@@ -127,10 +120,7 @@ def test_a_line_too_costly_for_the_sums_is_refused_with_its_receipt(
     """A line's cost (qty x unit cost) beyond 10^15 minor units would overflow
     the 64-bit cost kept per site: the till's transaction is refused whole,
     with the reason, and the figures stay as they were."""
-    with sql_backend.tx() as store:
-        hire_staff(store)
-    db = sql_backend.db
-    assert db is not None
+    db = sql_backend.staffed()
     _push(sql_backend, [("S1", "2026-03-01", [(2, 100)])])
     before = sales_by_site(db)
     with sql_backend.tx() as store:

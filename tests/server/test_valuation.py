@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -19,7 +19,7 @@ from sync.merge import Actor
 from sync.server import apply_ops
 from tests.sync.kit import HQ, PRODUCT, S1_TILL1, S2_TILL1, hire_staff, key, op
 
-from .conftest import Backend
+from .conftest import GROWING, Backend
 
 OAT, RYE, LOOSE = PRODUCT, key(101), key(102)
 """Standard costs 120 and none; LOOSE is in no catalog (standard 0)."""
@@ -80,8 +80,7 @@ moves = st.lists(st.tuples(
 def test_the_report_is_the_moving_average_of_every_movement(sql_backend: Backend) -> None:
     _catalog(sql_backend)
 
-    @settings(max_examples=25, deadline=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @GROWING
     @given(moves)
     def more(batch: list[tuple[str, str, int, int | None]]) -> None:
         _push(sql_backend, batch)  # the ledger only grows: each example adds to it

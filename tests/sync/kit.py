@@ -158,3 +158,32 @@ class Device:
                     inbox.append(live)
         assert session.idle, session.phase
         return session
+
+
+def by(user: str, actor: Actor, entity: str, k: str, fields: dict[str, Any],
+       **kw: Any) -> Op:
+    """An op as ``actor``'s device makes it for ``user``."""
+    return msgspec.structs.replace(op(actor, entity, k, fields, **kw), user=user)
+
+
+def staffed() -> MemoryServerStore:
+    """``seeded_server`` with people of every department, at HQ and S1."""
+    server = seeded_server()
+    for login, role, site in [("pam", "procurement_manager", "HQ"),
+                              ("pat", "procurement_manager", "HQ"),
+                              ("bob", "buyer", "HQ"), ("cash1", "cashier", "S1"),
+                              ("cashhq", "cashier", "HQ"), ("hr", "hr", "HQ"),
+                              ("fin", "finance", "HQ"), ("mgr1", "store_manager", "S1"),
+                              ("admin", "hq_admin", "HQ")]:
+        hire(server, login, role, site)
+    return server
+
+
+def big_po(server: MemoryServerStore, k: str = key(310)) -> str:
+    """A draft order of S1's above the second-approval limit, made by buyer bob."""
+    from schema.retail import SECOND_APPROVAL_ABOVE
+
+    fields = {"site": "S1", "supplier": "Oatly", "total": SECOND_APPROVAL_ABOVE + 1,
+              "status": "draft"}
+    assert push(server, HQ, by("bob", HQ, "purchase_order", k, fields))[0].status == "accepted"
+    return k

@@ -4,13 +4,11 @@ site's employees."""
 
 from __future__ import annotations
 
-import msgspec
 import pytest
 
 from schema import SCHEMA
 from schema.people import PERMISSIONS, employee_key
-from schema.retail import SECOND_APPROVAL_ABOVE
-from sync.messages import Op, Status
+from sync.messages import Status
 
 from .kit import (
     CUSTOMER,
@@ -19,41 +17,11 @@ from .kit import (
     PRODUCT,
     S1_TILL1,
     SYSTEM,
-    hire,
+    by,
     key,
-    op,
     push,
-    seeded_server,
+    staffed,
 )
-
-
-def as_user(o: Op, user: str) -> Op:
-    return msgspec.structs.replace(o, user=user)
-
-
-def by(user: str, actor: object, entity: str, k: str, fields: dict[str, object],
-       **kw: object) -> Op:
-    return as_user(op(actor, entity, k, fields, **kw), user)  # type: ignore[arg-type]
-
-
-def staffed():  # type: ignore[no-untyped-def]
-    server = seeded_server()
-    for login, role, site in [("pam", "procurement_manager", "HQ"),
-                              ("pat", "procurement_manager", "HQ"),
-                              ("bob", "buyer", "HQ"), ("cash1", "cashier", "S1"),
-                              ("cashhq", "cashier", "HQ"), ("hr", "hr", "HQ"),
-                              ("fin", "finance", "HQ"), ("mgr1", "store_manager", "S1"),
-                              ("admin", "hq_admin", "HQ")]:
-        hire(server, login, role, site)
-    return server
-
-
-def big_po(server, k: str = key(310)):  # type: ignore[no-untyped-def]
-    fields = {"site": "S1", "supplier": "Oatly", "total": SECOND_APPROVAL_ABOVE + 1,
-              "status": "draft"}
-    assert push(server, HQ, by("bob", HQ, "purchase_order", k, fields))[0].status == "accepted"
-    return k
-
 
 # 1. purchase orders: who sets what
 
