@@ -229,7 +229,7 @@ def _status(edge: Edge, timeout: float) -> int:
     word, _, rest = note.partition(" ")
     stopped_on_fault = False
     if running:
-        print(f"daemon running ({note.split(' since ')[0]})")
+        print(f"daemon running ({note.split(' since ')[0].removeprefix('running ')})")
     elif word == "stopped":
         at, _, reason = rest.partition(" ")
         print(f"daemon not running: it stopped at {_when(int(at))}: {reason}")

@@ -65,7 +65,7 @@ def test_one_daemon_per_file_and_status_sees_it(edge: Edge,
                 DaemonLock(edge.path):
             pass
         code, out = _status(edge, capsys)
-        assert code == 0 and "daemon running (running pid" in out
+        assert code == 0 and "daemon running (pid" in out
     running, note = daemon_state(edge.path)
     assert not running and note.startswith("running pid")  # ended without a word
     assert "ended without saying why" in _status(edge, capsys)[1]
