@@ -237,7 +237,7 @@ class _Link:
         connection fails."""
         loop = asyncio.get_running_loop()
         store = self.edge.store
-        await self.send(self.session.start())
+        await self.send(self.session.start(now_ms()))
         seq = store.outbox_seq()
         next_poll = loop.time() + LOCAL_POLL_S
         next_mark = loop.time() + IN_SYNC_MARK_S

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, select, update
 
 from schema import HQ_SITE
 from schema.model import is_site_code
+from sync.hlc import MAX_AHEAD_MS
 from sync.server import SERVER_DEVICE
 
 from .store import Database
@@ -40,6 +41,9 @@ class DeviceInfo:
     scope); None once HQ serves it again."""
     refused: str | None = None
     """Why."""
+    clock_ahead_ms: int | None = None
+    """How far its clock was ahead of HQ's (negative: behind) at its last
+    Hello, when off by more than ``hlc.MAX_AHEAD_MS``; None when it agrees."""
 
     def state(self, now_ms: int | None = None) -> str:
         """active, revoked, or expired (as an IT admin reads it)."""
@@ -174,7 +178,7 @@ def _verdict(row: Any, now_ms: int) -> DeviceInfo | str:
 
 def _info(row: Any) -> DeviceInfo:
     return DeviceInfo(row.device, row.site, row.created_ms, row.revoked_ms, row.expires_ms,
-                      row.refused_ms, row.refused)
+                      row.refused_ms, row.refused, row.clock_ahead_ms)
 
 
 MAX_REFUSAL_CHARS = 500
@@ -191,6 +195,28 @@ def note_refusal(db: Database, device: str, why: str | None) -> None:
     with db.engine.begin() as conn:
         conn.execute(update(devices).where(devices.c.device == device)
                      .values(refused_ms=refused_ms, refused=why))
+
+
+def clock_to_note(who: DeviceInfo, ahead_ms: int) -> int | bool | None:
+    """What to keep of a device's clock, ``ahead_ms`` ahead of HQ's at its
+    Hello: the offset when it is off by more than HQ takes stamps as they
+    come, None once it agrees again, or False when what is kept stands (the
+    everyday case: no write on connect)."""
+    off = abs(ahead_ms) > MAX_AHEAD_MS
+    kept = who.clock_ahead_ms
+    if not off:
+        return None if kept is not None else False
+    if kept is not None and abs(kept - ahead_ms) < 60_000:
+        return False
+    return ahead_ms
+
+
+def note_clock(db: Database, device: str, ahead_ms: int | None) -> None:
+    """Keep how far ``device``'s clock is off for the IT page (None: it agrees)."""
+    devices = db.t["devices"]
+    with db.engine.begin() as conn:
+        conn.execute(update(devices).where(devices.c.device == device)
+                     .values(clock_ahead_ms=ahead_ms))
 
 
 def list_devices(db: Database, conn: Connection | None = None) -> list[DeviceInfo]:

@@ -33,6 +33,7 @@ from litestar import WebSocket
 from litestar.exceptions import WebSocketDisconnect
 
 from schema import Schema
+from sync.hlc import span
 from sync.merge import Actor
 from sync.messages import (
     ClientMessage,
@@ -53,7 +54,14 @@ from sync.server import ServerSession, check_hello
 from .automation import after_push
 from .clock import now_ms
 from .db_errors import DB_DOWN, short_reason
-from .devices import DeviceInfo, authenticate, authenticate_many, note_refusal
+from .devices import (
+    DeviceInfo,
+    authenticate,
+    authenticate_many,
+    clock_to_note,
+    note_clock,
+    note_refusal,
+)
 from .fanout import Hub
 from .frames import fit
 from .store import Database, SqlServerStore
@@ -352,6 +360,8 @@ class Connection:
             await self.note_refusal(who, welcome)
         if who.refused is not None:
             await self.note_refusal(who, None)  # served again: IT need not look
+        if hello.wall_ms:
+            await self.note_clock(who, hello.wall_ms - now_ms())
         self.session = session
         await self.send([welcome])
 
@@ -367,6 +377,21 @@ class Connection:
                 log.exception("could not note the refusal of device %s", who.device)
         if error is not None:
             raise Closing(error)
+
+    async def note_clock(self, who: DeviceInfo, ahead_ms: int) -> None:
+        """Keep for the IT page how far the device's clock is off, when that
+        changed (``devices.clock_to_note``); should keeping it fail, the
+        device is still served."""
+        kept = clock_to_note(who, ahead_ms)
+        if kept is False:
+            return
+        if kept is not None:
+            log.warning("device %s: its clock is %s %s HQ's", who.device, span(abs(kept)),
+                        "ahead of" if kept > 0 else "behind")
+        try:
+            await anyio.to_thread.run_sync(note_clock, self.db, who.device, kept)
+        except Exception:
+            log.exception("could not note the clock of device %s", who.device)
 
     def decode(self, frame: bytes) -> ClientMessage:
         try:

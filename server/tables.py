@@ -305,6 +305,9 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
                doc="when HQ last refused the device until someone acts (cleared when it "
                    "is served again)"),
         Column("refused", Text, nullable=True, doc="why"),
+        Column("clock_ahead_ms", BigInteger, nullable=True,
+               doc="how far the device's clock was ahead of HQ's (negative: behind) at "
+                   "its last Hello, while that is more than HQ takes stamps as they come"),
     )
     Table(
         "api_tokens", metadata,

@@ -67,8 +67,8 @@ class ClientSession:
         self.asked_ahead: SnapshotRequest | None = None
         """The next snapshot page, asked for before this page was stored."""
 
-    def start(self) -> list[ClientMessage]:
-        """The first message of the connection."""
+    def start(self, now_ms: int = 0) -> list[ClientMessage]:
+        """The first message of the connection, at the device's ``now_ms``."""
         r = self.replica
         return [
             Hello(
@@ -79,6 +79,7 @@ class ClientSession:
                 cursor=r.cursor,
                 mark=r.mark,
                 acked=r.store.get_state("acked") or "",
+                wall_ms=now_ms,
             )
         ]
 

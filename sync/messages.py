@@ -160,6 +160,9 @@ class Hello(msgspec.Struct, tag=True):
     acked: Name = ""
     """Op id of the last op HQ answered for this device ("" if none): HQ keeps
     every answer for good, so one it has lost means a restore."""
+    wall_ms: int = 0
+    """The device's wall clock as it said Hello (0: not told): HQ shows IT a
+    device whose clock is off."""
 
 
 class Welcome(msgspec.Struct, tag=True):

@@ -12,6 +12,8 @@ from litestar.di import NamedDependency
 from litestar.params import URLEncodedBody
 from sqlalchemy import func, select
 
+from sync.hlc import span
+
 from ..api_auth import api_tokens, revoke_api_tokens
 from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke, site_known, when
 from ..tables import DEVICE_ACTIVITY_TABLE
@@ -68,6 +70,12 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
     def refusal(d: Any) -> str:
         return "" if d.refused_ms is None else f"{when(d.refused_ms)}: {d.refused}"
 
+    def clock(d: Any) -> str:
+        ahead = d.clock_ahead_ms
+        if ahead is None:
+            return ""
+        return f"{span(abs(ahead))} {'ahead of' if ahead > 0 else 'behind'} HQ's"
+
     register = tag(
         "form", hidden_csrf(ctx.csrf),
         tag("label", "Device ", tag("input", name="device", required=True,
@@ -85,9 +93,9 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
               [[head, ctx.hub.connected, n_conflicts]]),
         tag("h2", "Devices"),
         table(["device", "site", "token", "last change received (its clock)",
-               "refused by HQ until someone acts", ""],
+               "refused by HQ until someone acts", "clock off (at its last connection)", ""],
               [[d.device, d.site, d.state(), _when(last_op.get(d.device)), refusal(d),
-                revoke_button(d)] for d in devices], empty="no devices"),
+                clock(d), revoke_button(d)] for d in devices], empty="no devices"),
         tag("h2", "Register a device (or re-key one: its old token dies at once)"),
         register,
         tag("h2", "REST API tokens (a leaver's, or one shown where it should not be)"),

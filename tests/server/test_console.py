@@ -295,6 +295,35 @@ def test_the_it_page_shows_a_device_hq_refuses_until_someone_acts(
     assert row and "changes up to" not in row.group(0)
 
 
+def test_the_it_page_shows_a_device_whose_clock_is_off(client: TestClient[Any]) -> None:
+    """A till whose clock is days off dates its receipts wrong and (when
+    fast) has its edits dated by their arrival: IT sees which, and by how
+    much, from its last Hello; once its clock is set right, the note goes."""
+    import time
+
+    token = issue_token(_db(client), "s1-till7", "S1")
+
+    def hello(skew_ms: int) -> object:
+        with client.websocket_connect("/sync") as ws:
+            ws.send_bytes(encode(Hello("s1-till7", "S1", token, SCHEMA.version, 0,
+                                       wall_ms=int(time.time() * 1000) + skew_ms)))
+            return decode_server(ws.receive_bytes(timeout=5))
+
+    def row() -> str:
+        found = re.search(r"<tr><td>s1-till7</td>.*?</tr>", client.get("/it").text, re.S)
+        assert found
+        return found.group(0)
+
+    assert isinstance(hello(3 * 86_400_000), Welcome)  # served all the same
+    _login(client, "ian")
+    assert "3 days ahead of HQ&#x27;s" in row()
+    assert isinstance(hello(-5 * 3_600_000), Welcome)
+    assert "5 h behind HQ&#x27;s" in row()
+    assert isinstance(hello(1_000), Welcome)
+    assert "HQ&#x27;s" not in row()
+    assert list_devices(_db(client))[0].clock_ahead_ms is None
+
+
 @pytest.mark.parametrize(("days", "why"), [
     ("inf", "a token lives from a fraction of a day to 3650 days"),
     ("1e308", "to 3650 days"), ("nan", "not nan"), ("soon", "is not a number of days")])
