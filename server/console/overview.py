@@ -53,6 +53,11 @@ def _about(rows: float) -> int:
     return int(round(n, -max(len(str(n)) - 3, 0)))
 
 
+SHORT_LIST = 20
+"""Rows the overview shows of a list that other pages have whole."""
+AUDIT_LIST = 25
+
+
 @get("/overview", sync_to_thread=True, opt={"page": "overview"})
 def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
     """Sync position, stock and sales by site, the company trial balance,
@@ -62,12 +67,13 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
     with db.reading() as conn:  # every table of the page at one moment
         head = conn.execute(select(func.coalesce(func.max(t["changes"].c.seq), 0))).scalar_one()
         stock = conn.execute(on_hand.by_site(db.metadata)).all()
-        negative = conn.execute(on_hand.levels(db.metadata, negative_only=True).limit(20)).all()
+        negative = conn.execute(on_hand.levels(db.metadata, negative_only=True)
+                                .limit(SHORT_LIST + 1)).all()
         conflicts = conn.execute(
             select(t["conflicts"]).where(t["conflicts"].c.resolved.is_(False))
-            .order_by(t["conflicts"].c.id.desc()).limit(20)).all()
+            .order_by(t["conflicts"].c.id.desc()).limit(SHORT_LIST + 1)).all()
         audit = conn.execute(
-            select(t["audit"]).order_by(t["audit"].c.id.desc()).limit(25)).all()
+            select(t["audit"]).order_by(t["audit"].c.id.desc()).limit(AUDIT_LIST + 1)).all()
         counts = entity_rows(db, conn)
         devices = list_devices(db, conn)
         tb = trial_balance(db, None, conn)
@@ -89,17 +95,19 @@ def overview(ctx: NamedDependency[Ctx]) -> Response[str]:
                for a in tb.accounts]),
         tag("h2", "Stock exceptions (on hand below zero)"),
         table(["site", "product", "on hand"],
-              [[s, label(labels, p), int(q)] for s, p, q in negative]),
+              [[s, label(labels, p), int(q)] for s, p, q in negative], limit=SHORT_LIST,
+              more="Operations lists every one"),
         tag("h2", "Conflict queue"),
         table(["entity", "key", "field", "HQ value", "proposed", "device"],
               [[c.entity, id_cell(c.key), c.field, c.server_value, c.proposed_value, c.device]
-               for c in conflicts]),
+               for c in conflicts], limit=SHORT_LIST,
+              more="the newest first; IT admin has the whole queue"),
         tag("h2", "Devices"),
         table(["device", "site", "state"], [[d.device, d.site, d.state()] for d in devices]),
         tag("h2", "Latest audit records"),
         table(["#", "user", "device", "site", "entity", "key", "status", "policy", "reason"],
               [[a.id, a.user, a.device, a.site, a.entity, id_cell(a.key), a.status, a.policy,
-                a.reason] for a in audit]),
+                a.reason] for a in audit], limit=AUDIT_LIST, more="the newest first"),
         tag("h2", "Rows per entity"),
         table(["entity", "rows"], [[e, Num(f"about {n:,}") if about else n]
                                    for e, (n, about) in counts.items()]),

@@ -703,3 +703,17 @@ def test_the_overviews_stock_exceptions_name_the_product(client: TestClient[Any]
     _login(client, "fin")
     shown = _section(client.get("/overview").text, "Stock exceptions")
     assert "<td>OAT-1 Oat milk</td>" in shown and product not in shown
+
+
+def test_the_overviews_short_lists_say_when_they_are_cut(
+        client: TestClient[Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The overview shows the newest audit records only, and says so."""
+    page = importlib.import_module("server.console.overview")  # not the handler of that name
+    monkeypatch.setattr(page, "AUDIT_LIST", 3)
+    db = _db(client)
+    for n in range(2):
+        apply_as_hq(db, "customer", str(uuid.uuid4()), {"name": f"Ada {n}"})
+    _login(client, "fin")
+    shown = _section(client.get("/overview").text, "Latest audit records")
+    assert "only the first 3 are shown; the newest first" in shown
+    assert shown.count("<td>accepted</td>") == 3
