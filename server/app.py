@@ -22,7 +22,7 @@ from .catalog_api import CatalogController
 from .console import console_router
 from .console.html import page, tag
 from .customers_api import CustomerAccountsController
-from .db_errors import DB_DOWN, short_reason
+from .db_health import DB_DOWN, NotWritable, probe, short_reason
 from .exceptions_api import StockExceptionsController
 from .fanout import Hub
 from .hq_api import HqController
@@ -38,7 +38,7 @@ from .purchasing_api import (
     SuppliersController,
 )
 from .reports import ProcurementController, ReportsController
-from .store import Database, NotWritable
+from .store import Database
 from .sync_ws import handle_socket
 
 log = logging.getLogger("branchline.server")
@@ -71,7 +71,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
     """The app for one database (``sqlite:///file.db`` or ``postgresql+psycopg://...``)."""
     db = Database(db_url, schema)
     try:  # a server that cannot write here would fail every push: refuse to start
-        db.probe()
+        probe(db)
     except NotWritable as exc:
         db.dispose()
         raise Unusable(f"the database is not writable: {exc}") from exc
@@ -80,9 +80,9 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
     """When the /health check still running started (one at a time: a hung
     database does not pile up threads)."""
 
-    def probe() -> int:
+    def check() -> int:
         try:
-            return db.probe()
+            return probe(db)
         finally:
             probing.clear()
 
@@ -93,7 +93,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
         probing.append(time.monotonic())
         try:
             with anyio.fail_after(HEALTH_TIMEOUT):
-                head = await anyio.to_thread.run_sync(probe, abandon_on_cancel=True)
+                head = await anyio.to_thread.run_sync(check, abandon_on_cancel=True)
         except TimeoutError:
             return None, f"unreachable: no answer within {HEALTH_TIMEOUT:g} s"
         except NotWritable as exc:

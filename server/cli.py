@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         from sync.messages import MAX_MESSAGE_BYTES
 
         from .app import Unusable, create_app
-        from .db_errors import DB_DOWN, short_reason
+        from .db_health import DB_DOWN, short_reason
 
         logging.basicConfig(level=args.log_level.upper(),
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")

@@ -23,8 +23,8 @@ import psycopg
 
 from sync.messages import Change, Changes
 
+from .db_limits import CONNECT_TIMEOUT, KEEPALIVE
 from .frames import fit
-from .store import CONNECT_TIMEOUT, KEEPALIVE
 
 CHANNEL = "branchline_changes"
 log = logging.getLogger("branchline.fanout")

@@ -43,49 +43,12 @@ from sync.audit import GENESIS, AuditRecord, chain_hash
 from sync.merge import Outcome
 from sync.messages import Ack, Change, Op, Row, decode_ack, encode, mark_of
 
+from . import db_limits as limits
 from . import on_hand, totals
 from .migrate import upgrade
 from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, Totals, build, param_mark
 
 log = logging.getLogger("branchline.store")
-ADVISORY_LOCK = 7262_2024
-
-SQLITE_BUSY_MS = 30_000
-"""How long a SQLite writer waits for another process's write (busy_timeout)."""
-PROBE_BUSY_MS = 1_000
-"""How long /health's write probe waits for another writer on SQLite."""
-
-# PostgreSQL time limits (seconds). Without them a silent network partition or
-# a hung backend stalls every push for good, with nothing logged.
-CONNECT_TIMEOUT = 5
-"""Establishing a connection (libpq ``connect_timeout``)."""
-KEEPALIVE = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
-             "keepalives_count": 3, "tcp_user_timeout": 30_000}
-"""TCP keepalives on every connection: an idle link that died (a partition, a
-host gone) is noticed after 10 + 3 x 5 = 25 s; data unacknowledged for 30 s
-(``tcp_user_timeout``, ms) breaks the connection too."""
-STATEMENT_TIMEOUT = 30.0
-"""Any one statement of a server transaction (a read, or a writer's statement
-once it holds the write lock). A push's statements take milliseconds; the
-biggest group commit's flush well under a second; a REST report over a year of
-sales a few seconds. 30 s is a hung backend, not load."""
-LOCK_TIMEOUT = 10.0
-"""Waiting for a row or table lock (other than the write lock): nothing of the
-server's holds those for long (writers are serialized already), so only
-maintenance does (``LOCK TABLE``, ``VACUUM FULL``, a plain ``CREATE INDEX``).
-10 s answers the device before its websocket keepalive (20 s) gives up; it
-pushes again later."""
-WRITE_QUEUE_TIMEOUT = 60.0
-"""Waiting for the advisory write lock: writers are serialized, so a writer
-waits for every writer ahead of it. One holds the lock for milliseconds to
-about a second (a group commit of a few thousand ops); with 16 connections
-per server process even a full queue behind a slow write drains in well under
-a minute. Past 60 s the holder is stuck (a hung backend, a server cut off
-mid-transaction, which PostgreSQL drops after ``IDLE_IN_TRANSACTION_TIMEOUT``)
-and the waiter fails with "lock timeout" instead of queueing for good."""
-IDLE_IN_TRANSACTION_TIMEOUT = 60.0
-"""PostgreSQL ends a session idle inside a transaction this long: a server
-process frozen or cut off while it holds the write lock releases it."""
 _row_decoder = msgspec.msgpack.Decoder(Row)
 _json = msgspec.json.Encoder(order="sorted")
 CHUNK = 500
@@ -133,10 +96,6 @@ def _activity_sql(dialect: Dialect) -> str:
             f"hlc = excluded.hlc WHERE excluded.audit_id > {t}.audit_id")
 
 
-def _ms(seconds: float) -> int:
-    return int(seconds * 1000)
-
-
 class Database:
     """An engine plus the generated tables; opens store transactions."""
 
@@ -157,7 +116,8 @@ class Database:
         self.field_names = {e.name: e.names for e in schema.entities}
         """The declared fields of each entity, in column order."""
         self._write_lock = threading.Lock()
-        self.engine: Engine = create_engine(url, **self._engine_args())
+        self.engine: Engine = create_engine(
+            url, **limits.engine_args(self.is_sqlite, self.timeouts))
         kept = totals.kept(self.metadata)
         self.totals = totals.by_ledger(kept)
         """Ledger entity -> the running totals kept of it (``server.totals``)."""
@@ -183,35 +143,6 @@ class Database:
             self.engine.dispose()
             raise
 
-    def _engine_args(self) -> dict[str, Any]:
-        if self.is_sqlite:
-            return {"connect_args": {"timeout": SQLITE_BUSY_MS / 1000,
-                                     "check_same_thread": False},
-                    "pool_size": 8, "max_overflow": 8}
-        connect: dict[str, Any] = {"connect_timeout": CONNECT_TIMEOUT, **KEEPALIVE}
-        if self.timeouts:
-            connect["options"] = (
-                f"-c statement_timeout={_ms(STATEMENT_TIMEOUT)} "
-                f"-c lock_timeout={_ms(LOCK_TIMEOUT)} "
-                f"-c idle_in_transaction_session_timeout={_ms(IDLE_IN_TRANSACTION_TIMEOUT)}")
-        return {"pool_size": 8, "max_overflow": 8, "pool_pre_ping": True,
-                "connect_args": connect}
-
-    def _lock_sql(self, bounded: bool) -> str:
-        """Take the write lock, waiting at most ``WRITE_QUEUE_TIMEOUT`` when bounded
-        (then back to the per-statement limits): one round trip, as before."""
-        take = f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK})"
-        if not self.timeouts:
-            return take
-        if not bounded:  # migrations at start-up: as long as they take
-            return f"SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0; {take}"
-        queue = _ms(WRITE_QUEUE_TIMEOUT)
-        # the statement may take a second more than the wait: a stuck holder is
-        # reported as what it is, "lock timeout"
-        return (f"SET LOCAL statement_timeout = {queue + 1000}; SET LOCAL lock_timeout = {queue}; "
-                f"{take}; SET LOCAL statement_timeout = {_ms(STATEMENT_TIMEOUT)}; "
-                f"SET LOCAL lock_timeout = {_ms(LOCK_TIMEOUT)}")
-
     @staticmethod
     def _tune_sqlite(engine: Engine) -> None:
         @event.listens_for(engine, "connect")
@@ -224,7 +155,7 @@ class Database:
             # have (and whose ops they deleted from their outboxes): a lost sale.
             # FULL costs one fsync per transaction, shared by a whole batch.
             cur.execute("PRAGMA synchronous=FULL")
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
+            cur.execute(f"PRAGMA busy_timeout={limits.SQLITE_BUSY_MS}")
             # Checkpoint the WAL into the database file every 64 MiB, not every
             # 4 MiB (SQLite's default): a group commit of a few thousand ops
             # dirties that much, so the default copied the same index pages back
@@ -282,11 +213,12 @@ class Database:
             with conn.begin():
                 if write and not self.is_sqlite:
                     try:
-                        conn.exec_driver_sql(self._lock_sql(bounded))
+                        conn.exec_driver_sql(limits.lock_sql(self.timeouts, bounded))
                     except DBAPIError as exc:
                         if "lock timeout" in str(exc.orig):
                             log.warning("no write lock within %g s: another transaction holds "
-                                        "it (pg_locks, locktype advisory)", WRITE_QUEUE_TIMEOUT)
+                                        "it (pg_locks, locktype advisory)",
+                                        limits.WRITE_QUEUE_TIMEOUT)
                         raise
                 store = SqlServerStore(conn, self)
                 yield store
@@ -327,53 +259,9 @@ class Database:
         with self.transaction(write=False) as store:
             return store.head()
 
-    def probe(self) -> int:
-        """The head, once sure this server can write here: raises ``NotWritable``
-        (a read-only file or standby), or the driver's error when unreachable.
-        Cheap and lock-free on PostgreSQL; on SQLite a write that is rolled back
-        (``BEGIN IMMEDIATE`` alone succeeds on a read-only file), waiting at most
-        ``PROBE_BUSY_MS`` for another writer: a database busy writing is writable."""
-        changes = self.t["changes"]
-        head_sql = select(func.coalesce(func.max(changes.c.seq), 0))
-        if not self.is_sqlite:
-            with self.engine.connect() as conn:
-                recovery, read_only, head = conn.execute(select(
-                    func.pg_is_in_recovery(), func.current_setting("transaction_read_only"),
-                    head_sql.scalar_subquery())).one()
-                conn.rollback()
-            if recovery:
-                raise NotWritable("PostgreSQL is a standby in recovery (read-only)")
-            if read_only == "on":
-                raise NotWritable("transactions are read-only (default_transaction_read_only)")
-            return int(head)
-        with self.engine.connect() as conn:
-            raw = conn.connection.driver_connection
-            assert isinstance(raw, sqlite3.Connection)
-            raw.execute(f"PRAGMA busy_timeout={PROBE_BUSY_MS}")
-            head = 0
-            try:
-                head = raw.execute("SELECT coalesce(max(seq), 0) FROM changes").fetchone()[0]
-                raw.execute("BEGIN IMMEDIATE")
-                raw.execute("INSERT OR REPLACE INTO server_meta (name, value) "
-                            "VALUES ('health probe', '')")
-            except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
-                    return int(head)  # another writer holds the lock: it writes
-                if "readonly" in str(exc) or "read-only" in str(exc):
-                    raise NotWritable(str(exc)) from exc
-                raise
-            finally:
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raw.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_MS}")
-        return int(head)
-
     def dispose(self) -> None:
         self.engine.dispose()
 
-
-class NotWritable(Exception):
-    """The database answers, but this server cannot write to it."""
 
 
 class SqlServerStore:

@@ -53,7 +53,7 @@ from sync.server import ServerSession, check_hello
 
 from .automation import after_push
 from .clock import now_ms
-from .db_errors import DB_DOWN, short_reason
+from .db_health import DB_DOWN, short_reason
 from .devices import (
     DeviceInfo,
     authenticate,

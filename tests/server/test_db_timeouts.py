@@ -13,8 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
 from schema import SCHEMA
-from server import store as store_module
-from server.store import ADVISORY_LOCK, Database
+from server import db_limits as limits_module
+from server.db_limits import ADVISORY_LOCK
+from server.store import Database
 from tests.pg import fresh_database
 from tests.server.pg_faults import customer, libpq
 
@@ -26,9 +27,9 @@ def test_a_writer_behind_a_stuck_write_lock_fails_clearly(
     """The advisory write lock held past ``WRITE_QUEUE_TIMEOUT``: the write fails
     with "lock timeout" instead of waiting for good; a write queued for longer
     than ``STATEMENT_TIMEOUT`` (but within the queue's limit) goes through."""
-    monkeypatch.setattr(store_module, "STATEMENT_TIMEOUT", 0.4)
-    monkeypatch.setattr(store_module, "LOCK_TIMEOUT", 0.3)
-    monkeypatch.setattr(store_module, "WRITE_QUEUE_TIMEOUT", 2.0)
+    monkeypatch.setattr(limits_module, "STATEMENT_TIMEOUT", 0.4)
+    monkeypatch.setattr(limits_module, "LOCK_TIMEOUT", 0.3)
+    monkeypatch.setattr(limits_module, "WRITE_QUEUE_TIMEOUT", 2.0)
     with fresh_database() as url, psycopg.connect(libpq(url)) as holder:
         db = Database(url, SCHEMA)
         try:
