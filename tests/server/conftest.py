@@ -7,19 +7,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 from hypothesis import HealthCheck, settings
+from litestar.testing import TestClient
 from sqlalchemy import delete, select
 
 from schema import SCHEMA
+from server.app import create_app
 from server.store import Database, SqlServerStore
 from sync.audit import AuditRecord
 from sync.memory import MemoryServerStore
 from sync.server import ServerStore
 from tests.pg import fresh_database
 from tests.sync import kit
+
+from .console_kit import _staffed
 
 GROWING = settings(max_examples=25, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -135,3 +140,16 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
 def sql_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     with open_backend(request.param, tmp_path) as b:
         yield b
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    """A SQLite database staffed with a console user of each role (``console_kit``)."""
+    return _staffed(f"sqlite:///{tmp_path / 'hq.db'}")
+
+
+@pytest.fixture
+def client(url: str) -> Iterator[TestClient[Any]]:
+    """The app over ``url``, in-process (litestar's TestClient)."""
+    with TestClient(create_app(url)) as c:
+        yield c
