@@ -19,7 +19,7 @@ from server.console.auth import set_password
 from server.console.html import MAX_MONEY, money, parse_money
 from server.hq_api import Money
 from server.store import Database
-from tests.server.test_console import PASSWORDS, _db, _login, _post
+from tests.server.console_kit import PASSWORDS, _db, _login, _post
 
 
 @pytest.fixture
