@@ -8,6 +8,7 @@ construction: ``post`` refuses a set of lines whose debits and credits differ.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from .model import Entity, Field, Kind, Policy, Scope
 
@@ -128,6 +129,22 @@ def payment_posting(*, cash: int, card: int, memo: str) -> list[Posting]:
     """A customer paying into the account: cash and card against the receivable."""
     return post([Posting(CASH, cash, 0, memo), Posting(CARD, card, 0, memo),
                  Posting(RECEIVABLE, 0, cash + card, memo)])
+
+
+def posting_day(dated: str, closed_through: str | None) -> str:
+    """The day a journal line dated ``dated`` (yyyy-mm-dd) counts on in the
+    books: its own date, or the first open day when the books are closed
+    through that date or later. A sale made offline on 31 October that reaches
+    HQ after finance closed October is still a sale of 31 October; it is
+    posted on 1 November, so October's figures stay as they were reported."""
+    if closed_through is None or dated > closed_through:
+        return dated
+    return next_day(closed_through)
+
+
+def next_day(day: str) -> str:
+    """The day after ``day`` (yyyy-mm-dd)."""
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def format_money(minor: int, decimals: int = 2, grouped: bool = False) -> str:

@@ -132,6 +132,10 @@ REPORTS: dict[str, frozenset[str]] = {
 An employee who works at a site other than HQ reads that site's figures only."""
 
 
+PERIOD_CLOSERS = _FINANCE
+"""The roles that close the books (``server.periods``), as HQ staff only."""
+
+
 def report_readers(report: str) -> frozenset[str]:
     """The roles that may read ``report``; a report not listed is for hq_admin only."""
     return REPORTS.get(report, frozenset({"hq_admin"}))

@@ -32,6 +32,7 @@ from .masterdata_api import (
     EmployeesController,
     SitesController,
 )
+from .periods_api import PeriodsController
 from .purchasing_api import (
     PurchaseOrdersController,
     ReorderRulesController,
@@ -137,7 +138,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                     HqController, CatalogController, SitesController, CustomersController,
                     AccountsController, EmployeesController, SuppliersController,
                     ReorderRulesController, PurchaseOrdersController,
-                    StockExceptionsController, CustomerAccountsController],
+                    StockExceptionsController, CustomerAccountsController, PeriodsController],
                    lifespan=[lifespan],
                    exception_handlers=dict.fromkeys(DB_DOWN, db_unavailable),
                    # a 500 is logged with its traceback (Litestar logs none by

@@ -19,6 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from enum import Enum, auto
 from itertools import chain
 from typing import Any, cast
 
@@ -39,14 +40,23 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from schema import Schema
+from schema.finance import posting_day
 from sync.audit import GENESIS, AuditRecord, chain_hash
 from sync.merge import Outcome
 from sync.messages import Ack, Change, Op, Row, decode_ack, encode, mark_of
 
 from . import db_limits as limits
-from . import on_hand, totals
+from . import on_hand, periods, totals
+from .clock import now_ms
 from .migrate import upgrade
-from .tables import DEVICE_ACTIVITY_TABLE, EVERY_SITE, Totals, build, param_mark
+from .tables import (
+    DEVICE_ACTIVITY_TABLE,
+    EVERY_SITE,
+    LATE_POSTING_TABLE,
+    Totals,
+    build,
+    param_mark,
+)
 
 log = logging.getLogger("branchline.store")
 _row_decoder = msgspec.msgpack.Decoder(Row)
@@ -57,6 +67,14 @@ MULTI_ROW = 100
 would bind more than ``MAX_VARIABLES`` values)."""
 MAX_VARIABLES = 32_766
 """SQLite's default limit of bound values in one statement (since 3.32)."""
+class _Unread(Enum):
+    """Not read yet: a sentinel where None has a meaning (books never closed)."""
+
+    UNREAD = auto()
+
+
+UNREAD = _Unread.UNREAD
+
 BOOKKEEPING = ("_version", "_deleted", "_row", "_seq")
 CHANGE_COLUMNS = ("seq", "entity", "key", "row")
 SCOPE_COLUMNS = ("site", "seq")
@@ -283,6 +301,11 @@ class SqlServerStore:
         self._conflicts: list[tuple[Any, ...]] = []
         self._tallies: dict[str, dict[tuple[Any, ...], list[int]]] = {}
         """Total's table -> key -> [sums..., count] this transaction adds to it."""
+        self._closed: str | _Unread | None = UNREAD
+        """The day the books are closed through (read at the first dated ledger row)."""
+        self._late: dict[tuple[str, str], str] = {}
+        """(entity, key) -> posting day of this transaction's ledger rows dated
+        inside a closed period (``late_posting``)."""
         self._activity: dict[str, tuple[int, str]] = {}
         """device -> (audit id, HLC) of its latest audit record in this transaction."""
         self._head: int | None = None
@@ -419,11 +442,26 @@ class SqlServerStore:
                 k = tuple(map(f.get, spec.keys))
                 if None in k:
                     continue  # not placed under every key (a movement with no product): no total
+                if spec.posted is not None:
+                    k = self._posting(spec, row, k)
                 got = tallies.get(k)
                 if got is None:
                     got = tallies[k] = [0] * len(spec.columns)
                 for n, value in enumerate(totals.adds(spec, f)):
                     got[n] += sign * value
+
+    def _posting(self, spec: Totals, row: Row, key: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``key`` with its date moved to the posting day: a ledger row (written
+        once, so never counted out again) dated inside a closed period counts
+        on the first open day, and ``late_posting`` remembers where."""
+        if self._closed is _Unread.UNREAD:
+            self._closed = periods.closed_through(self.conn, self.db.t)
+        at = spec.keys.index(cast(str, spec.posted))
+        day = posting_day(key[at], self._closed)
+        if day == key[at]:
+            return key
+        self._late[(row.entity, row.key)] = day
+        return (*key[:at], day, *key[at + 1:])
 
     def on_hand(self, site: str, product: str) -> int:
         """Stock on hand at (site, product), this transaction's movements included."""
@@ -475,6 +513,11 @@ class SqlServerStore:
             if rows:
                 self.conn.exec_driver_sql(self.db.upsert_sql[total], rows)
         self._tallies.clear()
+        if self._late:
+            arrived = now_ms()
+            self._insert(t[LATE_POSTING_TABLE], periods.LATE_COLUMNS, [
+                (key, entity, day, arrived) for (entity, key), day in sorted(self._late.items())])
+            self._late.clear()
         if self._activity:
             self.conn.exec_driver_sql(self.db.activity_sql, [
                 (device, audit_id, hlc) for device, (audit_id, hlc)

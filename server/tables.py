@@ -102,7 +102,7 @@ days, read a row per site and day instead of every receipt of the range
 ``site_sales``, the same sums per site."""
 
 JOURNAL_DAY_TABLE = "journal_day"
-"""Debits, credits and number of journal lines per (day, site, account),
+"""Debits, credits and number of journal lines per (posting day, site, account),
 kept the same way beside ``account_balance`` (a ledger keeps as many totals
 as its readers need): the margin by month or day and over a range of days
 read a row per day, site and account instead of every journal line of the
@@ -144,6 +144,10 @@ class Totals:
     keys: tuple[str, ...]
     sums: tuple[Sum, ...]
     count: str
+    posted: str | None = None
+    """The date key that closing the books moves: a row dated on or before the
+    day the books are closed through counts on the first open day
+    (``schema.finance.posting_day``; ``server.periods``)."""
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -166,7 +170,7 @@ TOTALS = (
     Totals(ACCOUNT_BALANCE_TABLE, "journal_line", ("site", "account"), plain("debit", "credit"),
            "lines"),
     Totals(JOURNAL_DAY_TABLE, "journal_line", ("date", "site", "account"),
-           plain("debit", "credit"), "lines"),
+           plain("debit", "credit"), "lines", posted="date"),
     Totals(SITE_DAY_SALES_TABLE, "sale", ("site", "date"), plain("net", "tax"), "receipts"),
     Totals(SALE_COST_TABLE, "sale_line", ("site",), (Sum("cost", ("qty", "cost")),), "lines"),
 )
@@ -214,6 +218,15 @@ def entity_table(metadata: MetaData, entity: Entity) -> Table:
     return table
 
 
+PERIOD_CLOSE_TABLE = "period_close"
+"""Each closing of the books by finance: the day they are closed through,
+who closed them and when. The latest ``through`` is the boundary: a journal
+line dated on or before it that reaches HQ later is posted on the day after."""
+
+LATE_POSTING_TABLE = "late_posting"
+"""The ledger rows that reached HQ dated inside a closed period, and the day
+each was posted on instead (the first open day at its arrival)."""
+
 DEVICE_ACTIVITY_TABLE = "device_activity"
 """Per device, the id and HLC of its latest audit record (the IT page's "last op"),
 kept by the store's flush so that no page has to group the whole audit log."""
@@ -248,6 +261,20 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
                          primary_key=True) for k in totals.keys),
                 *(Column(c, BigInteger, nullable=False) for c in totals.columns),
             )
+    Table(
+        PERIOD_CLOSE_TABLE, metadata,
+        Column("through", String(10), primary_key=True),
+        Column("closed_by", String, nullable=False),
+        Column("closed_ms", BigInteger, nullable=False),
+    )
+    late = Table(
+        LATE_POSTING_TABLE, metadata,
+        Column("id", _key(), primary_key=True, doc="the ledger row's key"),
+        Column("entity", String, nullable=False),
+        Column("posted", String(10), nullable=False),
+        Column("arrived_ms", BigInteger, nullable=False),
+    )
+    Index("ix_late_posting_posted", late.c.posted)
     Table(
         "ops", metadata,
         Column("op_id", String, primary_key=True),

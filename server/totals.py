@@ -5,7 +5,9 @@ its movements, an account's balance at a site the sum of its journal lines.
 Summing at every read grows with history, so the store keeps the sums
 itself: ``SqlServerStore.record`` tallies each ledger row it writes into
 each total kept of its ledger (the old version counted out, the new one in;
-the journal keeps two: per (site, account) and per (day, site, account)),
+the journal keeps two: per (site, account) and per (posting day, site,
+account), a line that arrived dated inside a closed period counting on the
+day ``late_posting`` says, ``server.periods``),
 and its flush adds the tallies in the same transaction with one upsert per
 total, so a total commits or rolls back together with the rows that make
 it, whichever server process wrote them.
@@ -21,7 +23,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Dialect, MetaData, Table, case, delete, func, select
 
-from .tables import TOTALS, Sum, Totals, param_mark
+from .tables import LATE_POSTING_TABLE, TOTALS, Sum, Totals, param_mark
 
 BY_TABLE = {t.table: t for t in TOTALS}
 
@@ -89,9 +91,18 @@ def _summed(ledger: Table, s: Sum) -> Any:
 
 def _sums(metadata: MetaData, totals: Totals) -> Any:
     ledger = metadata.tables[totals.entity]
-    keys = [ledger.c[k] for k in totals.keys]
+    fields = [ledger.c[k] for k in totals.keys]
+    keys: list[Any] = list(fields)
+    source: Any = ledger
+    if totals.posted is not None:  # a row posted late counts on its posting day
+        late = metadata.tables[LATE_POSTING_TABLE]
+        at = totals.keys.index(totals.posted)
+        keys[at] = func.coalesce(late.c.posted, fields[at]).label(totals.posted)
+        source = ledger.outerjoin(late, (late.c.id == ledger.c.id)
+                                  & (late.c.entity == totals.entity))
     return (select(*keys, *(_summed(ledger, s) for s in totals.sums), func.count())
-            .where(ledger.c._deleted.is_(False), *(k.is_not(None) for k in keys))
+            .select_from(source)
+            .where(ledger.c._deleted.is_(False), *(k.is_not(None) for k in fields))
             .group_by(*keys))
 
 

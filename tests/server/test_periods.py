@@ -1,0 +1,134 @@
+"""Closing the books, on SQLite and a fresh PostgreSQL database: October's
+figures stay as finance reported them when a till's offline sales of October
+reach HQ in November; those sales are posted on the first open day, and
+every total that reads the journal by day agrees with the ledger."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server import periods, totals
+from sync.authorize import Staff
+from tests.pg import fresh_database
+
+from .rest_kit import Api, open_api, post_sale
+
+PAST = "2025-10-31"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    if request.param == "sqlite":
+        with open_api(f"sqlite:///{tmp_path / 'hq.db'}") as a:
+            yield a
+    else:
+        with fresh_database() as url, open_api(url) as a:
+            yield a
+
+
+def _product(api: Api) -> str:
+    return str(api.ok("POST", "/api/hq/products", "bob",
+                      {"sku": "OAT-1", "name": "Oat milk", "price": 250, "cost": 120})["id"])
+
+
+def _tb(api: Api, upto: str) -> tuple[int, dict[str, int]]:
+    tb = api.ok("GET", "/api/reports/trial-balance", "fay", date_to=upto)
+    return tb["debit"], {a["code"]: a["balance"] for a in tb["accounts"]}
+
+
+def test_a_late_sale_of_a_closed_month_is_posted_on_the_first_open_day(api: Api) -> None:
+    product = _product(api)
+    post_sale(api.db, "S1", product, 2, 250, 120, date="2025-10-20")
+    october = _tb(api, PAST)
+    books = api.ok("POST", "/api/hq/periods/close", "fay", {"through": PAST})
+    assert (books["closed_through"], books["closed_by"], books["late_lines"]) == (PAST, "fay", 0)
+
+    late = post_sale(api.db, "S1", product, 3, 250, 120, date="2025-10-30")  # offline since
+    post_sale(api.db, "S1", product, 1, 250, 120, date="2025-11-02")
+    assert _tb(api, PAST) == october, "October's trial balance moved after it was closed"
+    debit, balances = _tb(api, "2025-11-01")
+    assert debit == october[0] + 900 + 360  # cash 750 + 20% tax, cost of 3 at 120
+    assert balances["4000"] == october[1]["4000"] - 3 * 250
+    assert _tb(api, "2025-11-30")[1]["4000"] == october[1]["4000"] - 4 * 250
+
+    # the line keeps its own date; the journal by day counts it on 1 November
+    lines = api.ok("GET", "/api/reports/journal", "fay", date_from="2025-10-01",
+                   date_to="2025-10-31")
+    assert late in {ln["entry_id"] for ln in lines["lines"]}
+    margin = api.ok("GET", "/api/reports/margin", "fay", period="month")
+    by_month = {m["period"]: m["revenue"] for m in margin}
+    assert by_month == {"2025-10": 500, "2025-11": 1000}
+    assert api.ok("GET", "/api/hq/periods", "fay")["late_lines"] == 5
+    with api.db.transaction(write=False) as store:
+        assert totals.drifts(store.conn, api.db.metadata) == []
+
+
+def test_a_rebuilt_journal_total_keeps_the_posting_days(api: Api) -> None:
+    product = _product(api)
+    api.ok("POST", "/api/hq/periods/close", "admin", {"through": PAST})
+    post_sale(api.db, "S1", product, 3, 250, 120, date="2025-10-30")
+    before = _tb(api, "2025-11-01")
+    with api.db.transaction() as store:
+        for spec in totals.kept(api.db.metadata):
+            totals.fill(store.conn, api.db.metadata, spec)
+    assert _tb(api, "2025-11-01") == before
+    assert _tb(api, PAST)[0] == 0
+
+
+def test_who_may_close_the_books_and_through_which_day(api: Api) -> None:
+    code, out = api.call("POST", "/api/hq/periods/close", "bob", {"through": PAST})
+    assert code == 403 and "closing the books is for finance or hq_admin" in out["detail"]
+    code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "2999-01-31"})
+    assert code == 400 and "is not over yet at HQ" in out["detail"]
+    code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "2025-02-30"})
+    assert code == 400 and "'2025-02-30' is not a day" in out["detail"]
+    code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "October"})
+    assert code == 400
+    api.ok("POST", "/api/hq/periods/close", "fay", {"through": PAST})
+    code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "2025-09-30"})
+    assert code == 400 and "already closed through 2025-10-31" in out["detail"]
+    assert api.ok("GET", "/api/hq/periods", "fay")["closed_through"] == PAST
+
+
+def test_a_store_finance_employee_cannot_close_the_company_books(api: Api) -> None:
+    with pytest.raises(PermissionError, match="finance at S1"):
+        periods.close(api.db, PAST, "sam", Staff("finance", "S1"))
+
+
+def test_the_devices_that_may_still_hold_sales_of_the_period(api: Api) -> None:
+    product = _product(api)
+    post_sale(api.db, "S1", product, 1, 250, 120, date="2025-10-30")
+    from server.devices import issue_token
+    issue_token(api.db, "s2-till1", "S2")
+    quiet = api.ok("GET", "/api/hq/periods", "fay", through="2999-12-31")["quiet_devices"]
+    assert [q["device"] for q in quiet] == ["s2-till1"]  # never sent an op
+    assert api.ok("GET", "/api/hq/periods", "fay", through="2000-01-01")["quiet_devices"] == [
+        {"device": "s2-till1", "site": "S2", "last_op_ms": None}]
+
+
+def test_a_close_and_a_push_racing_count_each_line_once(api: Api) -> None:
+    """The close waits for the push's commit, or the push for the close's:
+    either way each line counts once, on its date or on the posting day."""
+    product = _product(api)
+    done = threading.Event()
+
+    def sell() -> None:
+        for _ in range(20):
+            post_sale(api.db, "S1", product, 1, 250, 120, date="2025-10-31")
+        done.set()
+
+    seller = threading.Thread(target=sell)
+    seller.start()
+    periods.close(api.db, PAST, "fay", Staff("finance", "HQ"))
+    seller.join(60)
+    assert done.is_set()
+    with api.db.transaction(write=False) as store:
+        assert totals.drifts(store.conn, api.db.metadata) == []
+    october, november = _tb(api, PAST)[1], _tb(api, "2025-11-01")[1]
+    assert november["4000"] == -20 * 250
+    late = api.ok("GET", "/api/hq/periods", "fay")["late_lines"]
+    assert (october.get("4000", 0) == -(20 - late // 5) * 250) and late % 5 == 0
