@@ -33,6 +33,7 @@ from .store import Database
 from .tables import (
     ACCOUNT_BALANCE_TABLE,
     JOURNAL_DAY_TABLE,
+    LATE_POSTING_TABLE,
     SALE_COST_TABLE,
     SITE_DAY_SALES_TABLE,
 )
@@ -74,6 +75,9 @@ class JournalLine(msgspec.Struct):
     credit: int
     memo: str
     date: str
+    posted: str | None = None
+    """the day the line counts on in the books when that is not its date: it
+    reached HQ dated inside a period finance had closed (``server.periods``)"""
 
 
 class JournalPage(msgspec.Struct):
@@ -308,12 +312,37 @@ def journal(db: Database, site: str | None = None, lo: str | None = None,
     tests += [*([kept.c.date >= lo] if lo else []), *([kept.c.date <= hi] if hi else [])]
     sums = select(*(func.coalesce(func.sum(kept.c[c]), 0) for c in ("lines", "debit", "credit"))
                   ).where(*tests)
+    late = db.t[LATE_POSTING_TABLE]
     with db.reading() as conn:  # the sums and the page agree
         total, debit, credit = conn.execute(sums).one()
-        rows = conn.execute(select(*cols).where(*where).order_by(jl.c._seq, jl.c.id)
-                            .limit(limit).offset(offset)).all()
-    return JournalPage([JournalLine(*r) for r in rows], int(total), int(debit), int(credit),
+        if lo or hi:  # the kept total counts a late line on its posting day
+            total, debit, credit = map(sum, zip((total, debit, credit), _late_shift(
+                db, conn, site, lo, hi, account), strict=True))
+        rows = conn.execute(select(*cols, late.c.posted).where(*where)
+                            .select_from(jl.outerjoin(late, late.c.id == jl.c.id))
+                            .order_by(jl.c._seq, jl.c.id).limit(limit).offset(offset)).all()
+    return JournalPage([JournalLine(*r[:8], posted=r[8]) for r in rows], int(total),
+                       int(debit), int(credit),
                        limit, offset)
+
+
+def _late_shift(db: Database, conn: Connection, site: str | None, lo: str | None,
+                hi: str | None, account: str | None) -> tuple[int, int, int]:
+    """(lines, debit, credit) that turn sums of posting days lo..hi into sums of
+    the lines dated lo..hi: the lines posted late (few) move between the two."""
+    jl, late = db.entities["journal_line"], db.t[LATE_POSTING_TABLE]
+    q = (select(jl.c.date, late.c.posted, jl.c.debit, jl.c.credit)
+         .select_from(late.join(jl, jl.c.id == late.c.id))
+         .where(*(jl.c[k] == v for k, v in (("site", site), ("account", account)) if v)))
+    lines = debit = credit = 0
+    for dated, posted, d, c in conn.execute(q):
+        sign = _within(str(dated), lo, hi) - _within(str(posted), lo, hi)
+        lines, debit, credit = lines + sign, debit + sign * int(d), credit + sign * int(c)
+    return lines, debit, credit
+
+
+def _within(day: str, lo: str | None, hi: str | None) -> int:
+    return int((lo is None or day >= lo) and (hi is None or day <= hi))
 
 
 PERIODS = {"all": 0, "month": 7, "day": 10}

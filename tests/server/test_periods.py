@@ -58,7 +58,12 @@ def test_a_late_sale_of_a_closed_month_is_posted_on_the_first_open_day(api: Api)
     # the line keeps its own date; the journal by day counts it on 1 November
     lines = api.ok("GET", "/api/reports/journal", "fay", date_from="2025-10-01",
                    date_to="2025-10-31")
-    assert late in {ln["entry_id"] for ln in lines["lines"]}
+    posted = {ln["entry_id"]: (ln["date"], ln["posted"]) for ln in lines["lines"]}
+    assert posted[late] == ("2025-10-30", "2025-11-01")
+    assert {v for k, v in posted.items() if k != late} == {("2025-10-20", None)}
+    # the listing's sums count the lines it lists: by their own dates
+    assert (lines["total"], lines["debit"]) == (10, 840 + 1260)  # the sales of 2 and 3
+    assert api.ok("GET", "/api/reports/journal", "fay", date_from="2025-11-01")["total"] == 5
     margin = api.ok("GET", "/api/reports/margin", "fay", period="month")
     by_month = {m["period"]: m["revenue"] for m in margin}
     assert by_month == {"2025-10": 500, "2025-11": 1000}
