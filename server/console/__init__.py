@@ -41,7 +41,7 @@ from .auth import (
     logout,
     server_secret,
 )
-from .finance import finance
+from .finance import close_books, finance
 from .it import it_admin, register_device, revoke_api_token, revoke_device
 from .operations import operations, resolve
 from .overview import overview
@@ -74,8 +74,8 @@ def console_router(db: Database) -> Router:
 
     return Router(
         path="/",
-        route_handlers=[home, login_page, login, logout, overview, finance, procurement,
-                        approve, cancel, sales, operations, it_admin, register_device,
+        route_handlers=[home, login_page, login, logout, overview, finance, close_books,
+                        procurement, approve, cancel, sales, operations, it_admin, register_device,
                         revoke_device, revoke_api_token, products, product, set_price,
                         resolve],
         dependencies={"keys": Provide(_keys, sync_to_thread=False),

@@ -5,16 +5,24 @@ every total that reads the journal by day agrees with the ledger."""
 
 from __future__ import annotations
 
+import datetime
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from litestar.testing import TestClient
 
 from server import periods, totals
+from server.admin import apply_as_hq
+from server.devices import issue_token
+from server.store import Database
 from sync.authorize import Staff
 from tests.pg import fresh_database
 
+from .console_kit import _csrf, _db, _login, _post
 from .rest_kit import Api, open_api, post_sale
 
 PAST = "2025-10-31"
@@ -107,7 +115,6 @@ def test_a_store_finance_employee_cannot_close_the_company_books(api: Api) -> No
 def test_the_devices_that_may_still_hold_sales_of_the_period(api: Api) -> None:
     product = _product(api)
     post_sale(api.db, "S1", product, 1, 250, 120, date="2025-10-30")
-    from server.devices import issue_token
     issue_token(api.db, "s2-till1", "S2")
     quiet = api.ok("GET", "/api/hq/periods", "fay", through="2999-12-31")["quiet_devices"]
     assert [q["device"] for q in quiet] == ["s2-till1"]  # never sent an op
@@ -137,3 +144,46 @@ def test_a_close_and_a_push_racing_count_each_line_once(api: Api) -> None:
     assert november["4000"] == -20 * 250
     late = api.ok("GET", "/api/hq/periods", "fay")["late_lines"]
     assert (october.get("4000", 0) == -(20 - late // 5) * 250) and late % 5 == 0
+
+
+def test_finance_closes_last_month_from_the_console(client: TestClient[Any]) -> None:
+    """The finance page proposes the end of last month, names the tills that
+    have sent nothing since, closes on the button, and a late sale's journal
+    lines then show the day they were posted on. A buyer sees no form, and
+    a close posted anyway is refused."""
+    db = _db(client)
+    issue_token(db, "s2-till1", "S2")
+    last_month_end = (datetime.date.today().replace(day=1)
+                      - datetime.timedelta(days=1)).isoformat()
+    _login(client, "fin")
+    token = _csrf(client.get("/finance").text)
+    _login(client, "bob")  # a buyer: no finance page, and a close posted anyway is refused
+    assert client.get("/finance").status_code == 403
+    refused = client.post("/finance/close", data={"_csrf_token": token,
+                                                  "through": last_month_end})
+    assert refused.status_code == 403 and _closing(db) == ""
+    _login(client, "fin")
+    page = client.get("/finance").text
+    assert "The books have never been closed." in page
+    assert f'name="through" value="{last_month_end}"' in page
+    assert "s2-till1" in page and "have sent nothing dated after" in page
+    done = _post(client, "/finance/close", "/finance", through=last_month_end)
+    assert done.status_code == 200 and f"closed through {last_month_end}" in done.text
+    assert f"The books are closed through {last_month_end} (by fin" in done.text
+
+    product = str(uuid.uuid4())
+    apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
+    post_sale(db, "S1", product, 1, 250, 120, date=last_month_end)
+    page = client.get("/finance").text
+    assert "5 journal lines reached HQ dated inside a closed period" in page
+    first_open = (datetime.date.fromisoformat(last_month_end)
+                  + datetime.timedelta(days=1)).isoformat()
+    assert f"<td>{last_month_end}</td><td>{first_open}</td>" in page
+
+    again = _post(client, "/finance/close", "/finance", through=last_month_end)
+    assert "books not closed: the books are already closed through" in again.text
+
+
+def _closing(db: Database) -> str:
+    with db.reading() as conn:
+        return periods.state(db, conn).through or ""
