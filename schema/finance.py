@@ -131,12 +131,21 @@ def payment_posting(*, cash: int, card: int, memo: str) -> list[Posting]:
                  Posting(RECEIVABLE, 0, cash + card, memo)])
 
 
-def posting_day(dated: str, closed_through: str | None) -> str:
+def posting_day(dated: str, closed_through: str | None, today: str | None = None) -> str:
     """The day a journal line dated ``dated`` (yyyy-mm-dd) counts on in the
-    books: its own date, or the first open day when the books are closed
-    through that date or later. A sale made offline on 31 October that reaches
-    HQ after finance closed October is still a sale of 31 October; it is
-    posted on 1 November, so October's figures stay as they were reported."""
+    books: its own date, or
+
+    * the first open day when the books are closed through that date or
+      later: a sale made offline on 31 October that reaches HQ after finance
+      closed October is still a sale of 31 October; it is posted on 1
+      November, so October's figures stay as they were reported;
+    * ``today`` (HQ's day when the line arrives) when it is dated more than a
+      day after it: a till whose clock runs months ahead cannot put its sales
+      in a month that has not begun (a day of slack: a store east of HQ may
+      already be in tomorrow)."""
+    if today is not None and dated > next_day(today):
+        return today if closed_through is None or today > closed_through \
+            else next_day(closed_through)
     if closed_through is None or dated > closed_through:
         return dated
     return next_day(closed_through)

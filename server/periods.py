@@ -11,6 +11,10 @@ October. What reads the journal by day (the trial balance as at a day, the
 margin by month or over a range) reads posting days, so October's trial
 balance is the same before and after a late sale, and November's shows it.
 
+A line dated after HQ's tomorrow (a till whose clock runs months ahead) is
+posted on HQ's day of arrival the same way, so it cannot land in a month
+that has not begun.
+
 A close takes the write lock every push takes, so a push commits wholly
 before it (its lines count on their dates) or wholly after (posted late).
 The books are closed through a day before HQ's today, and only forward: the

@@ -38,8 +38,9 @@ class BooksOut(msgspec.Struct):
     closed_by: str | None
     closed_ms: int | None
     late_lines: int
-    """journal lines that reached HQ dated inside a closed period, posted on the
-    first open day instead"""
+    """journal lines posted on another day than their date: dated inside a
+    closed period (posted on the first open day), or after HQ's tomorrow
+    (posted on the day they arrived)"""
     quiet_devices: list[QuietDeviceOut]
     """for ``through`` when asked: devices with no op dated after it, whose
     sales of the period may still be on their way"""

@@ -303,6 +303,8 @@ class SqlServerStore:
         """Total's table -> key -> [sums..., count] this transaction adds to it."""
         self._closed: str | _Unread | None = UNREAD
         """The day the books are closed through (read at the first dated ledger row)."""
+        self._today = ""
+        """HQ's day, read with ``_closed``: a line dated after tomorrow is posted on it."""
         self._late: dict[tuple[str, str], str] = {}
         """(entity, key) -> posting day of this transaction's ledger rows dated
         inside a closed period (``late_posting``)."""
@@ -453,11 +455,13 @@ class SqlServerStore:
     def _posting(self, spec: Totals, row: Row, key: tuple[Any, ...]) -> tuple[Any, ...]:
         """``key`` with its date moved to the posting day: a ledger row (written
         once, so never counted out again) dated inside a closed period counts
-        on the first open day, and ``late_posting`` remembers where."""
+        on the first open day, one dated after HQ's tomorrow on HQ's today,
+        and ``late_posting`` remembers where."""
         if self._closed is _Unread.UNREAD:
             self._closed = periods.closed_through(self.conn, self.db.t)
+            self._today = periods.today()
         at = spec.keys.index(cast(str, spec.posted))
-        day = posting_day(key[at], self._closed)
+        day = posting_day(key[at], self._closed, self._today)
         if day == key[at]:
             return key
         self._late[(row.entity, row.key)] = day

@@ -224,8 +224,9 @@ who closed them and when. The latest ``through`` is the boundary: a journal
 line dated on or before it that reaches HQ later is posted on the day after."""
 
 LATE_POSTING_TABLE = "late_posting"
-"""The ledger rows that reached HQ dated inside a closed period, and the day
-each was posted on instead (the first open day at its arrival)."""
+"""The ledger rows posted on another day than their date, and that day: the
+first open day for a row that reached HQ dated inside a closed period, HQ's
+day for one dated after HQ's tomorrow (a till's clock far ahead)."""
 
 DEVICE_ACTIVITY_TABLE = "device_activity"
 """Per device, the id and HLC of its latest audit record (the IT page's "last op"),

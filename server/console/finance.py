@@ -123,8 +123,9 @@ def _books(ctx: Ctx, conn: Any) -> Html:
     said = (f"The books are closed through {now.through} (by {now.closed_by}, "
             f"{when(now.closed_ms or 0)})." if now.through else "The books have never been closed.")
     if now.late_lines:
-        said += (f" {now.late_lines} journal lines reached HQ dated inside a closed period; "
-                 "each is posted on the first open day (the \u201cposted on\u201d column).")
+        said += (f" {now.late_lines} journal lines are posted on another day than their date "
+                 "(the \u201cposted on\u201d column): they reached HQ dated inside a closed "
+                 "period, or after HQ's tomorrow (a till's clock far ahead).")
     parts: list[Any] = [tag("h2", "Books", id="books"), tag("p", said)]
     if not _may_close(ctx):
         return join(parts)

@@ -175,7 +175,7 @@ def test_finance_closes_last_month_from_the_console(client: TestClient[Any]) -> 
     apply_as_hq(db, "product", product, {"sku": "OAT-1", "name": "Oat milk", "price": 250})
     post_sale(db, "S1", product, 1, 250, 120, date=last_month_end)
     page = client.get("/finance").text
-    assert "5 journal lines reached HQ dated inside a closed period" in page
+    assert "5 journal lines are posted on another day than their date" in page
     first_open = (datetime.date.fromisoformat(last_month_end)
                   + datetime.timedelta(days=1)).isoformat()
     assert f"<td>{last_month_end}</td><td>{first_open}</td>" in page
@@ -187,3 +187,22 @@ def test_finance_closes_last_month_from_the_console(client: TestClient[Any]) -> 
 def _closing(db: Database) -> str:
     with db.reading() as conn:
         return periods.state(db, conn).through or ""
+
+
+def test_a_sale_dated_by_a_clock_far_ahead_is_posted_on_the_day_it_arrives(api: Api) -> None:
+    """A till whose clock is a year ahead dates its sale next year: the sale
+    keeps that date, and the books count it today, not in a month that has
+    not begun. A store a day ahead of HQ (east of it) keeps its own date."""
+    product = _product(api)
+    today = datetime.datetime.now(datetime.UTC).date()
+    tomorrow = (today + datetime.timedelta(days=1)).isoformat()
+    ahead = post_sale(api.db, "S1", product, 1, 250, 120,
+                      date=(today + datetime.timedelta(days=365)).isoformat())
+    east = post_sale(api.db, "S1", product, 1, 250, 120, date=tomorrow)
+    lines = api.ok("GET", "/api/reports/journal", "fay")["lines"]
+    posted = {ln["entry_id"]: ln["posted"] for ln in lines}
+    assert (posted[ahead], posted[east]) == (today.isoformat(), None)
+    assert _tb(api, today.isoformat())[1]["4000"] == -250
+    assert _tb(api, tomorrow)[1]["4000"] == -500
+    with api.db.transaction(write=False) as store:
+        assert totals.drifts(store.conn, api.db.metadata) == []
