@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from schema.finance import Posting, Unbalanced, moving_average, post, sale_posting
+from schema.finance import (
+    Posting,
+    Unbalanced,
+    moving_average,
+    post,
+    posting_day,
+    sale_posting,
+)
 
 
 def test_moving_average_re_averages_on_receipts_only() -> None:
@@ -32,3 +39,20 @@ def test_every_sale_or_return_posting_balances(net: int, tax: int, cost: int,
     lines = sale_posting(net=net, tax=sign * tax, cost=sign * cost, cash=total - card,
                          card=card, on_account=0, memo="m")
     assert sum(p.debit for p in lines) == sum(p.credit for p in lines)
+
+
+@pytest.mark.parametrize(("dated", "closed", "today", "posted"), [
+    ("2026-10-31", None, "2026-11-26", "2026-10-31"),  # books never closed
+    ("2026-10-31", "2026-10-31", "2026-11-26", "2026-11-01"),  # the last day of the close
+    ("2026-09-02", "2026-10-31", "2026-11-26", "2026-11-01"),  # long before it
+    ("2026-11-01", "2026-10-31", "2026-11-26", "2026-11-01"),  # the first open day
+    ("2026-11-27", None, "2026-11-26", "2026-11-27"),  # a store a day east of HQ
+    ("2026-11-28", None, "2026-11-26", "2026-11-26"),  # a clock days ahead
+    ("2027-11-26", "2026-10-31", "2026-11-26", "2026-11-26"),
+    ("2026-12-31", "2026-12-31", "2026-11-26", "2027-01-01"),  # HQ's clock behind its close
+])
+def test_the_day_a_journal_line_counts_on(dated: str, closed: str | None, today: str,
+                                          posted: str) -> None:
+    assert posting_day(dated, closed, today) == posted
+    if closed is None:
+        assert posting_day(dated, None) == dated  # no today: the date as it is
