@@ -17,7 +17,8 @@ that has not begun.
 
 A close takes the write lock every push takes, so a push commits wholly
 before it (its lines count on their dates) or wholly after (posted late).
-The books are closed through a day before HQ's today, and only forward: the
+The books are closed through a day that is over in every time zone (tills
+date sales by their local day; HQ keeps no zone per site), and only forward: the
 boundary is the latest ``through``. Before closing, ``quiet_devices`` lists
 the devices HQ has heard nothing from since the end of the period, whose
 sales of it may still be on their way.
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Table, func, select
@@ -59,7 +60,9 @@ class Closing:
     closed_by: str | None = None
     closed_ms: int | None = None
     late_lines: int = 0
-    """Journal lines that arrived dated inside a closed period."""
+    """Journal lines posted on another day than their date (``late_posting``)."""
+    late_receipts: int = 0
+    """Receipts (sales and returns) likewise."""
 
 
 @dataclass(frozen=True)
@@ -83,10 +86,18 @@ def state(db: Database, conn: Connection) -> Closing:
     t = db.t[PERIOD_CLOSE_TABLE]
     last = conn.execute(select(t.c.through, t.c.closed_by, t.c.closed_ms)
                         .order_by(t.c.through.desc()).limit(1)).first()
-    late = conn.execute(select(func.count()).select_from(db.t[LATE_POSTING_TABLE])).scalar_one()
+    t_late = db.t[LATE_POSTING_TABLE]
+    late = {str(entity): int(n) for entity, n in conn.execute(
+        select(t_late.c.entity, func.count()).group_by(t_late.c.entity))}
+    lines, receipts = int(late.get("journal_line", 0)), int(late.get("sale", 0))
     if last is None:
-        return Closing(None, late_lines=int(late))
-    return Closing(str(last[0]), str(last[1]), int(last[2]), int(late))
+        return Closing(None, late_lines=lines, late_receipts=receipts)
+    return Closing(str(last[0]), str(last[1]), int(last[2]), lines, receipts)
+
+
+LAST_ZONE_MS = 12 * 3_600_000
+"""How far the last time zone on Earth (UTC-12) runs behind UTC: a day is
+over everywhere 12 hours after it is over in UTC."""
 
 
 def today(ms: int | None = None) -> str:
@@ -94,17 +105,34 @@ def today(ms: int | None = None) -> str:
     return datetime.fromtimestamp((now_ms() if ms is None else ms) / 1000, UTC).date().isoformat()
 
 
-def check_through(through: str, current: str | None, now: str) -> str:
-    """``through`` as a day the books may be closed through now, or CloseRefused."""
+def last_day_over(ms: int | None = None) -> str:
+    """The latest day that is over in every time zone at ``ms`` (now). Tills
+    date their sales by their own local day, and HQ does not keep the sites'
+    zones: a chain on Pacific time still sells on 31 October at 00:20 UTC on
+    1 November, so 31 October may be closed from 12:00 UTC on 1 November."""
+    behind = (now_ms() if ms is None else ms) - LAST_ZONE_MS
+    return (datetime.fromtimestamp(behind / 1000, UTC).date() - timedelta(days=1)).isoformat()
+
+
+def day_over_ms(day: str) -> int:
+    """When ``day`` is over in every time zone (Unix ms)."""
+    end = datetime.fromisoformat(next_day(day)).replace(tzinfo=UTC).timestamp() * 1000
+    return int(end) + LAST_ZONE_MS
+
+
+def check_through(through: str, current: str | None, over: str) -> str:
+    """``through`` as a day the books may be closed through when ``over`` is
+    the last day over everywhere, or CloseRefused."""
     try:
         day = date.fromisoformat(through).isoformat()
     except ValueError:
         raise CloseRefused(f"{through!r} is not a day (yyyy-mm-dd)") from None
     if len(through) != 10:
         raise CloseRefused(f"{through!r} is not a day (yyyy-mm-dd)")
-    if day >= now:
-        raise CloseRefused(f"the books can be closed through a past day only; {day} is not "
-                           f"over yet at HQ (today is {now})")
+    if day > over:
+        raise CloseRefused(f"{day} is not over yet in every time zone (a store on the other "
+                           f"side of the world may still be selling on it); the books can be "
+                           f"closed through {over} now")
     if current is not None and day <= current:
         raise CloseRefused(f"the books are already closed through {current}; a period "
                            "once closed stays closed (post a correction in the open period)")
@@ -127,17 +155,17 @@ def close(db: Database, through: str, user: str, staff: Staff | None,
     ms = now_ms() if ms is None else ms
     with db.transaction() as store:
         conn = store.conn
-        day = check_through(through, closed_through(conn, db.t), today(ms))
+        day = check_through(through, closed_through(conn, db.t), last_day_over(ms))
         conn.execute(db.t[PERIOD_CLOSE_TABLE].insert().values(
             through=day, closed_by=user, closed_ms=ms))
         return state(db, conn)
 
 
 def quiet_devices(db: Database, conn: Connection, through: str) -> list[QuietDevice]:
-    """Devices (not revoked) whose latest op is dated before the end of
-    ``through``, or which never sent one: their sales of the period may not
-    all be at HQ yet."""
-    end = datetime.fromisoformat(next_day(through)).replace(tzinfo=UTC).timestamp() * 1000
+    """Devices (not revoked) whose latest op is dated before ``through`` is
+    over everywhere, or which never sent one: their sales of the period may
+    not all be at HQ yet."""
+    end = day_over_ms(through)
     devices, activity = db.t["devices"], db.t[DEVICE_ACTIVITY_TABLE]
     rows = conn.execute(
         select(devices.c.device, devices.c.site, activity.c.hlc)

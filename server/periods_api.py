@@ -41,6 +41,9 @@ class BooksOut(msgspec.Struct):
     """journal lines posted on another day than their date: dated inside a
     closed period (posted on the first open day), or after HQ's tomorrow
     (posted on the day they arrived)"""
+    late_receipts: int
+    """receipts (sales and returns) posted on another day than their date, the
+    same way: the sales report counts them on their posting day too"""
     quiet_devices: list[QuietDeviceOut]
     """for ``through`` when asked: devices with no op dated after it, whose
     sales of the period may still be on their way"""
@@ -57,6 +60,7 @@ def _books(db: Database, through: str | None) -> BooksOut:
         now = periods.state(db, conn)
         quiet = periods.quiet_devices(db, conn, through) if through else []
     return BooksOut(now.through, now.closed_by, now.closed_ms, now.late_lines,
+                    now.late_receipts,
                     [QuietDeviceOut(q.device, q.site, q.last_op_ms) for q in quiet])
 
 

@@ -184,8 +184,10 @@ def trial_balance(db: Database, site: str | None, conn: Connection | None = None
     """Debits and credits per account (of ``site``; None: the company), read
     in ``conn``'s transaction when given (a page's other reads agree with it).
     With ``upto`` (yyyy-mm-dd), as at the end of that day: the journal lines
-    dated up to and including it, from the totals kept per (day, site,
-    account); else every line, from the balances kept per (site, account)."""
+    posted up to and including it (a line that reached HQ dated inside a
+    closed period is posted on the first open day, ``server.periods``), from
+    the totals kept per (posting day, site, account); else every line, from
+    the balances kept per (site, account)."""
     q: Select[Any] = (_journal_days(db, (), None, upto, site, 0) if upto
                       else cast("Select[Any]", _balances(db, site)))
     sums: dict[str, list[int]] = {}
@@ -251,6 +253,24 @@ def _sale_costs(db: Database, lo: str | None, hi: str | None,
     return select(sale.c.site, func.sum(cost_of)).where(*where).group_by(sale.c.site)
 
 
+def _late_sale_costs(db: Database, conn: Connection, lo: str | None, hi: str | None,
+                     site: str | None) -> dict[str, int]:
+    """Per site, what turns the cost of the receipts dated lo..hi into the cost
+    of those posted lo..hi: the receipts posted late (few) move between the two."""
+    sale, line, late = db.entities["sale"], db.entities["sale_line"], db.t[LATE_POSTING_TABLE]
+    cost_of = (select(func.sum(line.c.qty * line.c.cost))
+               .where(line.c.sale_id == sale.c.id).scalar_subquery())
+    q = (select(sale.c.site, sale.c.date, late.c.posted, cost_of)
+         .select_from(late.join(sale, (sale.c.id == late.c.id) & (late.c.entity == "sale"))))
+    if site:
+        q = q.where(sale.c.site == site)
+    shift: dict[str, int] = {}
+    for s, dated, posted, cost in conn.execute(q):
+        sign = _within(str(posted), lo, hi) - _within(str(dated), lo, hi)
+        shift[str(s)] = shift.get(str(s), 0) + sign * int(cost or 0)
+    return shift
+
+
 def sales_from_books(db: Database, conn: Connection | None = None) -> list[SiteSales]:
     """All-time sales per site from the running totals (``server.totals``):
     receipts (sales and returns), net and tax as the receipts add up, the
@@ -268,14 +288,20 @@ def sales_by_site(db: Database, lo: str | None = None, hi: str | None = None,
                   site: str | None = None, conn: Connection | None = None
                   ) -> list[SiteSales]:
     """Receipts, net, tax and the cost of the goods sold per site, over the
-    days from ``lo`` to ``hi`` (inclusive; None: open): the same figures as
-    summing the receipts of the range and their lines' qty x unit cost, read
-    from the totals kept per (site, day) and the cost kept per site
-    (``server.totals``); a range's cost from the lines of its receipts. In
-    ``conn``'s transaction when given."""
+    posting days from ``lo`` to ``hi`` (inclusive; None: open): the same
+    figures as summing the receipts of the range and their lines' qty x unit
+    cost, read from the totals kept per (site, day) and the cost kept per
+    site (``server.totals``); a range's cost from the lines of its receipts.
+    A receipt counts on its posting day, as its journal lines do: one that
+    reached HQ dated inside a closed period on the first open day
+    (``server.periods``), so a closed month's sales agree with its margin and
+    trial balance and do not move. In ``conn``'s transaction when given."""
     with db.reading(conn) as read:
         rows = read.execute(_kept_sales(db, lo, hi, site)).all()
         cost = {str(s): int(c or 0) for s, c in read.execute(_sale_costs(db, lo, hi, site))}
+        if lo or hi:  # a receipt counts on its posting day, as in the books
+            for s, c in _late_sale_costs(db, read, lo, hi, site).items():
+                cost[s] = cost.get(s, 0) + c
     return [SiteSales(s, int(n), int(net), int(tax), cost.get(s, 0), int(net) - cost.get(s, 0))
             for s, n, net, tax in rows]
 
@@ -445,7 +471,8 @@ class ReportsController(Controller):
                       date_to: FromQuery[str | None] = None) -> TrialBalance:
         """Debits and credits per account, for one site or (no site) the company;
         with ``date_to`` (yyyy-mm-dd), as at the end of that day (the journal
-        lines dated up to and including it), else of every line."""
+        lines posted up to and including it: a line that reached HQ dated
+        inside a closed period counts on the first open day), else of every line."""
         return trial_balance(_db(state), site, upto=_date(date_to, "date_to"))
 
     @get("/sales", sync_to_thread=True, opt={"report": "sales"}, summary="Sales per site")

@@ -86,7 +86,7 @@ def finance(ctx: NamedDependency[Ctx], site: FromQuery[str | None] = None,
         tag("h2", "Balance per site (every journal line to date)"),
         table(["site", "debit", "credit", "lines", ""], rows),
         tag("h2", f"Trial balance, {site or 'company'}, "
-                  + (f"as at {hi} (journal lines dated up to and including {hi})" if hi
+                  + (f"as at {hi} (journal lines posted up to and including {hi})" if hi
                      else "to date (every journal line)")
                   + f" ({'balanced' if tb.balanced else 'NOT BALANCED'})", id="trial-balance"),
         table(["account", "name", "type", "debit", "credit", "balance"],
@@ -129,7 +129,7 @@ def _books(ctx: Ctx, conn: Any) -> Html:
     parts: list[Any] = [tag("h2", "Books", id="books"), tag("p", said)]
     if not _may_close(ctx):
         return join(parts)
-    proposal = _month_end_before(periods.today())
+    proposal = _month_end_before(next_day(periods.last_day_over()))
     if now.through is not None and proposal <= now.through:
         parts.append(tag("p", "Nothing to close yet: the month after the close is not over."))
         return join(parts)

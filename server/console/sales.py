@@ -5,9 +5,10 @@ from __future__ import annotations
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from ..reports import sale_filters, sales_by_site
+from ..reports import sales_by_site
+from ..tables import SITE_DAY_SALES_TABLE
 from .auth import Ctx
 from .common import parse_date
 from .html import Num, join, money, table, tag
@@ -29,10 +30,12 @@ def sales(ctx: NamedDependency[Ctx], date_from: FromQuery[str | None] = None,
         lo = hi = None
         error = str(exc)
     site = ctx.user.site_filter
-    sale = db.entities["sale"]
-    q = (select(sale.c.date, sale.c.site, func.count(), func.sum(sale.c.net),
-                func.sum(sale.c.tax)).where(*sale_filters(db, lo, hi, site))
-         .group_by(sale.c.date, sale.c.site).order_by(sale.c.date.desc(), sale.c.site))
+    kept = db.t[SITE_DAY_SALES_TABLE]  # by posting day, as the books and the totals above
+    q = (select(kept.c.date, kept.c.site, kept.c.receipts, kept.c.net, kept.c.tax)
+         .where(kept.c.receipts > 0, *(test for test in (
+             kept.c.date >= lo if lo else None, kept.c.date <= hi if hi else None,
+             kept.c.site == site if site else None) if test is not None))
+         .order_by(kept.c.date.desc(), kept.c.site))
     with db.reading() as conn:  # the period's totals and its days agree
         rows = sales_by_site(db, lo, hi, site, conn)
         days = conn.execute(q.limit(DAY_ROWS + 1)).all()
@@ -52,6 +55,8 @@ def sales(ctx: NamedDependency[Ctx], date_from: FromQuery[str | None] = None,
               + ([["all sites", total[0], *(Num(money(v)) for v in total[1:])]] if rows else []),
               empty="no sales in this period"),
         tag("h2", "By day"),
+        tag("p", "A receipt counts on the day it is posted: its own date, or the first open "
+                 "day when it reached HQ dated inside a closed period (see Finance, Books)."),
         table(["date", "site", "receipts", "net", "tax"],
               [[d, s, int(n), Num(money(int(net))), Num(money(int(tax)))]
                for d, s, n, net, tax in days], empty="no sales in this period",

@@ -76,6 +76,15 @@ def test_a_late_sale_of_a_closed_month_is_posted_on_the_first_open_day(api: Api)
     by_month = {m["period"]: m["revenue"] for m in margin}
     assert by_month == {"2025-10": 500, "2025-11": 1000}
     assert api.ok("GET", "/api/hq/periods", "fay")["late_lines"] == 5
+    # the sales report agrees with the books: by posting day, October does not move
+    october_sales = api.ok("GET", "/api/reports/sales", "fay", date_from="2025-10-01",
+                           date_to=PAST)
+    november_sales = api.ok("GET", "/api/reports/sales", "fay", date_from="2025-11-01",
+                            date_to="2025-11-30")
+    assert [(s["receipts"], s["net"], s["cost"]) for s in october_sales] == [(1, 500, 240)]
+    assert [(s["receipts"], s["net"], s["cost"]) for s in november_sales] == [(2, 1000, 480)]
+    assert {m["period"]: (m["revenue"], m["cogs"]) for m in margin} == {
+        "2025-10": (500, 240), "2025-11": (1000, 480)}
     with api.db.transaction(write=False) as store:
         assert totals.drifts(store.conn, api.db.metadata) == []
 
@@ -96,7 +105,7 @@ def test_who_may_close_the_books_and_through_which_day(api: Api) -> None:
     code, out = api.call("POST", "/api/hq/periods/close", "bob", {"through": PAST})
     assert code == 403 and "closing the books is for finance or hq_admin" in out["detail"]
     code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "2999-01-31"})
-    assert code == 400 and "is not over yet at HQ" in out["detail"]
+    assert code == 400 and "2999-01-31 is not over yet in every time zone" in out["detail"]
     code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "2025-02-30"})
     assert code == 400 and "'2025-02-30' is not a day" in out["detail"]
     code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "October"})
@@ -153,8 +162,10 @@ def test_finance_closes_last_month_from_the_console(client: TestClient[Any]) -> 
     a close posted anyway is refused."""
     db = _db(client)
     issue_token(db, "s2-till1", "S2")
-    last_month_end = (datetime.date.today().replace(day=1)
-                      - datetime.timedelta(days=1)).isoformat()
+    # the end of the last month that is over in every time zone
+    month_end = (datetime.date.fromisoformat(periods.last_day_over())
+                 + datetime.timedelta(days=1)).replace(day=1) - datetime.timedelta(days=1)
+    last_month_end = month_end.isoformat()
     _login(client, "fin")
     token = _csrf(client.get("/finance").text)
     _login(client, "bob")  # a buyer: no finance page, and a close posted anyway is refused
@@ -206,3 +217,25 @@ def test_a_sale_dated_by_a_clock_far_ahead_is_posted_on_the_day_it_arrives(api: 
     assert _tb(api, tomorrow)[1]["4000"] == -500
     with api.db.transaction(write=False) as store:
         assert totals.drifts(store.conn, api.db.metadata) == []
+
+
+def _utc_ms(text: str) -> int:
+    return int(datetime.datetime.fromisoformat(text).timestamp() * 1000)
+
+
+def test_a_day_can_be_closed_once_it_is_over_in_every_time_zone(api: Api) -> None:
+    """Tills date sales by their local day: at 00:20 UTC on 1 November a
+    chain on Pacific time is still selling on 31 October, so October closes
+    at 12:00 UTC (the day is then over at UTC-12 too), and a till whose
+    latest op is from the morning of 1 November (UTC) is still named."""
+    fay = Staff("finance", "HQ")
+    early = _utc_ms("2026-11-01T00:20:00+00:00")
+    with pytest.raises(periods.CloseRefused, match=r"2026-10-31 is not over yet in every time "
+                                                   r"zone.*closed through 2026-10-30 now"):
+        periods.close(api.db, "2026-10-31", "fay", fay, ms=early)
+    assert periods.last_day_over(_utc_ms("2026-11-01T11:59:59+00:00")) == "2026-10-30"
+    assert periods.last_day_over(_utc_ms("2026-11-01T12:00:00+00:00")) == "2026-10-31"
+    assert periods.day_over_ms("2026-10-31") == _utc_ms("2026-11-01T12:00:00+00:00")
+    books = periods.close(api.db, "2026-10-31", "fay", fay,
+                          ms=_utc_ms("2026-11-01T12:00:00+00:00"))
+    assert books.through == "2026-10-31"

@@ -26,4 +26,9 @@ def test_module_imports_no_io_library(path: Path) -> None:
     assert not imported & FORBIDDEN, f"{path.name} imports {imported & FORBIDDEN}"
     if path.parent.name == "schema":
         assert imported <= {"__future__", "re", "dataclasses", "enum", "functools", "typing",
-                            "uuid"}
+                            "uuid", "datetime"}
+        # date arithmetic, never a reading of the clock: the caller passes the day
+        clock = {n.func.attr for n in ast.walk(tree) if isinstance(n, ast.Call)
+                 and isinstance(n.func, ast.Attribute)
+                 and n.func.attr in {"today", "now", "utcnow", "fromtimestamp"}}
+        assert not clock, f"{path.name} reads the clock: {clock}"
