@@ -165,7 +165,8 @@ class _Midnight(dt.date):
 @pytest.fixture
 def midnight(monkeypatch: pytest.MonkeyPatch) -> None:
     _Midnight.calls = 0
-    monkeypatch.setattr("client.procurement.dt", type("dt", (), {"date": _Midnight}))
+    for module in ("client.procurement", "client.inventory"):
+        monkeypatch.setattr(f"{module}.dt", type("dt", (), {"date": _Midnight}))
 
 
 def _days(edge: Edge, document: str) -> set[Any]:
@@ -178,3 +179,10 @@ def test_a_return_made_across_midnight_is_one_day(edge: Edge, midnight: None) ->
     back = Procurement(edge, "sam").return_to_supplier("TEA-1", 5, "Teaco", "damaged", po=PO)
     assert len(_days(edge, back)) == 1
 
+
+def test_a_count_made_across_midnight_is_one_day(edge: Edge, midnight: None) -> None:
+    stock = Inventory(edge)
+    stock.opening_stock([(TEA, 10, 100)])
+    stock.count("TEA-1", 8)
+    (counted,) = edge.query("stock_count")
+    assert _days(edge, counted["id"]) == {counted["date"]}
