@@ -43,8 +43,11 @@ class Inventory:
         return self.edge.setting("site")
 
     def _journal(self, entry: str, postings: list[Posting], user: str, group: str,
-                 site: str | None = None) -> None:
-        today = dt.date.today().isoformat()
+                 site: str | None = None, day: str | None = None) -> None:
+        """The document's journal lines, dated ``day`` (today if not given): an
+        operation that dates a row of its own passes the same day, taken once,
+        so a document made across midnight is not split over two days."""
+        today = day or dt.date.today().isoformat()
         for p in post(postings):
             self.edge.replica.write("journal_line", new_id(now_ms()), {
                 "entry_id": entry, "site": site or self.site, "account": p.account,
@@ -88,12 +91,13 @@ class Inventory:
             raise StockError(f"a count cannot be negative, got {counted}")
         product = self.pos.product(code)
         key = new_id(now_ms())
+        today = dt.date.today().isoformat()
         with self.edge.transaction():
             expected = self.edge.stock(self.site, product["id"])
             diff = counted - expected
             self.edge.replica.write("stock_count", key, {
                 "site": self.site, "product_id": product["id"], "counted": counted,
-                "expected": expected, "counted_by": user, "date": dt.date.today().isoformat()},
+                "expected": expected, "counted_by": user, "date": today},
                 user, now_ms(), group=key)
             if diff:
                 unit = unit_cost(self.edge, self.site, product)
@@ -104,7 +108,7 @@ class Inventory:
                 self._journal(key, [
                     Posting(SHRINKAGE, value if loss else 0, 0 if loss else value, memo),
                     Posting(INVENTORY, 0 if loss else value, value if loss else 0, memo),
-                ], user, key)
+                ], user, key, day=today)
         return diff
 
     def ship(self, code: str, qty: int, to_site: str, user: str = "stock clerk") -> Shipped:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
-from schema.finance import INVENTORY, PAYABLE, Posting, post
+from schema.finance import INVENTORY, PAYABLE, Posting, post, supplier_return_posting
 from schema.procurement import approval
 from schema.retail import SECOND_APPROVAL_ABOVE
 from sync.ids import new_id
@@ -132,37 +133,72 @@ class Procurement:
 
     def return_to_supplier(self, code: str, qty: int, supplier: str, reason: str,
                            po: str | None = None) -> str:
-        """Send goods back to a supplier: stock leaves, the payable shrinks."""
+        """Send goods back to a supplier: stock leaves at the site's moving
+        average, the payable shrinks by what the supplier credits.
+
+        Against a purchase order (``po``) the supplier credits the order's
+        price, for at most what the order delivered of the product less what
+        earlier returns against it took back (``_returnable``); the difference
+        between that price and the average goes to purchase price variance
+        (``schema.finance.supplier_return_posting``). Without an order the
+        payable falls by the goods' value at the average."""
         if qty <= 0:
             raise ProcurementError(f"quantity to return must be positive, got {qty}")
         if not reason.strip():
             raise ProcurementError("say why the goods go back")
         product = self.pos.product(code)
         site = self.edge.setting("site")
-        now = valuation(self.edge, site, product)
-        if qty > now.on_hand:
-            raise ProcurementError(f"only {now.on_hand} of {code} on hand at {site}")
-        cost = now.average
-        if po is not None:
-            line = self.edge.query("po_line", po_id=po, product_id=product["id"])
-            if not line:
-                raise ProcurementError(f"{code} is not on purchase order {po[:8]}")
-            cost = int(line[0]["unit_cost"])
         key = new_id(now_ms())
+        today = dt.date.today().isoformat()
         write = self.edge.replica.write
         memo = f"return to {supplier}: {product['sku']} x{qty}"
         with self.edge.transaction():
+            price = None if po is None else self._returnable(po, site, product, code, qty)
+            now = valuation(self.edge, site, product)
+            if qty > now.on_hand:
+                raise ProcurementError(f"only {now.on_hand} of {code} on hand at {site}")
+            cost = now.average
+            credited = cost if price is None else price
             write("supplier_return", key, {
                 "site": site, "supplier": supplier, "po_id": po, "product_id": product["id"],
-                "qty": qty, "unit_cost": cost, "reason": reason}, self.user, now_ms(), group=key)
+                "qty": qty, "unit_cost": credited, "reason": reason}, self.user, now_ms(),
+                group=key)
             write("stock_movement", new_id(now_ms()), {
                 "site": site, "product_id": product["id"], "qty": -qty,
                 "reason": "supplier_return", "unit_cost": cost, "document_id": key},
                 self.user, now_ms(), group=key)
-            for p in post([Posting(PAYABLE, qty * cost, 0, memo),
-                           Posting(INVENTORY, 0, qty * cost, memo)]):
+            for p in supplier_return_posting(stock_value=qty * cost, credited=qty * credited,
+                                             memo=memo):
                 write("journal_line", new_id(now_ms()), {
                     "entry_id": key, "site": site, "account": p.account, "debit": p.debit,
-                    "credit": p.credit, "memo": p.memo, "date": dt.date.today().isoformat()},
+                    "credit": p.credit, "memo": p.memo, "date": today},
                     self.user, now_ms(), group=key)
         return key
+
+    def _returnable(self, po: str, site: str, product: dict[str, Any], code: str,
+                    qty: int) -> int:
+        """The unit price purchase order ``po`` credits ``qty`` of ``product``
+        back at; ProcurementError if the order is another site's, does not
+        carry the product, or delivered less than ``qty`` beyond what earlier
+        returns against it took back.
+
+        Counted from the receipts and returns this device holds: its own, and
+        those of the site's other devices up to its last sync. HQ may know of
+        more of either (a receipt or a return made elsewhere at the site and
+        not yet pulled); the message says so, and syncing first settles it."""
+        order = self._order(po)
+        if order["site"] != site:
+            raise ProcurementError(f"purchase order {po[:8]} is for {order['site']}, not {site}")
+        line = self.edge.query("po_line", po_id=po, product_id=product["id"])
+        if not line:
+            raise ProcurementError(f"{code} is not on purchase order {po[:8]}")
+        delivered = sum(int(r["qty"]) for r in self.edge.query(
+            "goods_receipt", po_id=po, product_id=product["id"]))
+        back = sum(int(r["qty"]) for r in self.edge.query(
+            "supplier_return", po_id=po, product_id=product["id"]))
+        if qty > delivered - back:
+            raise ProcurementError(
+                f"only {max(delivered - back, 0)} of {code} can go back against purchase "
+                f"order {po[:8]} (delivered {delivered}, returned {back}, as this device "
+                f"knows; sync to see the site's other devices' receipts), not {qty}")
+        return int(line[0]["unit_cost"])

@@ -26,6 +26,7 @@ REVENUE = "4000"
 RETURNS = "4100"
 COGS = "5000"
 SHRINKAGE = "5100"
+PRICE_VARIANCE = "5200"
 
 CHART: dict[str, tuple[str, str]] = {
     CASH: ("Cash in tills", "asset"),
@@ -40,6 +41,7 @@ CHART: dict[str, tuple[str, str]] = {
     RETURNS: ("Sales returns", "revenue"),
     COGS: ("Cost of goods sold", "expense"),
     SHRINKAGE: ("Inventory adjustments", "expense"),
+    PRICE_VARIANCE: ("Purchase price variance", "expense"),
 }
 """Standard account codes: code -> (name, type)."""
 
@@ -129,6 +131,21 @@ def payment_posting(*, cash: int, card: int, memo: str) -> list[Posting]:
     """A customer paying into the account: cash and card against the receivable."""
     return post([Posting(CASH, cash, 0, memo), Posting(CARD, card, 0, memo),
                  Posting(RECEIVABLE, 0, cash + card, memo)])
+
+
+def supplier_return_posting(*, stock_value: int, credited: int, memo: str) -> list[Posting]:
+    """Goods sent back to a supplier: the inventory account gives up what the
+    goods stood in the books at (``stock_value``: quantity x the site's moving
+    average when they left), the payable falls by what the supplier credits
+    (``credited``: quantity x the order's price), and the difference goes to
+    purchase price variance -- a credit when the supplier gives back more than
+    the goods are worth in our books, a debit when less. Cost of goods sold is
+    left alone, so it stays the cost of the receipts' lines."""
+    gain = credited - stock_value
+    return post([
+        Posting(PAYABLE, credited, 0, memo), Posting(INVENTORY, 0, stock_value, memo),
+        Posting(PRICE_VARIANCE, max(-gain, 0), max(gain, 0), memo),
+    ])
 
 
 def posting_day(dated: str, closed_through: str | None, today: str | None = None) -> str:

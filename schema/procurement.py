@@ -107,11 +107,13 @@ SUPPLIER_RETURN = Entity(
         Field("po_id", Kind.UUID, L, required=False),
         Field("product_id", Kind.UUID, L),
         Field("qty", Kind.INT, L, minimum=1),
-        Field("unit_cost", Kind.MONEY, L, minimum=0),
+        Field("unit_cost", Kind.MONEY, L, minimum=0,
+              doc="what the supplier credits a unit at: the order's price against an "
+                  "order, else the moving average (the stock movement carries the average)"),
         Field("reason", Kind.TEXT, L),
     ),
     scope=Scope.OWNER,
     site_field="site",
     deletable=False,
-    doc="Goods sent back to a supplier; the payable is reduced.",
+    doc="Goods sent back to a supplier; the payable is reduced by what it credits.",
 )

@@ -7,12 +7,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from schema.finance import (
+    COGS,
+    INVENTORY,
+    PAYABLE,
+    PRICE_VARIANCE,
     Posting,
     Unbalanced,
     moving_average,
     post,
     posting_day,
     sale_posting,
+    supplier_return_posting,
 )
 
 
@@ -56,3 +61,15 @@ def test_the_day_a_journal_line_counts_on(dated: str, closed: str | None, today:
     assert posting_day(dated, closed, today) == posted
     if closed is None:
         assert posting_day(dated, None) == dated  # no today: the date as it is
+
+
+@given(stock_value=st.integers(0, 10**9), credited=st.integers(0, 10**9))
+def test_a_supplier_return_balances_with_the_variance_between_order_price_and_average(
+        stock_value: int, credited: int) -> None:
+    lines = supplier_return_posting(stock_value=stock_value, credited=credited, memo="m")
+    by = {p.account: (p.debit, p.credit) for p in lines}
+    assert by.get(PAYABLE, (0, 0)) == (credited, 0)
+    assert by.get(INVENTORY, (0, 0)) == (0, stock_value)
+    variance = by.get(PRICE_VARIANCE, (0, 0))
+    assert variance[1] - variance[0] == credited - stock_value
+    assert COGS not in by  # the cost of the goods sold stays that of the receipts
