@@ -33,7 +33,7 @@ CHART: dict[str, tuple[str, str]] = {
     CARD: ("Card clearing", "asset"),
     RECEIVABLE: ("Accounts receivable", "asset"),
     INVENTORY: ("Inventory", "asset"),
-    IN_TRANSIT: ("Inventory in transit", "asset"),
+    IN_TRANSIT: ("Inter-site transfers (goods in transit)", "asset"),
     PAYABLE: ("Accounts payable", "liability"),
     SALES_TAX: ("Sales tax payable", "liability"),
     OPENING_EQUITY: ("Opening balance equity", "equity"),
@@ -43,7 +43,15 @@ CHART: dict[str, tuple[str, str]] = {
     SHRINKAGE: ("Inventory adjustments", "expense"),
     PRICE_VARIANCE: ("Purchase price variance", "expense"),
 }
-"""Standard account codes: code -> (name, type)."""
+"""Standard account codes: code -> (name, type).
+
+``IN_TRANSIT`` is the clearing account between sites: the sender debits it
+when goods leave (at their cost), the receiver credits it when they arrive
+(what arrived and what was lost, at the shipped cost). Each site's books
+balance on their own, so a site's balance is what other sites owe it for
+goods (positive) or what it owes them (negative); the company's, where those
+cancel out, is the value of the goods still in transit."""
+
 
 ACCOUNT = Entity(
     "account",
