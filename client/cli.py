@@ -66,7 +66,9 @@ def parser() -> argparse.ArgumentParser:
                       help="take over a file set up for another device or site (only with no "
                            "ops left to send; the next sync loads this site's rows again)")
     sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit "
-                                       "(exit code 5 if the server cannot be reached)")
+                                       "(exit code 5 if the server cannot be reached); while "
+                                       "a daemon syncs this file, wait for it to send the "
+                                       "outbox instead")
     sync.add_argument("--timeout", type=_seconds, default=300, help="give up after this many s")
     daemon = sub.add_parser("daemon", help="stay connected and sync continuously "
                                            "(SIGINT or SIGTERM stops it cleanly)")

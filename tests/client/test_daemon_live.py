@@ -499,3 +499,27 @@ def test_a_daemon_a_cloned_till_takes_over_from_warns_waits_and_status_says_so(
     assert f"another connection of device {device} took over from 127.0.0.1" in said
     assert cli.main(["--db", str(clone.path), "status", "--timeout", "1"]) == 0
     assert "last take-over" not in capsys.readouterr().out
+
+
+def test_sync_while_the_daemon_runs_waits_for_it_instead_of_taking_its_connection(
+        devices: Devices, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sync` on a till whose daemon runs would be a second connection of the
+    device: it would take over from the daemon's and send the daemon into its
+    long wait. It waits for the daemon to send what is queued instead."""
+    till = devices.new("S1")
+    device = till.setting("device")
+    other = devices.open(till.path)
+
+    async def body() -> None:
+        await _until(lambda: till.status().bootstrapped, 15, "the bootstrap")
+        other.write("customer", _k(), {"name": "Queued by the CLI"})
+        code = await asyncio.to_thread(cli.main, ["--db", str(till.path), "sync", "--timeout",
+                                                  "10", "--no-progress"])
+        assert code == 0
+
+    asyncio.run(_with_daemon(till, None, body))
+    assert "syncs this till: everything queued here was sent and answered" in (
+        capsys.readouterr().out)
+    assert other.status().pending == 0
+    assert _hq_rows(devices.server, "SELECT id FROM device_takeovers WHERE device = ?",
+                    device) == []
