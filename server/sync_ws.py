@@ -348,6 +348,8 @@ class Connection:
         """This connection's generation of its device (``server.takeover``)."""
         self.ended = False
         """Set, under the lock, once HQ closes this connection: nothing more is handled."""
+        self.closing: asyncio.Future[None] | None = None
+        """HQ saying why and closing, once ``ended``."""
 
     async def in_db(self, write: bool, work: Callable[[SqlServerStore], T]) -> T:
         def run() -> T:
@@ -405,8 +407,11 @@ class Connection:
         newer = await self.links.register(self, made)
         if newer is not None:  # a newer Hello of this device came first
             raise Closing(Error(ErrorCode.REPLACED, newer.reason(), True))
-        self.session = session
-        await self.send([welcome])
+        async with self.lock:
+            if self.ended:  # taken over while the connection it replaced stepped down
+                return
+            self.session = session
+            await self.send([welcome])
 
     async def note_refusal(self, who: DeviceInfo, error: Error | None) -> None:
         """Keep a refusal that lasts until someone acts for the IT page (None:
@@ -459,9 +464,13 @@ class Connection:
     async def serve(self) -> None:
         try:
             await self.handshake()
-            await self.answer()
+            if self.session is not None:
+                await self.answer()
         finally:
             self.links.unregister(self)
+            if self.closing is not None:  # the close HQ began goes out before the handler ends
+                with contextlib.suppress(Exception):
+                    await self.closing
 
     async def answer(self) -> None:
         """Answer the device's messages, one at a time, until the connection ends."""
@@ -509,17 +518,22 @@ class Connection:
         """End this connection while it is served: its token was revoked,
         replaced or expired (4401), or another connection of its device took
         over (4410). The message in hand finishes first (a push commits and
-        its acks are sent: this waits for the connection's lock); then the
-        ``error`` and the close; nothing after it is handled."""
+        its acks are sent: this waits for the connection's lock), nothing
+        after it is handled, and this returns; the ``error`` and the close
+        follow (``closing``: a half-dead link may hold them up to the close
+        timeout)."""
         async with self.lock:
             if self.ended:
                 return
             self.ended = True
-            level = logging.WARNING if error.code is ErrorCode.REPLACED else logging.INFO
-            log.log(level, "closing %s (from %s): %s", self.device, self.peer, error.message)
-            with contextlib.suppress(Exception):
-                await self.socket.send_bytes(encode(error))
-                await self.socket.close(CLOSE_CODES[error.code], error.message[:120])
+            self.closing = asyncio.ensure_future(self._close(error))
+
+    async def _close(self, error: Error) -> None:
+        level = logging.WARNING if error.code is ErrorCode.REPLACED else logging.INFO
+        log.log(level, "closing %s (from %s): %s", self.device, self.peer, error.message)
+        with contextlib.suppress(Exception):
+            await self.socket.send_bytes(encode(error))
+            await self.socket.close(CLOSE_CODES[error.code], error.message[:120])
 
     async def step_down(self, by: Claim) -> None:
         """Another connection of this device took over (``server.takeover``)."""

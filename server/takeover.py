@@ -50,7 +50,7 @@ log = logging.getLogger("branchline.sync")
 STEP_DOWN_WAIT = 5.0
 """Seconds a new connection of this process waits for the one it takes over
 from to finish the message in hand before it is welcomed all the same (a
-half-dead link may hold a send that long)."""
+half-dead link may hold the answer's send that long)."""
 KEEP_MS = 7 * 86_400_000
 """How long a take-over is kept for the IT page."""
 HOUR_MS = 3_600_000
@@ -94,7 +94,8 @@ class Link(Protocol):
     claim: Claim | None
 
     def step_down(self, by: Claim) -> Coroutine[Any, Any, None]:
-        """Finish the message in hand, then close, saying ``by`` took over."""
+        """Finish the message in hand and handle nothing more (then return),
+        and close saying ``by`` took over."""
         ...
 
 
