@@ -237,7 +237,9 @@ def committer(db: Database, hub: Hub) -> GroupCommit:
 class TokenWatch:
     """Checks the token of every device connected to this app again every
     ``REAUTH_SECONDS``, all in one query (``authenticate_many``), and cuts off
-    the connections whose token was revoked, replaced or expired meanwhile.
+    the connections whose token was revoked, replaced or expired meanwhile,
+    and those of a device whose newer Hello another server process accepted
+    (its generation, ``server.takeover``: the backstop of its notice).
     (Each connection checking its own token had cost a database read and a
     thread hop per device every few seconds: 400 a second with 2,000 tills.)"""
 
