@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ from .accounts import Accounts
 from .daemon import daemon_state, probe, run_daemon, sync_once
 from .disk import disk_trouble
 from .edge import Edge, now_ms
-from .errors import BadArgument, EdgeError, LocalDatabaseError, Refused, Unreachable
+from .errors import BadArgument, EdgeError, LocalDatabaseError, Refused, TakenOver, Unreachable
 from .inventory import Inventory
 from .pos import LineIn, Pos, PosError, parse_money, trial_balance
 from .procurement import OrderLine, Procurement
@@ -65,7 +66,9 @@ def parser() -> argparse.ArgumentParser:
                       help="take over a file set up for another device or site (only with no "
                            "ops left to send; the next sync loads this site's rows again)")
     sync = sub.add_parser("sync", help="sync once: push the outbox, pull changes, then exit "
-                                       "(exit code 5 if the server cannot be reached)")
+                                       "(exit code 5 if the server cannot be reached); while "
+                                       "a daemon syncs this file, wait for it to send the "
+                                       "outbox instead")
     sync.add_argument("--timeout", type=_seconds, default=300, help="give up after this many s")
     daemon = sub.add_parser("daemon", help="stay connected and sync continuously "
                                            "(SIGINT or SIGTERM stops it cleanly)")
@@ -206,6 +209,24 @@ def _rejoin(edge: Edge, args: argparse.Namespace) -> int:
     return 0
 
 
+def _sync_by_daemon(edge: Edge, note: str, timeout: float) -> int:
+    """`sync` while a daemon syncs this till: a second connection of the
+    device would take over from the daemon's (HQ serves one per device) and
+    send it into its long wait, so wait for the daemon to send what is
+    queued instead."""
+    daemon = note.split(" since ")[0].removeprefix("running ")
+    deadline = time.monotonic() + timeout
+    while (left := edge.store.pending_count()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if left:
+        print(f"the daemon ({daemon}) syncs this till; {left} ops still wait to be sent "
+              f"after {timeout:g} s (`status` says why)", file=sys.stderr)
+        return 5
+    print(f"the daemon ({daemon}) syncs this till: everything queued here was sent and "
+          "answered")
+    return 0
+
+
 def _status(edge: Edge, timeout: float) -> int:
     s = edge.status()
     why = asyncio.run(probe(s.server, timeout))
@@ -249,6 +270,9 @@ def _status(edge: Edge, timeout: float) -> int:
         print("rejoin under way: HQ's rows are loading again (`sync` finishes it)")
     if (clock := s.clock_warning()) is not None:
         print(f"clock: {clock}")
+    if s.taken_over:  # a cloned till shows here on both machines
+        at, _, reason = s.taken_over.partition(" ")
+        print(f"last take-over {_when(int(at))}: {reason}")
     if s.refused:  # the daemon stopped on it; nothing syncs until IT acts
         at, _, reason = s.refused.partition(" ")
         print(f"refused by HQ at {_when(int(at))}: {reason}")
@@ -327,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     except Refused as exc:
         print(f"refused by the server: {exc}", file=sys.stderr)
         return 4
+    except TakenOver as exc:
+        print(f"sync stopped: {exc}", file=sys.stderr)
+        return 5
     except Unreachable as exc:
         print(f"server unreachable: {exc}; the device keeps working offline", file=sys.stderr)
         return 5
@@ -374,6 +401,9 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
             for news in changed:
                 print(news)
         case "sync":
+            running, note = daemon_state(edge.path)
+            if running:
+                return _sync_by_daemon(edge, note, args.timeout)
             with rich_progress(args.progress) as progress:
                 result = asyncio.run(sync_once(edge, timeout=args.timeout, progress=progress))
             print(f"pushed {result.pushed} ops ({result.rejected} rejected), received "

@@ -10,6 +10,11 @@ every op is acknowledged, and returns. ``run_daemon`` stays connected until
 told to stop and reconnects with exponential backoff and full jitter (reset by
 every Welcome). A refusal that retrying cannot cure (unknown or revoked token,
 wrong site, unsupported schema) raises ``Refused`` instead of hammering HQ.
+When HQ closes the connection because another connection of this device took
+over (close 4410: HQ serves one per device), the daemon warns that another
+machine may use this till's identity (a cloned till) and waits minutes, not
+seconds, before connecting again (``TAKEN_OVER_S``), so two tills sharing one
+identity do not take the device from each other in a loop.
 """
 
 from __future__ import annotations
@@ -60,9 +65,22 @@ from sync.messages import (
 
 from .disk import disk_trouble
 from .edge import Edge, clock_warning, now_ms
-from .errors import AlreadyRunning, LocalDatabaseError, NotConfigured, Refused, Unreachable
+from .errors import (
+    AlreadyRunning,
+    LocalDatabaseError,
+    NotConfigured,
+    Refused,
+    TakenOver,
+    Unreachable,
+)
 from .progress import Progress
-from .store import KEEP_SENT_DAYS, LAST_SYNC_STATE, REFUSED_STATE, SNAPSHOT_ROWS_STATE
+from .store import (
+    KEEP_SENT_DAYS,
+    LAST_SYNC_STATE,
+    REFUSED_STATE,
+    SNAPSHOT_ROWS_STATE,
+    TAKEN_OVER_STATE,
+)
 
 log = logging.getLogger("branchline.daemon")
 
@@ -70,6 +88,16 @@ FATAL_CLOSE = {4401: ErrorCode.AUTH, 4403: ErrorCode.SCOPE, 4412: ErrorCode.DIVE
                4426: ErrorCode.SCHEMA}
 """Close codes after which reconnecting cannot help: HQ must act first."""
 FATAL_ERRORS = frozenset(FATAL_CLOSE.values())
+TAKEN_OVER_CLOSE = 4410
+"""HQ's close code when another connection of this device took over."""
+TAKEN_OVER_S = 300.0
+"""After a take-over the daemon waits this long, and up to twice as long
+(jittered), before connecting again: a till and its clone then take turns
+every few minutes instead of fighting every second, and HQ's IT page shows
+the device connected from two places. (A till that reconnects after a
+network blip is the one taking over; it does not wait.)"""
+CLONE_WARNING = ("another device is using this till's identity: check for a cloned till "
+                 "(the same device id and token on two machines)")
 STABLE_SESSION_S = 30.0
 """A connection that lasted this long resets the reconnect backoff; one that
 failed sooner (even after HQ's Welcome) counts as another failed attempt."""
@@ -334,6 +362,8 @@ class _Link:
                     left = self.edge.store.pending_count()
                     self.progress("push", self.acked, self.acked + left)
             case Error(code=code, message=message, fatal=fatal):
+                if code is ErrorCode.REPLACED:
+                    raise TakenOver(f"HQ closed this connection: {message}")
                 if code in FATAL_ERRORS:
                     raise Refused(f"HQ refused this device ({code}): {message}", code)
                 if fatal:
@@ -343,6 +373,10 @@ class _Link:
     def closed(self, exc: ConnectionClosed) -> Refused | Unreachable:
         """What a closed connection means for this device."""
         rcvd = exc.rcvd
+        if rcvd is not None and rcvd.code == TAKEN_OVER_CLOSE:
+            error = self.session.error
+            why = error.message if error is not None else rcvd.reason
+            return TakenOver(f"HQ closed this connection (close {rcvd.code}): {why}")
         if rcvd is not None and rcvd.code in FATAL_CLOSE:
             kind = FATAL_CLOSE[rcvd.code]
             why = self.session.error.message if self.session.error else rcvd.reason
@@ -399,6 +433,10 @@ async def _sync(edge: Edge, url: str, *, until_idle: bool, stop: asyncio.Event |
         with edge.transaction() as store:
             store.set_state(REFUSED_STATE, f"{now_ms()} {exc}")
         raise
+    except TakenOver as exc:  # kept for `status`: IT looks there for the twin
+        with edge.transaction() as store:
+            store.set_state(TAKEN_OVER_STATE, f"{now_ms()} {exc}")
+        raise
     finally:
         await ws.close()
     return link.result(time.monotonic() - start)
@@ -419,14 +457,18 @@ async def sync_once(edge: Edge, url: str | None = None, timeout: float = 300.0,
 
 async def run_daemon(edge: Edge, url: str | None = None, stop_event: asyncio.Event | None = None,
                      *, base_delay: float = 0.5, max_delay: float = 30.0,
+                     taken_over_delay: float = TAKEN_OVER_S,
                      progress: Progress | None = None) -> None:
     """Stay connected and in sync until ``stop_event`` is set; reconnect with
-    backoff when the link fails. Raises ``Refused`` when HQ refuses the device."""
+    backoff when the link fails, after ``taken_over_delay`` s (to twice that)
+    when another connection of this device took over. Raises ``Refused``
+    when HQ refuses the device."""
     stop = stop_event if stop_event is not None else asyncio.Event()
     url = url or edge.setting("server")
     with DaemonLock(edge.path) as lock:
         try:
-            await _keep_syncing(edge, url, stop, base_delay, max_delay, progress)
+            await _keep_syncing(edge, url, stop, base_delay, max_delay, taken_over_delay,
+                                progress)
         except LocalDatabaseError as exc:
             lock.stopped(f"local fault: {exc}")
             raise
@@ -440,7 +482,8 @@ async def run_daemon(edge: Edge, url: str | None = None, stop_event: asyncio.Eve
 
 
 async def _keep_syncing(edge: Edge, url: str, stop: asyncio.Event, base_delay: float,
-                        max_delay: float, progress: Progress | None) -> None:
+                        max_delay: float, taken_over_delay: float,
+                        progress: Progress | None) -> None:
     attempt = 0
     welcomed_at: float | None = None
 
@@ -450,12 +493,18 @@ async def _keep_syncing(edge: Edge, url: str, stop: asyncio.Event, base_delay: f
 
     while not stop.is_set():
         welcomed_at = None
+        delay: float | None = None
         try:
             await _sync(edge, url, until_idle=False, stop=stop, progress=progress,
                         on_welcome=welcomed)
         except Refused as exc:
             log.error("%s; the daemon stops", exc)
             raise
+        except TakenOver as exc:
+            delay = taken_over_delay * (1.0 + random.random())
+            log.warning("%s. Unless this till's connection had just dropped, %s; reconnecting "
+                        "in %s rather than take the device back at once", exc, CLONE_WARNING,
+                        _span(delay))
         except Unreachable as exc:
             log.warning("%s", exc)
         except sqlite3.OperationalError as exc:
@@ -470,11 +519,16 @@ async def _keep_syncing(edge: Edge, url: str, stop: asyncio.Event, base_delay: f
             return
         if welcomed_at is not None and time.monotonic() - welcomed_at >= STABLE_SESSION_S:
             attempt = 0
-        delay = backoff(attempt, base_delay, max_delay)
-        attempt += 1
-        log.info("reconnecting in %.1f s", delay)
+        if delay is None:
+            delay = backoff(attempt, base_delay, max_delay)
+            attempt += 1
+            log.info("reconnecting in %.1f s", delay)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), delay)
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.1f} s"
 
 
 def _transient(exc: sqlite3.OperationalError) -> bool:

@@ -28,6 +28,7 @@ from .store import (
     REFUSED_STATE,
     REJOINING_STATE,
     SNAPSHOT_ROWS_STATE,
+    TAKEN_OVER_STATE,
     SqliteLocalStore,
     connect,
 )
@@ -68,6 +69,9 @@ class EdgeStatus:
     hq_clock: tuple[int, int] = (0, 0)
     """How many ms HQ's clock was ahead of this device's (negative: behind),
     and this device's time then, at the last connection ((0, 0): never)."""
+    taken_over: str | None = None
+    """The last time HQ closed this till's connection because another
+    connection of its device took over ("<ms> <why>"); None: never."""
 
     def clock_warning(self) -> str | None:
         return clock_warning(self.hq_clock[0])
@@ -322,4 +326,5 @@ class Edge:
             hq_clock=hq_clock(self.store.get_state(HQ_CLOCK_STATE)),
             snapshot_rows=int(rows) if rows else None,
             snapshot_started=bool(self.store.get_state("snapshot_after")),
+            taken_over=self.store.get_state(TAKEN_OVER_STATE) or None,
         )

@@ -11,6 +11,8 @@
       (also a ``KeyError``).
 * ``SyncError`` -- talking to HQ failed:
     * ``Unreachable`` -- no connection, or it broke; retrying later helps;
+        * ``TakenOver`` -- HQ closed it: another connection of this device
+          took over (a cloned till?); retrying soon would only take it back;
     * ``Refused`` -- HQ refused this device for good (bad or revoked token,
       wrong site, unsupported version); retrying does not help, HQ must act.
 
@@ -68,6 +70,11 @@ class SyncError(Exception):
 
 class Unreachable(SyncError):
     """The server could not be reached, or the connection dropped."""
+
+
+class TakenOver(Unreachable):
+    """HQ closed the connection because another connection of this device took
+    over: HQ serves one per device, the newest."""
 
 
 class Refused(SyncError):

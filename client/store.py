@@ -41,6 +41,9 @@ send again to an HQ restored from a backup (a nightly backup is a day old)."""
 REFUSED_STATE = "refused"
 """``_state`` entry holding HQ's last refusal of this device ("<ms> <why>"),
 cleared by the next Welcome."""
+TAKEN_OVER_STATE = "taken_over"
+"""``_state`` entry holding the last time another connection of this device
+took over from this till's ("<ms> <HQ's reason>"), for ``status``."""
 REJOINING_STATE = "rejoining"
 """``_state`` entry set by ``Edge.rejoin`` until its snapshot is stored whole."""
 SNAPSHOT_ROWS_STATE = "snapshot_rows"

@@ -44,6 +44,13 @@ class DeviceInfo:
     clock_ahead_ms: int | None = None
     """How far its clock was ahead of HQ's (negative: behind) at its last
     Hello, when off by more than ``hlc.MAX_AHEAD_MS``; None when it agrees."""
+    conn_gen: int = 0
+    """How many Hellos HQ accepted from it (``server.takeover``): only a
+    connection of the latest is served."""
+    conn_peer: str | None = None
+    """The address its latest accepted Hello came from."""
+    conn_ms: int | None = None
+    """When."""
 
     def state(self, now_ms: int | None = None) -> str:
         """active, revoked, or expired (as an IT admin reads it)."""
@@ -178,7 +185,8 @@ def _verdict(row: Any, now_ms: int) -> DeviceInfo | str:
 
 def _info(row: Any) -> DeviceInfo:
     return DeviceInfo(row.device, row.site, row.created_ms, row.revoked_ms, row.expires_ms,
-                      row.refused_ms, row.refused, row.clock_ahead_ms)
+                      row.refused_ms, row.refused, row.clock_ahead_ms, row.conn_gen or 0,
+                      row.conn_peer, row.conn_ms)
 
 
 MAX_REFUSAL_CHARS = 500

@@ -7,6 +7,10 @@ wake up too: several servers share one database with no extra broker.
 On SQLite, which has no NOTIFY, the server polls the head of the change
 sequence once a second for commits made outside it (``branchline user add``,
 a script).
+
+The same LISTEN connection hears ``CONNECTIONS`` too: a device's Hello
+accepted by another process, whose older connection here must end
+(``server.takeover``); the hub hands each one to ``on_connection``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from .db_limits import CONNECT_TIMEOUT, KEEPALIVE
 from .frames import fit
 
 CHANNEL = "branchline_changes"
+CONNECTIONS = "branchline_connections"
+"""Channel of the devices' accepted Hellos (payload: ``takeover.Claim``)."""
 log = logging.getLogger("branchline.fanout")
 
 HEARTBEAT = 10.0
@@ -68,6 +74,9 @@ class Hub:
         self.sites: list[frozenset[str] | None] = []
         self.external = 0
         """Bumped when another process committed: sessions must read the database."""
+        self.on_connection: Callable[[str], None] | None = None
+        """Called (on the event loop) with each notification's payload on
+        ``CONNECTIONS``."""
         self._frames: dict[tuple[object, ...], bytes] = {}
         """Encoded live Changes of the latest publish, shared by the sessions that
         are sent the same one (all those at the same cursor with the same view)."""
@@ -142,6 +151,7 @@ class Hub:
                 conn = await psycopg.AsyncConnection.connect(dsn, autocommit=True,
                                                              **LISTEN_CONNECT)
                 async with conn:
+                    await conn.execute(f"LISTEN {CONNECTIONS}")
                     await conn.execute(f"LISTEN {CHANNEL}")
                     if down_since is not None:
                         log.warning("LISTEN %s restored after %.1f s; sessions read the "
@@ -163,11 +173,19 @@ class Hub:
             await asyncio.sleep(RETRY)
 
     async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        """Wake sessions at each notification; ``SELECT 1`` after ``HEARTBEAT``
+        """Wake sessions at each notification of a commit, hand those of a
+        connection to ``on_connection``; ``SELECT 1`` after ``HEARTBEAT``
         seconds of silence, raising when the connection does not answer."""
         while True:
-            async for _ in conn.notifies(timeout=HEARTBEAT):
-                self.notify_external()
+            async for note in conn.notifies(timeout=HEARTBEAT):
+                if note.channel != CONNECTIONS:
+                    self.notify_external()
+                elif self.on_connection is not None:
+                    try:
+                        self.on_connection(note.payload)
+                    except Exception:  # one bad notice must not cost the listener
+                        log.exception("notice on %s not handled: %r", CONNECTIONS,
+                                      note.payload[:200])
             try:
                 async with asyncio.timeout(HEARTBEAT_TIMEOUT):
                     await conn.execute("SELECT 1")

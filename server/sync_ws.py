@@ -8,6 +8,8 @@ Close codes (sent with an ``Error`` frame saying why, then the close):
 4401   unknown or revoked device token, or a token of another device
 4403   the device claims a site other than its token's
 4409   a message not allowed now (a second Hello)
+4410   another connection of the same device took over (HQ serves one per device,
+       the newest: ``server.takeover``); sent once the message in hand is answered
 4413   a frame larger than ``sync.messages.MAX_MESSAGE_BYTES`` (4 MiB); frames over
        16 MiB are cut earlier by the web server itself (standard code 1009)
 4426   protocol or schema version not supported: upgrade the device
@@ -65,6 +67,7 @@ from .devices import (
 from .fanout import Hub
 from .frames import fit
 from .store import Database, SqlServerStore
+from .takeover import Claim, Links, claim
 
 log = logging.getLogger("branchline.sync")
 HELLO_TIMEOUT = 10.0
@@ -78,6 +81,7 @@ CLOSE_CODES = {
     ErrorCode.AUTH: 4401,
     ErrorCode.SCOPE: 4403,
     ErrorCode.STATE: 4409,
+    ErrorCode.REPLACED: 4410,
     ErrorCode.DIVERGED: 4412,
     ErrorCode.TOO_LARGE: 4413,
     ErrorCode.SCHEMA: 4426,
@@ -233,7 +237,9 @@ def committer(db: Database, hub: Hub) -> GroupCommit:
 class TokenWatch:
     """Checks the token of every device connected to this app again every
     ``REAUTH_SECONDS``, all in one query (``authenticate_many``), and cuts off
-    the connections whose token was revoked, replaced or expired meanwhile.
+    the connections whose token was revoked, replaced or expired meanwhile,
+    and those of a device whose newer Hello another server process accepted
+    (its generation, ``server.takeover``: the backstop of its notice).
     (Each connection checking its own token had cost a database read and a
     thread hop per device every few seconds: 400 a second with 2,000 tills.)"""
 
@@ -266,9 +272,17 @@ class TokenWatch:
                 continue
             for conn, token in list(self.watched.items()):
                 why = verdicts.get(token)
-                if why is not None and not isinstance(why, DeviceInfo):
+                if why is None:
+                    continue
+                if not isinstance(why, DeviceInfo):
                     self.watched.pop(conn, None)
-                    conn.cut_off = asyncio.ensure_future(conn.refuse(why))
+                    conn.cut_off = asyncio.ensure_future(
+                        conn.close_with(Error(ErrorCode.AUTH, why, True)))
+                elif conn.claim is not None and why.conn_gen > conn.claim.gen:
+                    # a newer Hello, on a process whose notice did not reach this one
+                    self.watched.pop(conn, None)
+                    conn.links.newer(Claim(why.device, why.conn_gen, why.conn_peer or "?",
+                                           why.conn_ms or 0))
 
 
 _watches: weakref.WeakKeyDictionary[Hub, TokenWatch] = weakref.WeakKeyDictionary()
@@ -280,6 +294,25 @@ def token_watch(db: Database, hub: Hub) -> TokenWatch:
     if found is None or found.db is not db:
         found = _watches[hub] = TokenWatch(db)
     return found
+
+
+_links: weakref.WeakKeyDictionary[Hub, Links] = weakref.WeakKeyDictionary()
+
+
+def links(db: Database, hub: Hub) -> Links:
+    """The devices' live connections on this app (one registry per hub), told
+    by the hub of the Hellos other server processes accept."""
+    found = _links.get(hub)
+    if found is None or found.db is not db:
+        found = _links[hub] = Links(db)
+        hub.on_connection = found.notice
+    return found
+
+
+def _peer(socket: Socket) -> str:
+    """The address a connection comes from, as IT reads it ("?" if unknown)."""
+    client = socket.client
+    return client.host if client is not None and client.host else "?"
 
 
 NEEDS_IT = frozenset({ErrorCode.DIVERGED, ErrorCode.SCHEMA, ErrorCode.SCOPE})
@@ -311,6 +344,14 @@ class Connection:
         self.committer = committer(db, hub)
         self.cut_off: asyncio.Future[None] | None = None
         """Set by the token watch when it ends this connection."""
+        self.peer = _peer(socket)
+        self.links = links(db, hub)
+        self.claim: Claim | None = None
+        """This connection's generation of its device (``server.takeover``)."""
+        self.ended = False
+        """Set, under the lock, once HQ closes this connection: nothing more is handled."""
+        self.closing: asyncio.Future[None] | None = None
+        """HQ saying why and closing, once ``ended``."""
 
     async def in_db(self, write: bool, work: Callable[[SqlServerStore], T]) -> T:
         def run() -> T:
@@ -362,8 +403,17 @@ class Connection:
             await self.note_refusal(who, None)  # served again: IT need not look
         if hello.wall_ms:
             await self.note_clock(who, hello.wall_ms - now_ms())
-        self.session = session
-        await self.send([welcome])
+        made = await anyio.to_thread.run_sync(claim, self.db, who.device, self.peer)
+        if made is None:
+            raise Closing(Error(ErrorCode.AUTH, "unknown device token", True))
+        newer = await self.links.register(self, made)
+        if newer is not None:  # a newer Hello of this device came first
+            raise Closing(Error(ErrorCode.REPLACED, newer.reason(), True))
+        async with self.lock:
+            if self.ended:  # taken over while the connection it replaced stepped down
+                return
+            self.session = session
+            await self.send([welcome])
 
     async def note_refusal(self, who: DeviceInfo, error: Error | None) -> None:
         """Keep a refusal that lasts until someone acts for the IT page (None:
@@ -414,7 +464,18 @@ class Connection:
             await inbox.put(exc)
 
     async def serve(self) -> None:
-        await self.handshake()
+        try:
+            await self.handshake()
+            if self.session is not None:
+                await self.answer()
+        finally:
+            self.links.unregister(self)
+            if self.closing is not None:  # the close HQ began goes out before the handler ends
+                with contextlib.suppress(Exception):
+                    await self.closing
+
+    async def answer(self) -> None:
+        """Answer the device's messages, one at a time, until the connection ends."""
         assert self.session is not None
         session = self.session
         wake = self.hub.subscribe()
@@ -426,10 +487,14 @@ class Connection:
         try:
             while True:
                 frame = await inbox.get()
+                if self.ended:
+                    return  # HQ closed it (taken over, token revoked): the rest is not read
                 if isinstance(frame, Exception):
                     raise frame
                 msg = self.decode(frame)
                 async with self.lock:
+                    if self.ended:
+                        return
                     ahead, self.ahead = self.ahead, None
                     if ahead is not None and ahead[0] == msg:
                         answers = await ahead[1]
@@ -451,15 +516,30 @@ class Connection:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
-    async def refuse(self, why: str) -> None:
-        """The token was revoked, replaced or expired while connected: say why
-        and close (4401). The in-flight message finishes first: this waits for
-        the connection's lock."""
-        log.info("closing %s: %s", self.device, why)
+    async def close_with(self, error: Error) -> None:
+        """End this connection while it is served: its token was revoked,
+        replaced or expired (4401), or another connection of its device took
+        over (4410). The message in hand finishes first (a push commits and
+        its acks are sent: this waits for the connection's lock), nothing
+        after it is handled, and this returns; the ``error`` and the close
+        follow (``closing``: a half-dead link may hold them up to the close
+        timeout)."""
         async with self.lock:
-            with contextlib.suppress(Exception):
-                await self.socket.send_bytes(encode(Error(ErrorCode.AUTH, why, True)))
-                await self.socket.close(CLOSE_CODES[ErrorCode.AUTH], why[:120])
+            if self.ended:
+                return
+            self.ended = True
+            self.closing = asyncio.ensure_future(self._close(error))
+
+    async def _close(self, error: Error) -> None:
+        level = logging.WARNING if error.code is ErrorCode.REPLACED else logging.INFO
+        log.log(level, "closing %s (from %s): %s", self.device, self.peer, error.message)
+        with contextlib.suppress(Exception):
+            await self.socket.send_bytes(encode(error))
+            await self.socket.close(CLOSE_CODES[error.code], error.message[:120])
+
+    async def step_down(self, by: Claim) -> None:
+        """Another connection of this device took over (``server.takeover``)."""
+        await self.close_with(Error(ErrorCode.REPLACED, by.reason(), True))
 
     def read_ahead(self, session: ServerSession, msg: ClientMessage,
                    answers: list[Outgoing]) -> None:
@@ -499,6 +579,8 @@ class Connection:
             await wake.wait()
             wake.clear()
             async with self.lock:
+                if self.ended:
+                    return
                 read_db = external != self.hub.external
                 external = self.hub.external
                 if not read_db:
@@ -520,7 +602,8 @@ async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) 
         await conn.serve()
     except Closing as stop:
         # a device HQ cannot serve until someone acts is worth IT's attention
-        level = logging.WARNING if stop.error.code in NEEDS_IT else logging.INFO
+        level = (logging.WARNING if stop.error.code in NEEDS_IT | {ErrorCode.REPLACED}
+                 else logging.INFO)
         log.log(level, "closing %s: %s", conn.device, stop.error.message)
         with contextlib.suppress(Exception):
             await socket.send_bytes(encode(stop.error))

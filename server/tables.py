@@ -230,6 +230,9 @@ first open day for a row that reached HQ dated inside a closed period, HQ's
 day for one dated after HQ's tomorrow (a till's clock far ahead)."""
 
 DEVICE_ACTIVITY_TABLE = "device_activity"
+TAKEOVERS_TABLE = "device_takeovers"
+"""One row per connection of a device closed because a newer one took over
+(``server.takeover``), kept a week for the IT page."""
 """Per device, the id and HLC of its latest audit record (the IT page's "last op"),
 kept by the store's flush so that no page has to group the whole audit log."""
 
@@ -340,7 +343,21 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("clock_ahead_ms", BigInteger, nullable=True,
                doc="how far the device's clock was ahead of HQ's (negative: behind) at "
                    "its last Hello, while that is more than HQ takes stamps as they come"),
+        Column("conn_gen", BigInteger, nullable=True,
+               doc="connection generation: +1 at each Hello HQ accepts from the device; "
+                   "only a connection of the latest one is served (server.takeover)"),
+        Column("conn_peer", String, nullable=True, doc="the address that Hello came from"),
+        Column("conn_ms", BigInteger, nullable=True, doc="when"),
     )
+    takeovers = Table(
+        TAKEOVERS_TABLE, metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("device", String, nullable=False),
+        Column("at_ms", BigInteger, nullable=False),
+        Column("old_peer", String, nullable=False, doc="the connection closed"),
+        Column("new_peer", String, nullable=False, doc="the connection that took over"),
+    )
+    Index("ix_device_takeovers_at", takeovers.c.at_ms)
     Table(
         "api_tokens", metadata,
         Column("token_hash", String(64), primary_key=True),

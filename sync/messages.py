@@ -283,6 +283,9 @@ class ErrorCode(StrEnum):
     DIVERGED = "diverged"
     """The device has seen more of HQ's change sequence than HQ has: HQ's
     database was restored from an older backup or replaced."""
+    REPLACED = "replaced"
+    """Another connection of the same device took over from this one (HQ
+    serves one connection per device: the newest)."""
     INTERNAL = "internal"
 
 

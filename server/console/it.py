@@ -1,5 +1,6 @@
-"""IT admin: devices (register with a token shown once, revoke), and sync
-health: the head of the change sequence, devices connected, the conflict
+"""IT admin: devices (register with a token shown once, revoke; where each
+last connected from, and one connected from two places: a cloned till), and
+sync health: the head of the change sequence, devices connected, the conflict
 queue and the latest audit records."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sync.hlc import span
 from ..api_auth import api_tokens, revoke_api_tokens
 from ..devices import DEFAULT_TTL_DAYS, issue_token, list_devices, revoke, site_known, when
 from ..tables import DEVICE_ACTIVITY_TABLE
+from ..takeover import recent_takeovers
 from .auth import Ctx
 from .html import Html, hidden_csrf, id_cell, join, post_button, table, tag
 
@@ -55,6 +57,7 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
             latest = latest.where(audit.c.site == own)
         records = conn.execute(latest).all()
         devices = [d for d in list_devices(db, conn) if own is None or d.site == own]
+        taken = recent_takeovers(db, conn)
         tokens = api_tokens(db, own, conn)
 
     def revoke_api(login: str, active: int) -> Html | str:
@@ -76,6 +79,11 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
             return ""
         return f"{span(abs(ahead))} {'ahead of' if ahead > 0 else 'behind'} HQ's"
 
+    def connection(d: Any) -> str:
+        last = "" if d.conn_ms is None else f"from {d.conn_peer} at {when(d.conn_ms)}"
+        over = taken.get(d.device)
+        return last if over is None else f"{over}; last {last}"
+
     register = tag(
         "form", hidden_csrf(ctx.csrf),
         tag("label", "Device ", tag("input", name="device", required=True,
@@ -93,9 +101,11 @@ def render(ctx: Ctx, *, token: Html | None = None, error: str | None = None,
               [[head, ctx.hub.connected, n_conflicts]]),
         tag("h2", "Devices"),
         table(["device", "site", "token", "last change received (its clock)",
-               "refused by HQ until someone acts", "clock off (at its last connection)", ""],
+               "refused by HQ until someone acts", "clock off (at its last connection)",
+               "last connection (and take-overs: one per device is served)", ""],
               [[d.device, d.site, d.state(), _when(last_op.get(d.device)), refusal(d),
-                clock(d), revoke_button(d)] for d in devices], empty="no devices"),
+                clock(d), connection(d), revoke_button(d)] for d in devices],
+              empty="no devices"),
         tag("h2", "Register a device (or re-key one: its old token dies at once)"),
         register,
         tag("h2", "REST API tokens (a leaver's, or one shown where it should not be)"),

@@ -5,6 +5,7 @@ writes by another process sharing the file, refusal, reconnection."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import subprocess
 import time
@@ -432,3 +433,93 @@ def test_a_till_whose_clock_runs_days_ahead_neither_wins_later_edits_nor_goes_un
     asyncio.run(sync_once(till, timeout=30))
     assert till.get("customer", CUSTOMER)["phone"] == "LATER"  # type: ignore[index]
     assert hq.get("customer", CUSTOMER)["phone"] == "LATER"  # type: ignore[index]
+
+
+def _hq_rows(server: ServerProc, sql: str, *params: object) -> list[tuple[object, ...]]:
+    with sqlite3.connect(f"file:{server.db_url.removeprefix('sqlite:///')}?mode=ro",
+                         uri=True) as hq:
+        rows = hq.execute(sql, params).fetchall()
+    hq.close()
+    return rows
+
+
+def test_a_daemon_a_cloned_till_takes_over_from_warns_waits_and_status_says_so(
+        devices: Devices, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A till's disk image cloned onto a second till: both daemons sync as
+    one device. HQ serves the newer; the older daemon warns that another
+    device uses this till's identity and waits (minutes in the field),
+    instead of taking the device back within a second; `status` says so."""
+    till = devices.new("S1")
+    device = till.setting("device")
+    asyncio.run(sync_once(till, timeout=30))
+    with sqlite3.connect(till.path) as disk, sqlite3.connect(tmp_path / "clone.db") as image:
+        disk.backup(image)
+    disk.close()
+    image.close()
+    clone = devices.open(tmp_path / "clone.db")
+    server = devices.server
+
+    def hellos() -> int:
+        [(gen,)] = _hq_rows(server, "SELECT coalesce(conn_gen, 0) FROM devices WHERE device = ?",
+                            device)
+        return int(str(gen))
+
+    def takeovers() -> int:
+        return len(_hq_rows(server, "SELECT id FROM device_takeovers WHERE device = ?", device))
+
+    async def story() -> None:
+        stop = asyncio.Event()
+        before = hellos()
+        first = asyncio.create_task(run_daemon(till, None, stop, base_delay=0.05, max_delay=0.2,
+                                               taken_over_delay=60))
+        await _until(lambda: hellos() == before + 1, 10, "the first till's daemon")
+        second = asyncio.create_task(run_daemon(clone, None, stop, base_delay=0.05,
+                                                max_delay=0.2, taken_over_delay=60))
+        try:
+            await _until(lambda: takeovers() == 1, 10, "the clone to take over")
+            clone.write("customer", _k(), {"name": "Sold on the clone"})
+            await _until(lambda: clone.status().pending == 0, 10, "the clone's push")
+            await asyncio.sleep(2)  # the first daemon would have taken the device back by now
+            assert (takeovers(), hellos()) == (1, before + 2)
+            assert not first.done() and not second.done()
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(first, second), 10)
+
+    with caplog.at_level(logging.WARNING, "branchline.daemon"):
+        asyncio.run(story())
+    warned = [r.getMessage() for r in caplog.records if r.name == "branchline.daemon"]
+    assert any(f"another connection of device {device} took over from 127.0.0.1" in m and
+               "another device is using this till's identity: check for a cloned till" in m and
+               "reconnecting in 1." in m for m in warned), warned
+    assert cli.main(["--db", str(till.path), "status", "--timeout", "1"]) == 0
+    said = capsys.readouterr().out
+    assert f"last take-over {time.strftime('%Y-%m-%d', time.gmtime())}" in said
+    assert f"another connection of device {device} took over from 127.0.0.1" in said
+    assert cli.main(["--db", str(clone.path), "status", "--timeout", "1"]) == 0
+    assert "last take-over" not in capsys.readouterr().out
+
+
+def test_sync_while_the_daemon_runs_waits_for_it_instead_of_taking_its_connection(
+        devices: Devices, capsys: pytest.CaptureFixture[str]) -> None:
+    """`sync` on a till whose daemon runs would be a second connection of the
+    device: it would take over from the daemon's and send the daemon into its
+    long wait. It waits for the daemon to send what is queued instead."""
+    till = devices.new("S1")
+    device = till.setting("device")
+    other = devices.open(till.path)
+
+    async def body() -> None:
+        await _until(lambda: till.status().bootstrapped, 15, "the bootstrap")
+        other.write("customer", _k(), {"name": "Queued by the CLI"})
+        code = await asyncio.to_thread(cli.main, ["--db", str(till.path), "sync", "--timeout",
+                                                  "10", "--no-progress"])
+        assert code == 0
+
+    asyncio.run(_with_daemon(till, None, body))
+    assert "syncs this till: everything queued here was sent and answered" in (
+        capsys.readouterr().out)
+    assert other.status().pending == 0
+    assert _hq_rows(devices.server, "SELECT id FROM device_takeovers WHERE device = ?",
+                    device) == []

@@ -1,8 +1,10 @@
 """Several server processes share one PostgreSQL: a change accepted by one
-reaches a device connected to the other, live, through LISTEN/NOTIFY."""
+reaches a device connected to the other, live, through LISTEN/NOTIFY; a
+device connecting to one takes over from its connection on the other."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,8 +13,11 @@ import pytest
 
 from schema import SCHEMA
 from server.store import Database
+from server.takeover import recent_takeovers
+from sync.messages import Push, encode
 from tests.pg import fresh_database
 from tests.server.pg_faults import admin, customer, dbname, listeners
+from tests.server.test_sync_ws import _acks, _op, _session, _until_closed
 
 from .procs import EdgeProc, ServerProc, wait_for
 
@@ -78,3 +83,33 @@ def test_a_commit_made_while_listen_reconnects_reaches_connected_devices(tmp_pat
             s2.stop_daemon()
             other.dispose()
             server.stop()
+
+
+def test_a_device_connecting_to_one_server_takes_over_from_its_connection_on_the_other(
+    two_servers: tuple[ServerProc, ServerProc]
+) -> None:
+    """The Hello accepted by B is notified to A, which closes the device's
+    older connection (4410) at once, not at its next token check 5 s later;
+    the device is served on B and the take-over is kept for IT."""
+    a, b = two_servers
+    token = a.add_device("s1-till1", "S1")
+    old = _session(a, "s1-till1", "S1", token)
+    sale = _op("s1-till1", "customer", {"name": "Pushed to A"})
+    old.send(encode(Push(1, [sale])))
+    assert [a.status for a in _acks(old).acks] == ["accepted"]
+    new = _session(b, "s1-till1", "S1", token)
+    started = time.monotonic()
+    got, code, reason = _until_closed(old)
+    took = time.monotonic() - started
+    assert code == 4410 and reason.startswith(
+        "another connection of device s1-till1 took over from 127.0.0.1 at ")
+    assert [(type(m).__name__, getattr(m, "code", None)) for m in got] == [("Error", "replaced")]
+    assert took < 2.0, f"closed after {took:.1f} s: by the token check, not the notice"
+    new.send(encode(Push(2, [sale, _op("s1-till1", "customer", {"name": "Pushed to B"})])))
+    assert [a.status for a in _acks(new).acks] == ["accepted"] * 2  # the first: its ack again
+    db = Database(a.db_url, SCHEMA)
+    try:
+        kept = recent_takeovers(db)["s1-till1"]
+    finally:
+        db.dispose()
+    assert (kept.count, kept.old_peer, kept.new_peer) == (1, "127.0.0.1", "127.0.0.1")

@@ -93,6 +93,53 @@ def test_the_it_page_shows_a_device_whose_clock_is_off(client: TestClient[Any]) 
     assert list_devices(_db(client))[0].clock_ahead_ms is None
 
 
+def test_the_it_page_shows_a_device_connected_from_two_places(client: TestClient[Any]) -> None:
+    """Two tills with one identity take the device from each other: each
+    connection is closed by the next one's Hello (4410), each take-over is
+    kept, and three within an hour make the IT page say the device is
+    connected from two places."""
+    import contextlib
+    import time
+
+    from litestar.exceptions import WebSocketDisconnect
+
+    token = issue_token(_db(client), "s1-till5", "S1")
+    _login(client, "ian")
+
+    def row() -> str:
+        found = re.search(r"<tr><td>s1-till5</td>.*?</tr>", client.get("/it").text, re.S)
+        assert found
+        return found.group(0)
+
+    def shows(text: str) -> str:
+        deadline = time.monotonic() + 5
+        while text not in (seen := row()) and time.monotonic() < deadline:
+            time.sleep(0.02)  # a take-over is kept once the older connection is closed
+        return seen
+
+    with contextlib.ExitStack() as held:
+        older = None
+        for n in range(4):
+            ws = held.enter_context(client.websocket_connect("/sync"))
+            ws.send_bytes(encode(Hello("s1-till5", "S1", token, SCHEMA.version, 0)))
+            assert isinstance(decode_server(ws.receive_bytes(timeout=5)), Welcome)
+            if older is not None:
+                error = decode_server(older.receive_bytes(timeout=5))
+                assert isinstance(error, Error) and error.code == "replaced"
+                assert error.message.startswith("another connection of device s1-till5 took "
+                                                "over from testclient at ")
+                with pytest.raises(WebSocketDisconnect):
+                    older.receive_bytes(timeout=5)
+            if n == 0:
+                assert "from testclient at " in row() and "take-over" not in row()
+            if n == 1:
+                one = shows("1 take-over in the last hour")
+                assert "two places" not in one  # a till reconnecting over a dead link
+            older = ws
+    assert "connected from two places: 3 take-overs in the last hour (latest " in shows(
+        "connected from two places")
+
+
 @pytest.mark.parametrize(("days", "why"), [
     ("inf", "a token lives from a fraction of a day to 3650 days"),
     ("1e308", "to 3650 days"), ("nan", "not nan"), ("soon", "is not a number of days")])

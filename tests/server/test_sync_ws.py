@@ -436,3 +436,83 @@ def test_a_push_waiting_on_a_locked_database_keeps_the_device_connected(
     acks = asyncio.run(story())
     assert [(a.batch, [x.status for x in a.acks]) for a in acks] == [
         (1, ["accepted"]), (2, ["accepted"])]
+
+
+def _until_closed(ws: ClientConnection, timeout: float = 10) -> tuple[list[ServerMessage], int,
+                                                                       str]:
+    """Every message up to the close (live changes left out), its code and reason."""
+    got: list[ServerMessage] = []
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            msg = _recv(ws, timeout)
+            if not isinstance(msg, Changes):
+                got.append(msg)
+    assert info.value.rcvd is not None, "closed without a close frame"
+    return got, info.value.rcvd.code, info.value.rcvd.reason
+
+
+def _follow(ws: ClientConnection) -> ClientConnection:
+    """Pull up to HQ's head after the Welcome, as a device does."""
+    ws.send(encode(Pull(0)))
+    while not (isinstance(msg := _recv(ws), Changes) and not msg.live and not msg.more):
+        if isinstance(msg, Changes) and not msg.live:
+            ws.send(encode(Pull(msg.cursor)))
+    return ws
+
+
+def test_a_second_connection_of_a_device_takes_over_once_the_first_ones_push_is_acked(
+        server: ServerProc) -> None:
+    """A cloned till (same device id and token) connects while its twin's
+    push waits for the database: the twin's push commits and is acked, then
+    the twin is closed with 4410 saying who took over from where; the newer
+    connection is served."""
+    token = server.add_device("s1-twin", "S1")
+    first = _session(server, "s1-twin", "S1", token)
+    lock = sqlite3.connect(server.db_url.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the twin's push waits for the database
+    try:
+        in_flight = _op("s1-twin", "customer", {"name": "In flight"})
+        first.send(encode(Push(1, [in_flight])))
+        time.sleep(0.3)
+        second = _connect(server)
+        second.send(encode(Hello("s1-twin", "S1", token, SCHEMA.version, 0)))
+        time.sleep(0.3)
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    got, code, reason = _until_closed(first)
+    assert [type(m) for m in got] == [Acks, Error]
+    acks, error = got
+    assert isinstance(acks, Acks) and [a.status for a in acks.acks] == ["accepted"]
+    assert isinstance(error, Error) and error.code == "replaced" and error.fatal
+    assert error.message.startswith("another connection of device s1-twin took over from "
+                                    "127.0.0.1 at ")
+    assert "a cloned till?" in error.message
+    assert code == 4410 and reason == error.message[:120]
+    assert _stored(server, "customer", in_flight.key) == (1, "In flight")
+    assert isinstance(_recv(second), Welcome)
+    _follow(second).send(encode(Push(2, [_op("s1-twin", "customer", {"name": "After"})])))
+    assert [a.status for a in _acks(second).acks] == ["accepted"]
+    log = Path(server.workdir / f"server-{server.port}.log").read_text()
+    assert ("WARNING branchline.sync closing s1-twin (from 127.0.0.1): another connection of "
+            "device s1-twin took over from 127.0.0.1") in log
+
+
+def test_a_device_connecting_to_another_server_process_on_sqlite_takes_over_within_seconds(
+        server: ServerProc) -> None:
+    """Two server processes on one SQLite file (no NOTIFY): the newer
+    connection's Hello is read with the tokens every 5 s, so the older one,
+    on the other process, is closed (4410) within that time."""
+    token = server.add_device("s1-roamer", "S1")
+    first = _session(server, "s1-roamer", "S1", token)
+    other = ServerProc(server.db_url, server.workdir).start()
+    try:
+        second = _session(other, "s1-roamer", "S1", token)
+        started = time.monotonic()
+        _, code, reason = _until_closed(first, timeout=15)
+        assert code == 4410 and "another connection of device s1-roamer took over" in reason
+        assert time.monotonic() - started < 12
+        second.send(encode(Push(1, [_op("s1-roamer", "customer", {"name": "Served"})])))
+        assert [a.status for a in _acks(second).acks] == ["accepted"]
+    finally:
+        other.stop()
