@@ -23,6 +23,7 @@ from sync.messages import Op
 from sync.replica import HQ_CLOCK_STATE, Replica, hq_clock
 
 from .errors import BadArgument, BelongsElsewhere, NeedsUpgrade, NotConfigured, UnknownName
+from .sqlite_file import connect
 from .store import (
     LAST_SYNC_STATE,
     REFUSED_STATE,
@@ -30,7 +31,6 @@ from .store import (
     SNAPSHOT_ROWS_STATE,
     TAKEN_OVER_STATE,
     SqliteLocalStore,
-    connect,
 )
 from .tables import StockSums, rebuild_stock, stock_mismatches, visible_columns
 
@@ -110,7 +110,7 @@ class Edge:
 
     def __init__(self, path: str | Path, schema: Schema = SCHEMA, *,
                  readonly: bool = False) -> None:
-        """``readonly``: for reads only; opening writes nothing (``store.connect_readonly``),
+        """``readonly``: for reads only; opening writes nothing (``sqlite_file.connect_readonly``),
         so it works on a full disk or a read-only medium; but a file an older
         version wrote is first brought up to date, which writes."""
         self.path = Path(path)

@@ -95,7 +95,7 @@ def _fast_sqlite_binding() -> None:
     one dict lookup instead. They bind exactly what sqlite3 binds by default:
     None as NULL, bytes as a BLOB, a bool as the integer 0 or 1 (as SQLAlchemy
     stores it). Process-wide, and idempotent. (The edge registers the same,
-    plus msgspec ``Raw``, in ``client.store.fast_sqlite_binding``: server and
+    plus msgspec ``Raw``, in ``client.sqlite_file.fast_sqlite_binding``: server and
     client share no module that may import sqlite3.)"""
     none: Callable[[None], None] = cast("Callable[[None], None]", {}.get)  # C: x -> None
     sqlite3.register_adapter(type(None), none)

@@ -16,7 +16,7 @@ import pytest
 from client import cli, disk
 from client.edge import Edge
 from client.errors import LocalDatabaseError
-from client.store import connect
+from client.sqlite_file import connect
 from tests.sync.kit import PRODUCT, key
 
 READS = (["pending"], ["rejections"], ["check-stock"],

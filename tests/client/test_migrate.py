@@ -17,7 +17,8 @@ import pytest
 from client.edge import Edge
 from client.errors import DatabaseTooNew
 from client.migrate import STEPS, needs_upgrade
-from client.store import SqliteLocalStore, connect
+from client.sqlite_file import connect
+from client.store import SqliteLocalStore
 from schema import SCHEMA, Field, Kind, Policy, Schema
 from sync.messages import Ack, Status
 from tests.sync.kit import PRODUCT, key
