@@ -39,6 +39,7 @@ from .purchasing_api import (
 )
 from .reports import ProcurementController, ReportsController
 from .store import Database
+from .strict_json import StrictJsonRequest
 from .sync_ws import handle_socket
 
 log = logging.getLogger("branchline.server")
@@ -139,6 +140,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                     ReorderRulesController, PurchaseOrdersController,
                     StockExceptionsController, CustomerAccountsController],
                    lifespan=[lifespan],
+                   request_class=StrictJsonRequest,  # "12" is no price (strict_json)
                    exception_handlers=dict.fromkeys(DB_DOWN, db_unavailable),
                    # a 500 is logged with its traceback (Litestar logs none by
                    # default); a 4xx is the client's mistake and a 3xx (the
@@ -151,7 +153,10 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                    openapi_config=OpenAPIConfig(
                        title="Branchline HQ", version="0.1.0", use_handler_docstrings=True,
                        description="HQ over REST: master data, purchasing, reports. Send "
-                                   "Authorization: Bearer <an employee's API token>.",
+                                   "Authorization: Bearer <an employee's API token>. A "
+                                   "body's values have their fields' JSON types: a price "
+                                   "is the number 250, not \"250\" (400 naming the "
+                                   "field).",
                        components=Components(security_schemes={"apiToken": SecurityScheme(
                            type="http", scheme="bearer",
                            description="an employee's API token (branchline user add "

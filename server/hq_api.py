@@ -12,7 +12,9 @@ policies and the audit apply, and devices in scope hear of it live.
 Answers: 200/201 with the row; 400 a bad body or a refusal of the field
 checks (with what was wrong); 401 no valid API token; 403 the user's role
 does not allow it; 404 an unknown id in the path; 409 it conflicts with the
-rules or the current state. Refusals carry the reason.
+rules or the current state. Refusals carry the reason. A body's values must
+have their fields' JSON types (``server.strict_json``): ``"12"`` is no
+price, a 400 names the field.
 """
 
 from __future__ import annotations
@@ -56,8 +58,8 @@ Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="rows to
 
 
 FRACTION = "Expected `int`, got `float`"
-FRACTION_HINT = (": money is in integer minor units (2.50 is sent as 250), so a "
-                 "fraction has more decimals than the currency; quantities are whole")
+FRACTION_HINT = (": money is in integer minor units (2.50 is sent as 250), written "
+                 "without a decimal point: 2.505 and 250.0 are refused; quantities are whole")
 
 
 def explain(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
