@@ -25,7 +25,8 @@ from .customers_api import CustomerAccountsController
 from .db_health import DB_DOWN, NotWritable, probe, short_reason
 from .exceptions_api import StockExceptionsController
 from .fanout import Hub
-from .hq_api import HqController
+from .hq_api import IDEMPOTENCY, HqController
+from .idempotency import IdempotencyMiddleware
 from .masterdata_api import (
     AccountsController,
     CustomersController,
@@ -141,6 +142,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                     StockExceptionsController, CustomerAccountsController],
                    lifespan=[lifespan],
                    request_class=StrictJsonRequest,  # "12" is no price (strict_json)
+                   middleware=[IdempotencyMiddleware(db, HqController.path)],
                    exception_handlers=dict.fromkeys(DB_DOWN, db_unavailable),
                    # a 500 is logged with its traceback (Litestar logs none by
                    # default); a 4xx is the client's mistake and a 3xx (the
@@ -156,7 +158,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                                    "Authorization: Bearer <an employee's API token>. A "
                                    "body's values have their fields' JSON types: a price "
                                    "is the number 250, not \"250\" (400 naming the "
-                                   "field).",
+                                   "field).\n\n" + IDEMPOTENCY,
                        components=Components(security_schemes={"apiToken": SecurityScheme(
                            type="http", scheme="bearer",
                            description="an employee's API token (branchline user add "
