@@ -5,9 +5,11 @@ as every device's ops."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from sqlalchemy import Connection
 
 from schema import HQ_SITE, Policy
 from schema.model import is_site_code
@@ -64,8 +66,15 @@ def refused_status(ack: Ack) -> int:
     return REFUSED_STATUS.get(ack.policy, 409)
 
 
+Within = Callable[[Connection, list[Ack]], None]
+"""Called with the acks inside the transaction that applied them, before it
+commits (the REST API stores an idempotent request's answer there,
+``server.idempotency.keep``); raising rolls the change back."""
+
+
 def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
-                user: str = "system", hub: Hub | None = None) -> Ack:
+                user: str = "system", hub: Hub | None = None,
+                within: Within | None = None) -> Ack:
     """Apply one change as HQ's server, in one transaction; return its ack
     (a rejection is an ack too, with its reason). Connected devices in scope
     are told at once when ``hub`` is given (a web request), or at their next
@@ -75,15 +84,18 @@ def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
     with db.transaction() as store:
         store.prefetch([op])
         (ack,) = apply_ops(db.schema, store, acting_for(store, user), [op])
+        if ack.row is None and ack.status == "accepted":  # acks of creates omit the row
+            ack = msgspec.structs.replace(ack, row=created_row(db.schema, op))
+        if within is not None:
+            within(store.conn, [ack])
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
-    if ack.row is None and ack.status == "accepted":  # acks of creates omit the row
-        ack = msgspec.structs.replace(ack, row=created_row(db.schema, op))
     return ack
 
 
 def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]]],
-                      user: str = "system", hub: Hub | None = None) -> list[Ack]:
+                      user: str = "system", hub: Hub | None = None,
+                      within: Within | None = None) -> list[Ack]:
     """Like ``apply_as_hq`` for several (entity, key, fields) that make one
     business transaction (a purchase order and its lines): one sync group,
     applied all or nothing, one ack each."""
@@ -93,12 +105,15 @@ def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]
            for entity, key, fields in changes]
     with db.transaction() as store:
         store.prefetch(ops)
-        acks = apply_ops(db.schema, store, acting_for(store, user), ops)
+        acks = [msgspec.structs.replace(ack, row=created_row(db.schema, op))
+                if ack.row is None and ack.status == "accepted" else ack
+                for op, ack in zip(ops, apply_ops(db.schema, store, acting_for(store, user), ops),
+                                   strict=True)]
+        if within is not None:
+            within(store.conn, acks)
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
-    return [msgspec.structs.replace(ack, row=created_row(db.schema, op))
-            if ack.row is None and ack.status == "accepted" else ack
-            for op, ack in zip(ops, acks, strict=True)]
+    return acks
 
 
 def hire(db: Database, login: str, role: str, site: str, name: str | None = None,

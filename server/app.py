@@ -25,7 +25,8 @@ from .customers_api import CustomerAccountsController
 from .db_health import DB_DOWN, NotWritable, probe, short_reason
 from .exceptions_api import StockExceptionsController
 from .fanout import Hub
-from .hq_api import HqController
+from .hq_api import IDEMPOTENCY, HqController
+from .idempotency import IdempotencyMiddleware
 from .masterdata_api import (
     AccountsController,
     CustomersController,
@@ -40,6 +41,7 @@ from .purchasing_api import (
 )
 from .reports import ProcurementController, ReportsController
 from .store import Database
+from .strict_json import StrictJsonRequest
 from .sync_ws import handle_socket
 
 log = logging.getLogger("branchline.server")
@@ -140,6 +142,8 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                     ReorderRulesController, PurchaseOrdersController,
                     StockExceptionsController, CustomerAccountsController, PeriodsController],
                    lifespan=[lifespan],
+                   request_class=StrictJsonRequest,  # "12" is no price (strict_json)
+                   middleware=[IdempotencyMiddleware(db, HqController.path)],
                    exception_handlers=dict.fromkeys(DB_DOWN, db_unavailable),
                    # a 500 is logged with its traceback (Litestar logs none by
                    # default); a 4xx is the client's mistake and a 3xx (the
@@ -152,7 +156,10 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
                    openapi_config=OpenAPIConfig(
                        title="Branchline HQ", version="0.1.0", use_handler_docstrings=True,
                        description="HQ over REST: master data, purchasing, reports. Send "
-                                   "Authorization: Bearer <an employee's API token>.",
+                                   "Authorization: Bearer <an employee's API token>. A "
+                                   "body's values have their fields' JSON types: a price "
+                                   "is the number 250, not \"250\" (400 naming the "
+                                   "field).\n\n" + IDEMPOTENCY,
                        components=Components(security_schemes={"apiToken": SecurityScheme(
                            type="http", scheme="bearer",
                            description="an employee's API token (branchline user add "

@@ -12,7 +12,14 @@ policies and the audit apply, and devices in scope hear of it live.
 Answers: 200/201 with the row; 400 a bad body or a refusal of the field
 checks (with what was wrong); 401 no valid API token; 403 the user's role
 does not allow it; 404 an unknown id in the path; 409 it conflicts with the
-rules or the current state. Refusals carry the reason.
+rules or the current state; 422 an Idempotency-Key used for another request.
+Refusals carry the reason. A body's values must have their fields' JSON
+types (``server.strict_json``): ``"12"`` is no price, a 400 names the field.
+
+``IDEMPOTENCY`` (the OpenAPI description quotes it): a write sent with an
+``Idempotency-Key`` happens once however often it is retried
+(``server.idempotency``); ``write`` and ``write_group`` keep its answer in
+the write's own transaction.
 """
 
 from __future__ import annotations
@@ -34,10 +41,27 @@ from schema.model import MAX_MONEY
 from schema.retail import MAX_MOVED
 from sync.messages import Ack, Row
 
-from .admin import apply_as_hq, refused_status
+from .admin import apply_as_hq, apply_group_as_hq, refused_status
 from .api_auth import ApiUser, api_user, current_user
 from .fanout import Hub
+from .idempotency import keeping
 from .store import Database
+
+IDEMPOTENCY = """\
+**Retries: `Idempotency-Key`.** Any POST, PUT or PATCH under `/api/hq` may carry
+`Idempotency-Key: <1 to 255 printable ASCII characters>` -- a new UUID per action
+the user means, sent again unchanged with every retry of it. The first request
+is processed; if it wrote (accepted or refused), its answer (status and body) is
+kept with the key, in the same transaction as the write. A repeat by the same
+user with the same method, path and body gets that answer again, with
+`Idempotent-Replayed: true`, and nothing is done twice. The same key with
+another method, path or body: 422. A repeat while the first is still being
+processed: 409 with `Retry-After: 1`; retry for the answer. A request that
+wrote nothing (400, 404, a 409 of the field checks, a 5xx) keeps nothing: the
+key may be used again. Keys are per API user and expire after 24 hours.
+Without the header, every request is processed."""
+"""How the HQ API treats ``Idempotency-Key`` (``server.idempotency``), for the
+OpenAPI description."""
 
 SECURITY: list[dict[str, list[str]]] = [{"apiToken": []}]
 """OpenAPI security requirement of every authenticated endpoint."""
@@ -56,8 +80,8 @@ Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET, description="rows to
 
 
 FRACTION = "Expected `int`, got `float`"
-FRACTION_HINT = (": money is in integer minor units (2.50 is sent as 250), so a "
-                 "fraction has more decimals than the currency; quantities are whole")
+FRACTION_HINT = (": money is in integer minor units (2.50 is sent as 250), written "
+                 "without a decimal point: 2.505 and 250.0 are refused; quantities are whole")
 
 
 def explain(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -118,9 +142,22 @@ def db_of(state: State) -> Database:
 
 def write(state: State, entity: str, key: str, fields: dict[str, Any], user: str,
           created: bool = False) -> Response[Result]:
-    """Apply one change as HQ for ``user`` and answer it."""
+    """Apply one change as HQ for ``user`` and answer it (the answer kept with
+    the change for an ``Idempotency-Key``)."""
     hub: Hub = state.hub
-    return answer(key, apply_as_hq(db_of(state), entity, key, fields, user, hub), created)
+    within = keeping(lambda acks: answer(key, acks[0], created))
+    return answer(key, apply_as_hq(db_of(state), entity, key, fields, user, hub, within),
+                  created)
+
+
+def write_group(state: State, changes: list[tuple[str, str, dict[str, Any]]], user: str,
+                created: bool = False) -> Response[Result]:
+    """Apply changes that stand or fall together (``admin.apply_group_as_hq``)
+    and answer with the first (an order, of the order and its lines)."""
+    hub: Hub = state.hub
+    key = changes[0][1]
+    within = keeping(lambda acks: answer(key, acks[0], created))
+    return answer(key, apply_group_as_hq(db_of(state), changes, user, hub, within)[0], created)
 
 
 def load(db: Database, entity: str, key: str) -> Row | None:

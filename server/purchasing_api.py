@@ -18,7 +18,6 @@ from sqlalchemy import ColumnElement, func, select
 from schema.procurement import approval
 from schema.retail import SECOND_APPROVAL_ABOVE
 
-from .admin import apply_group_as_hq
 from .api_auth import readable_site
 from .clock import fresh_id
 from .hq_api import (
@@ -31,7 +30,6 @@ from .hq_api import (
     Qty,
     Result,
     Text,
-    answer,
     changed,
     db_of,
     find,
@@ -42,6 +40,7 @@ from .hq_api import (
     require,
     select_rows,
     write,
+    write_group,
 )
 
 UNSET = msgspec.UNSET
@@ -251,8 +250,7 @@ class PurchaseOrdersController(Controller):
         changes += [("po_line", fresh_id(), {
             "po_id": po, "site": data.site, "product_id": line.product_id, "qty": line.qty,
             "unit_cost": line.unit_cost}) for line in data.lines]
-        acks = apply_group_as_hq(db, changes, user, state.hub)
-        return answer(po, acks[0], created=True)
+        return write_group(state, changes, user, created=True)
 
     @get("/", sync_to_thread=True, summary="List purchase orders")
     def list_orders(self, state: State, user: NamedDependency[str],

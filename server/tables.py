@@ -237,6 +237,12 @@ TAKEOVERS_TABLE = "device_takeovers"
 kept by the store's flush so that no page has to group the whole audit log."""
 
 
+IDEMPOTENCY_TABLE = "idempotency_keys"
+"""The ``Idempotency-Key`` of each REST request that wrote, per API user, with
+the answer it got (``server.idempotency``); a row without an answer is a
+request still being processed. Kept 24 hours."""
+
+
 def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
     metadata = MetaData()
     entities = {e.name: entity_table(metadata, e) for e in schema.entities}
@@ -365,6 +371,23 @@ def build(schema: Schema) -> tuple[MetaData, dict[str, Table]]:
         Column("created_ms", BigInteger, nullable=False),
         Column("revoked_ms", BigInteger, nullable=True),
     )
+    keys = Table(
+        IDEMPOTENCY_TABLE, metadata,  # server-only, never synced
+        Column("login", String, primary_key=True, doc="the API user who sent the key"),
+        Column("key", String(255), primary_key=True, doc="the Idempotency-Key header"),
+        Column("request", Text, nullable=False, doc="method and path, e.g. POST /api/hq/products"),
+        Column("body_hash", String(64), nullable=False, doc="SHA-256 of the body (as JSON, keys "
+               "sorted)"),
+        Column("attempt", String(36), nullable=False,
+               doc="the request processing it: a retry that takes over a stale claim "
+                   "changes it, and the older request's write is then rolled back"),
+        Column("created_ms", BigInteger, nullable=False, doc="first seen; purged 24 h later"),
+        Column("claimed_ms", BigInteger, nullable=False, doc="when the attempt began"),
+        Column("status", Integer, nullable=True, doc="the answer's HTTP status (None: in "
+               "progress)"),
+        Column("answer", LargeBinary, nullable=True, doc="the answer's JSON body"),
+    )
+    Index("ix_idempotency_keys_created_ms", keys.c.created_ms)
     Table(
         "console_logins", metadata,  # HQ console passwords (argon2id); server-only
         Column("login", String, primary_key=True),

@@ -5,11 +5,16 @@ from __future__ import annotations
 import datetime
 import json
 import subprocess
+import threading
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.pg import fresh_database
 
 from .procs import BIN, EdgeProc, ServerProc, wait_for
 
@@ -137,3 +142,50 @@ def test_master_data_over_rest_reaches_the_stores_in_scope(server: ServerProc,
     assert {(ln["account"], ln["debit"], ln["credit"]) for ln in journal["lines"]} == {
         ("1200", 1200, 0), ("2000", 0, 1200)}
     assert _call(server, "/api/reports/trial-balance", token=fay)[1]["balanced"]
+
+
+def _keyed(server: ServerProc, path: str, body: Any, token: str, key: str
+           ) -> tuple[int, bool, Any]:
+    """POST with an Idempotency-Key: the status, whether it was a replay, the body."""
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{server.port}{path}", method="POST", data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {token}",
+                 "idempotency-key": key})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, r.headers.get("idempotent-replayed") == "true", json.load(r)
+    except urllib.error.HTTPError as exc:
+        return exc.code, False, json.loads(exc.read() or b"null")
+
+
+@pytest.mark.postgres
+def test_a_post_sent_to_two_servers_at_once_with_one_key_makes_one_customer(
+        tmp_path: Path) -> None:
+    """Two server processes on one PostgreSQL, the same customer posted to both
+    at the same moment with one Idempotency-Key: one customer; the other answer
+    is a 409 to retry (or the same answer), and the retry gets the first's."""
+    with fresh_database() as url:
+        a, b = ServerProc(url, tmp_path).start(), ServerProc(url, tmp_path).start()
+        try:
+            token = _token(a, "root", "hq_admin")
+            for n in range(3):
+                start = threading.Barrier(2)
+
+                def post(server: ServerProc, n: int = n, start: threading.Barrier = start
+                         ) -> tuple[int, bool, Any]:
+                    start.wait()
+                    return _keyed(server, "/api/hq/customers", {"name": f"Ada {n}"}, token,
+                                  f"new-customer-{n}")
+
+                with ThreadPoolExecutor(2) as pool:
+                    answers = list(pool.map(post, (a, b)))
+                made = {body["id"] for code, _, body in answers if code == 201}
+                assert len(made) == 1 and {code for code, _, _ in answers} <= {201, 409}, answers
+                code, replayed, body = _keyed(b, "/api/hq/customers", {"name": f"Ada {n}"},
+                                              token, f"new-customer-{n}")
+                assert (code, replayed, {body["id"]}) == (201, True, made)
+            names = [c["name"] for c in _call(b, "/api/hq/customers", token=token)[1]["items"]]
+            assert sorted(names) == ["Ada 0", "Ada 1", "Ada 2"]
+        finally:
+            a.stop()
+            b.stop()
