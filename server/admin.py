@@ -1,6 +1,7 @@
 """HQ operations made by the server itself (the ``hq-server`` device, user
 ``system``): they go through the same apply path, audit and change sequence
-as every device's ops."""
+as every device's ops, and HQ brings the totals of the purchase orders they
+touch to their lines in the same transaction (``server.rollups``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from sync.merge import Actor, created_row
 from sync.messages import Ack, Op
 from sync.server import SERVER_DEVICE, ServerStore, apply_ops
 
+from . import rollups
 from .clock import fresh_id
 from .fanout import Hub
 from .store import Database
@@ -75,6 +77,7 @@ def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
     with db.transaction() as store:
         store.prefetch([op])
         (ack,) = apply_ops(db.schema, store, acting_for(store, user), [op])
+        rollups.derive(store)
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
     if ack.row is None and ack.status == "accepted":  # acks of creates omit the row
@@ -94,6 +97,7 @@ def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]
     with db.transaction() as store:
         store.prefetch(ops)
         acks = apply_ops(db.schema, store, acting_for(store, user), ops)
+        rollups.derive(store)
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
     return [msgspec.structs.replace(ack, row=created_row(db.schema, op))
