@@ -4,12 +4,18 @@ commit runs them (``server.sync_ws``), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from litestar.testing import TestClient
+
 from schema import SCHEMA
+from server import rollups
+from server.app import create_app
 from server.automation import after_push
 from server.store import Database
 from sync.messages import Acks, Op, Push, Status
-from sync.server import ServerSession
-from tests.sync.kit import HQ, PRODUCT, S1_TILL1, by, hire, key, order
+from sync.server import ServerSession, apply_ops
+from tests.sync.kit import HQ, PRODUCT, S1_TILL1, by, hire, hire_staff, key, order
 
 from .conftest import Backend
 
@@ -73,3 +79,24 @@ def test_a_stores_order_takes_the_total_of_its_lines_and_the_store_hears_it(
                                    ms=6_000)]))
     assert second.acks[0].status is Status.ACCEPTED
     assert (_order(db)["total"], _order(db)["status"]) == (600_050, "approved")
+
+
+def test_a_draft_stored_by_an_older_server_takes_its_lines_total_at_start(
+        tmp_path: Path) -> None:
+    """An older server kept the typed total: the next one to start brings
+    the draft's total to its lines, as a change the stores receive."""
+    url = f"sqlite:///{tmp_path / 'hq.db'}"
+    db = Database(url, SCHEMA)
+    with db.transaction() as store:
+        hire_staff(store)
+        acks = apply_ops(SCHEMA, store, HQ, order(HQ, "u", PO, "S1", [(3, 700)], total=1))
+        assert [a.status for a in acks] == [Status.ACCEPTED] * 2  # no automation ran
+    assert _order(db)["total"] == 1
+    db.dispose()
+    with TestClient(create_app(url)) as client:
+        got = client.app.state.db
+        assert _order(got)["total"] == 2_100
+        with got.transaction(write=False) as store:
+            told, _ = store.changes("S1", 0, 1000)
+        assert told[-1].row.entity == "purchase_order" and told[-1].row.fields["total"] == 2_100
+        assert rollups.derive_all(got) == 0  # once is enough
