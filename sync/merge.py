@@ -8,12 +8,16 @@ Rules (per field, by the policy declared in ``schema``):
 
 * ledger     -- a row is written once; any later op on it is rejected.
 * lww        -- the write with the later HLC wins (ties: device id, inside the HLC).
-* hq-owned   -- only HQ devices may set it; a site's op is rejected whole.
+* hq-owned   -- only HQ devices may set it; a site's op is rejected whole. A
+                rollup field (a purchase order's total) is the exception at
+                creation: the maker's figure stands until HQ works it out.
 * state      -- the move must be a declared transition, by someone allowed to.
 * manual     -- if another device changed the field since the op's base version,
                 the server keeps its value and a conflict is queued.
 
-An op is never half-applied: any rejected field rejects the whole op.
+A create records its user in the entity's ``creator_field`` (a purchase
+order's drafter), which no op changes after. An op is never half-applied:
+any rejected field rejects the whole op.
 A delete wins over concurrent updates; an update of a deleted row is rejected.
 """
 
