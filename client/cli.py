@@ -168,7 +168,8 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--site", required=True, help="site the goods are delivered to")
     create.add_argument("--supplier", required=True, help="supplier name")
     create.add_argument("lines", nargs="+", help="CODE:QTY:UNIT_COST, e.g. OAT-1:100:1.20")
-    for name, text in (("approve", "approve (twice, by two people, above the limit)"),
+    for name, text in (("approve", "approve (twice, by two people, above the limit; not by "
+                                   "its drafter)"),
                        ("cancel", "cancel the order")):
         act = posub.add_parser(name, help=text)
         act.add_argument("po", help="purchase order id")

@@ -1,5 +1,8 @@
 """Purchase orders from a device: created and approved at HQ (by users whose
-role allows it), received at the site they are for, partially if need be.
+role allows it, never by the order's drafter), received at the site they are
+for, partially if need be. An order's total is what its lines come to: the
+device shows its own sum until HQ, which works it out from the lines it
+holds, sends its figure; approvals are judged on HQ's.
 
 A receipt is one sync group: the goods receipt lines, the stock movements,
 the journal (inventory against payable) and the order's new status. If HQ
@@ -41,7 +44,9 @@ class Procurement:
         self.pos = Pos(edge)
 
     def create(self, site: str, supplier: str, lines: list[OrderLine]) -> str:
-        """A draft purchase order with its lines, for delivery at ``site``."""
+        """A draft purchase order with its lines, for delivery at ``site``,
+        drafted by this user (recorded with it). It carries what the lines
+        come to, shown here until HQ sends the total it works out."""
         if not lines:
             raise ProcurementError("a purchase order needs at least one line")
         priced = []
@@ -69,7 +74,9 @@ class Procurement:
         return found
 
     def approve(self, po: str) -> str:
-        """Approve; an order over the limit takes two approvers. Returns the new status."""
+        """Approve; an order over the limit takes two approvers, neither of them
+        its drafter (refused here at once, ``LocalRejected``). Returns the new
+        status."""
         try:
             fields = approval(self._order(po), self.user, SECOND_APPROVAL_ABOVE)
         except ValueError as exc:

@@ -197,6 +197,15 @@ class Transition:
     sets: tuple[str, ...] = ()
     """Fields the op making this move may set with it, whatever the machine's
     ``editable_in`` (a transfer's ``qty_received`` on receipt)."""
+    not_by_creator: bool = False
+    """The user who made the row (its entity's ``creator_field``) may not take
+    this move: whoever drafts a purchase order does not approve it
+    (segregation of duties, ``sync.authorize``)."""
+    checks_rollup: bool = False
+    """HQ takes this move only on a row that has child rows and whose
+    ``Entity.rollup`` field agrees with the child rows HQ holds: a purchase
+    order is approved by the sum of its lines, never by a figure typed over
+    them (``sync.rollup``)."""
 
 
 @dataclass(frozen=True)
@@ -237,6 +246,24 @@ class ProductBound:
 
     factors: tuple[str, str]
     limit: int
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A field of a row that is the sum, over its child rows, of the product
+    of two of their fields: a purchase order's ``total`` is qty x unit_cost
+    summed over its lines. HQ works it out from the child rows it holds
+    whenever they or the row change (``server.rollups``), as an HQ-owned
+    write every replica takes; a create may carry its maker's figure, which
+    stands until then (an order made offline shows what its lines come to)."""
+
+    field: str
+    child: str
+    """The entity of the child rows (``po_line``)."""
+    link: str
+    """The child's field holding the row's id (its ``Parent.field``)."""
+    factors: tuple[str, str]
+    """The two fields of a child row whose product it adds (qty, unit_cost)."""
 
 
 @dataclass(frozen=True)
@@ -283,6 +310,13 @@ class Entity:
     created_by_field: str | None = None
     """A field naming the site whose devices (and HQ) create rows: a transfer
     is made by its ``from_site``, never drawn on another site by the receiver."""
+    creator_field: str | None = None
+    """A field the create records its user in (a purchase order's
+    ``drafted_by``): the row's maker, whom a ``Transition.not_by_creator``
+    move refuses. The op making the row sets it to its own user (or leaves it
+    out), and no op changes it afterwards."""
+    rollup: Rollup | None = None
+    """A field summed from child rows (a purchase order's total from its lines)."""
     _by_name: dict[str, Field] = field(init=False, repr=False, compare=False, default_factory=dict)
     is_ledger: bool = field(init=False, repr=False, compare=False, default=False)
     """Every field is a ledger field: rows are append-only."""
@@ -299,6 +333,10 @@ class Entity:
     recorded: frozenset[str] = field(init=False, repr=False, compare=False,
                                      default=frozenset())
     """Fields a state move records its user in; only that move sets them."""
+    hq_owned_made: frozenset[str] = field(init=False, repr=False, compare=False,
+                                          default=frozenset())
+    """The HQ-owned fields a site's create may not carry: all of them but the
+    ``rollup`` field, whose maker's figure HQ replaces."""
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.fields]
@@ -319,6 +357,14 @@ class Entity:
             raise ValueError(f"entity {self.name}: unknown parent fields")
         if self.created_by_field is not None and self.created_by_field not in names:
             raise ValueError(f"entity {self.name}: unknown created_by_field")
+        if self.creator_field is not None and (
+                self.creator_field not in names or self.field(self.creator_field).required):
+            raise ValueError(f"entity {self.name}: creator_field is an optional field of it")
+        if self.rollup is not None and (
+                self.rollup.field not in names
+                or self.field(self.rollup.field).policy is not Policy.HQ_OWNED
+                or self.field(self.rollup.field).required):
+            raise ValueError(f"entity {self.name}: a rollup is an optional hq-owned field")
         recorded: set[str] = set()
         if self.machine is not None:
             f = self.field(self.machine.field)
@@ -331,6 +377,10 @@ class Entity:
                 named = {t.by_field, t.records, *t.sets} - {None}
                 if not named <= set(names) or self.machine.field in named:
                     raise ValueError(f"entity {self.name}: bad fields on move {t.target}")
+                if (t.not_by_creator and self.creator_field is None) or (
+                        t.checks_rollup and self.rollup is None):
+                    raise ValueError(f"entity {self.name}: move {t.target} checks what the "
+                                     "entity does not declare")
                 if t.records is not None:
                     recorded.add(t.records)
         object.__setattr__(self, "recorded", frozenset(recorded))
@@ -344,6 +394,8 @@ class Entity:
         object.__setattr__(self, "names", tuple(names))
         object.__setattr__(self, "hq_owned", frozenset(
             f.name for f in self.fields if f.policy is Policy.HQ_OWNED))
+        object.__setattr__(self, "hq_owned_made", self.hq_owned - (
+            {self.rollup.field} if self.rollup is not None else set()))
 
     @property
     def field_names(self) -> frozenset[str]:
@@ -381,6 +433,15 @@ class Schema:
         if len(by_name) != len(self.entities):
             raise ValueError("duplicate entity names")
         object.__setattr__(self, "_by_name", by_name)
+        for e in self.entities:
+            r = e.rollup
+            if r is None:
+                continue
+            child = by_name.get(r.child)
+            if (child is None or child.parent is None or child.parent.entity != e.name
+                    or child.parent.field != r.link
+                    or not set(r.factors) <= set(child.names)):
+                raise ValueError(f"entity {e.name}: its rollup names no child of it")
 
     def get(self, name: str) -> Entity | None:
         by_name: dict[str, Entity] = self._by_name

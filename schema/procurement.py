@@ -3,7 +3,19 @@ receipts and the purchase suggestions raised when stock runs low."""
 
 from __future__ import annotations
 
-from .model import Entity, Field, Kind, Parent, Policy, Scope, StateMachine, Transition, Who
+from .model import (
+    MAX_LEDGER_MONEY,
+    Entity,
+    Field,
+    Kind,
+    Parent,
+    Policy,
+    ProductBound,
+    Scope,
+    StateMachine,
+    Transition,
+    Who,
+)
 
 L, W, H, S = Policy.LEDGER, Policy.LWW, Policy.HQ_OWNED, Policy.STATE
 
@@ -45,8 +57,10 @@ PO_LINE = Entity(
     scope=Scope.OWNER,
     site_field="site",
     parent=Parent("purchase_order", "po_id", same=("site",)),
+    bounded_products=(ProductBound(("qty", "unit_cost"), MAX_LEDGER_MONEY),),
     deletable=False,
-    doc="One product ordered on a purchase order (while it is a draft).",
+    doc="One product ordered on a purchase order (while it is a draft); the order's "
+        "total is the sum of its lines (``Entity.rollup``).",
 )
 
 GOODS_RECEIPT = Entity(

@@ -41,6 +41,7 @@ from .model import (
     Kind,
     Policy,
     ProductBound,
+    Rollup,
     Schema,
     Scope,
     StateMachine,
@@ -145,9 +146,11 @@ PO_MACHINE = StateMachine(
     initial="draft",
     transitions=(
         Transition("draft", "approved", Who.HQ, at_most=("total", SECOND_APPROVAL_ABOVE),
-                   records="approved_by"),
-        Transition("draft", "first_approved", Who.HQ, records="approved_by"),
-        Transition("first_approved", "approved", Who.HQ, not_by="approved_by"),
+                   records="approved_by", not_by_creator=True, checks_rollup=True),
+        Transition("draft", "first_approved", Who.HQ, records="approved_by",
+                   not_by_creator=True, checks_rollup=True),
+        Transition("first_approved", "approved", Who.HQ, not_by="approved_by",
+                   not_by_creator=True, checks_rollup=True),
         Transition("approved", "partially_received"),
         Transition("approved", "received"),
         Transition("partially_received", "received"),
@@ -157,22 +160,32 @@ PO_MACHINE = StateMachine(
     ),
     editable_in=("draft",),  # an approved order is what was approved
 )
+"""Approvals are HQ's, by someone other than the order's drafter, of an order
+whose total is the sum of the lines HQ holds; above ``SECOND_APPROVAL_ABOVE``
+by two different people."""
 
 PURCHASE_ORDER = Entity(
     "purchase_order",
     fields=(
         Field("site", Kind.REF, W, doc="receiving site; fixed once created"),
         Field("supplier", Kind.TEXT, W),
-        Field("total", Kind.MONEY, W, minimum=0),
+        Field("total", Kind.MONEY, H, required=False, minimum=0,
+              doc="the sum of its lines (qty x unit_cost), worked out by HQ from the "
+                  "lines it holds; 0 while it has none"),
         Field("status", Kind.TEXT, S),
         Field("supplier_id", Kind.UUID, W, required=False),
         Field("approved_by", Kind.TEXT, W, required=False,
               doc="the first approver, recorded by the approval move only"),
+        Field("drafted_by", Kind.TEXT, W, required=False,
+              doc="the user who made the order, recorded by its create only; never "
+                  "its approver"),
     ),
     scope=Scope.OWNER,
     site_field="site",
     machine=PO_MACHINE,
     deletable=False,
+    creator_field="drafted_by",
+    rollup=Rollup("total", child="po_line", link="po_id", factors=("qty", "unit_cost")),
     doc="An order to a supplier, received at one site.",
 )
 

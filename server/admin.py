@@ -1,6 +1,7 @@
 """HQ operations made by the server itself (the ``hq-server`` device, user
 ``system``): they go through the same apply path, audit and change sequence
-as every device's ops."""
+as every device's ops, and HQ brings the totals of the purchase orders they
+touch to their lines in the same transaction (``server.rollups``)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,10 @@ from sync.merge import Actor, created_row
 from sync.messages import Ack, Op
 from sync.server import SERVER_DEVICE, ServerStore, apply_ops
 
+from . import rollups
 from .clock import fresh_id
 from .fanout import Hub
-from .store import Database
+from .store import Database, SqlServerStore
 
 SYSTEM = Actor(SERVER_DEVICE, HQ_SITE)
 
@@ -84,6 +86,8 @@ def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
     with db.transaction() as store:
         store.prefetch([op])
         (ack,) = apply_ops(db.schema, store, acting_for(store, user), [op])
+        if rollups.derive(store):  # the answer shows the totals HQ worked out
+            (ack,) = _as_left(store, [op], [ack])
         if ack.row is None and ack.status == "accepted":  # acks of creates omit the row
             ack = msgspec.structs.replace(ack, row=created_row(db.schema, op))
         if within is not None:
@@ -109,11 +113,23 @@ def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]
                 if ack.row is None and ack.status == "accepted" else ack
                 for op, ack in zip(ops, apply_ops(db.schema, store, acting_for(store, user), ops),
                                    strict=True)]
+        if rollups.derive(store):  # the answer shows the totals HQ worked out
+            acks = _as_left(store, ops, acks)
         if within is not None:
             within(store.conn, acks)
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
     return acks
+
+
+def _as_left(store: SqlServerStore, ops: list[Op], acks: list[Ack]) -> list[Ack]:
+    """The acks with each accepted op's row as this transaction leaves it (after
+    HQ's own follow-up changes, such as an order's total from its lines)."""
+    out = []
+    for op, ack in zip(ops, acks, strict=True):
+        row = store.load(op.entity, op.key) if ack.status != "rejected" else None
+        out.append(msgspec.structs.replace(ack, row=row) if row is not None else ack)
+    return out
 
 
 def hire(db: Database, login: str, role: str, site: str, name: str | None = None,

@@ -18,6 +18,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from schema import SCHEMA, Schema
 
+from . import rollups
 from .catalog_api import CatalogController
 from .console import console_router
 from .console.html import page, tag
@@ -78,6 +79,7 @@ def create_app(db_url: str, schema: Schema = SCHEMA) -> Litestar:
     except NotWritable as exc:
         db.dispose()
         raise Unusable(f"the database is not writable: {exc}") from exc
+    rollups.derive_all(db)  # drafts of an older server: totals follow their lines
     hub = Hub()
     probing: list[float] = []
     """When the /health check still running started (one at a time: a hung

@@ -9,7 +9,11 @@
   The movement itself stands (the goods left the shop); HQ resolves the
   exception (a count, a transfer) through ``/api/operations/stock-exceptions``.
 
-Being in the same transaction, each is atomic with the movements that caused
+* A purchase order's total follows its lines: when a push made a line or
+  changed an order, HQ writes the draft's total as what its lines come to
+  (``server.rollups``).
+
+Being in the same transaction, each is atomic with the changes that caused
 it and reaches devices the same way (the owning store and HQ).
 """
 
@@ -24,7 +28,7 @@ from sync.hlc import Clock
 from sync.messages import Op
 from sync.server import SERVER_DEVICE, apply_ops
 
-from . import on_hand
+from . import on_hand, rollups
 from .admin import SYSTEM
 from .clock import fresh_id
 from .store import SqlServerStore
@@ -70,7 +74,9 @@ def _open(store: SqlServerStore, entity: str, pairs: list[Pair]) -> set[Pair]:
 
 def after_push(store: SqlServerStore) -> int:
     """Raise the purchase suggestions and stock exceptions this transaction's
-    movements call for. Returns how many were opened."""
+    movements call for, and bring the totals of the orders it touched to their
+    lines. Returns how many suggestions and exceptions were opened."""
+    rollups.derive(store)
     last: dict[Pair, Any] = {}
     for change, _ in store.published:
         if change.row.entity == "stock_movement":

@@ -187,10 +187,14 @@ class PurchaseOrder(msgspec.Struct):
     site: str
     supplier: str
     total: int
+    """what its lines come to (qty x unit_cost), as HQ holds them; 0 while it has none"""
     status: str
     """draft, first_approved, approved, partially_received, received, cancelled"""
     supplier_id: str | None = None
     approved_by: str | None = None
+    """the first approver"""
+    drafted_by: str | None = None
+    """who drafted it; never its approver"""
 
 
 class PurchaseOrderPage(msgspec.Struct):
@@ -215,7 +219,7 @@ class PurchaseOrderDetail(msgspec.Struct):
 
 
 def _order(row: dict[str, Any]) -> PurchaseOrder:
-    return msgspec.convert(row, PurchaseOrder)
+    return msgspec.convert({**row, "total": row.get("total") or 0}, PurchaseOrder)
 
 
 class PurchaseOrdersController(Controller):
@@ -230,7 +234,9 @@ class PurchaseOrdersController(Controller):
                      user: NamedDependency[str]) -> Response[Result]:
         """A draft order with its lines for a receiving site (buyers,
         procurement). The site, supplier and products must exist; one line per
-        product. It reaches the receiving site at once; approval follows."""
+        product. Its total is what the lines come to, worked out by HQ; the
+        user is recorded as its drafter, who does not approve it. It reaches
+        the receiving site at once; approval follows."""
         db = db_of(state)
         known_site(db, data.site)
         supplier = known(db, "supplier", data.supplier_id)
@@ -243,10 +249,9 @@ class PurchaseOrdersController(Controller):
         for product in products:
             known(db, "product", product)
         po = fresh_id()
-        total = sum(line.qty * line.unit_cost for line in data.lines)
         changes: list[tuple[str, str, dict[str, Any]]] = [("purchase_order", po, {
             "site": data.site, "supplier": supplier.fields["name"],
-            "supplier_id": data.supplier_id, "total": total, "status": "draft"})]
+            "supplier_id": data.supplier_id, "status": "draft"})]
         changes += [("po_line", fresh_id(), {
             "po_id": po, "site": data.site, "product_id": line.product_id, "qty": line.qty,
             "unit_cost": line.unit_cost}) for line in data.lines]
@@ -292,8 +297,11 @@ class PurchaseOrdersController(Controller):
     @post("/{po_id:str}/approve", sync_to_thread=True, summary="Approve a purchase order")
     def approve(self, state: State, po_id: FromPath[str],
                 user: NamedDependency[str]) -> Response[Result]:
-        """Approve a purchase order (procurement managers); above the limit, the
-        first call records a first approval and a second user completes it."""
+        """Approve a purchase order (procurement managers) by what its lines
+        come to; above the limit, the first call records a first approval and
+        a second user completes it. Nobody approves an order they drafted
+        (403), nor one with no lines or whose total HQ has not yet brought
+        to its lines (409)."""
         order = require(db_of(state), "purchase_order", po_id)
         try:
             change = approval(order.fields, user, SECOND_APPROVAL_ABOVE)

@@ -379,6 +379,16 @@ class SqlServerStore:
             return self._remember(entity, key, found)
         return self._rows[k]
 
+    def children(self, entity: str, field: str, key: str) -> list[Row]:
+        """Read through the index on ``field`` (``tables.READS``: an order's lines), after
+        writing what this transaction buffered."""
+        self.flush()
+        table = self.db.entities.get(entity)
+        if table is None:
+            return []
+        q = select(table.c._row).where(table.c[field] == key).order_by(table.c.id)
+        return [_row_decoder.decode(blob) for blob in self.conn.execute(q).scalars()]
+
     def head(self) -> int:
         if self._head is None:
             changes = self.db.t["changes"]

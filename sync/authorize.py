@@ -5,6 +5,11 @@ device's site, and a function that tells a user's employee record (role and
 site; the server reads employee rows, the edge its replica of them), and says
 why the user may not do it, or None.
 
+The user who made a row (its entity's ``creator_field``) takes none of its
+state moves declared ``not_by_creator``: whoever drafts a purchase order does
+not approve it, first or second approval (segregation of duties). Refused
+as the role matrix refuses, so the REST API answers 403.
+
 An op taking an action the matrix limits (a price, a credit limit, a delete,
 an employee's role) must come from an employee, and one of the sending
 device's site unless the device is HQ's: a till cannot act as HQ's finance, nor
@@ -67,8 +72,8 @@ def check(entity: Entity, current: Row | None, op: Op, role_of: RoleOf,
           site: str = HQ_SITE) -> str | None:
     """Why ``op.user``, sending from a device of ``site``, may not make this op,
     or None when every action is allowed."""
-    if entity.name not in GUARDED:
-        return None  # every action on it is open to every role
+    if entity.name not in GUARDED:  # every action on it is open to every role
+        return None if entity.creator_field is None else _as_creator(entity, current, op)
     fixed = OWN_RECORD_FIXED.get(entity.name, ())
     if fixed and op.key == employee_key(op.user):
         if op.delete:
@@ -96,4 +101,20 @@ def check(entity: Entity, current: Row | None, op: Op, role_of: RoleOf,
         if staff.role not in roles:
             return (f"user {op.user} ({staff.role}) may not {what} on {entity.name}; "
                     f"allowed: {', '.join(sorted(roles))}")
-    return None
+    return None if entity.creator_field is None else _as_creator(entity, current, op)
+
+
+def _as_creator(entity: Entity, current: Row | None, op: Op) -> str | None:
+    """Why ``op.user`` may not take the state move ``op`` makes on a row they
+    made themselves (its ``creator_field``), or None: a move declared
+    ``not_by_creator`` (approving a purchase order) is someone else's."""
+    creator, machine = entity.creator_field, entity.machine
+    if (current is None or machine is None or creator is None
+            or current.fields.get(creator) != op.user):
+        return None
+    state = current.fields.get(machine.field)
+    target = op.fields.get(machine.field, state)
+    move = machine.find(str(state), str(target)) if target != state else None
+    if move is None or not move.not_by_creator:
+        return None
+    return f"you drafted this {entity.name.replace('_', ' ')}; another approver must approve it"

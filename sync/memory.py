@@ -52,6 +52,10 @@ class MemoryServerStore:
         self.audit.append((audit, chain_hash(previous, audit)))
         self.conflicts.extend(outcome.conflicts)
 
+    def children(self, entity: str, field: str, key: str) -> list[Row]:
+        return sorted((r for (e, _), r in self.rows.items()
+                       if e == entity and r.fields.get(field) == key), key=lambda r: r.key)
+
     def head(self) -> int:
         return len(self.log)
 

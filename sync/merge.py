@@ -8,12 +8,16 @@ Rules (per field, by the policy declared in ``schema``):
 
 * ledger     -- a row is written once; any later op on it is rejected.
 * lww        -- the write with the later HLC wins (ties: device id, inside the HLC).
-* hq-owned   -- only HQ devices may set it; a site's op is rejected whole.
+* hq-owned   -- only HQ devices may set it; a site's op is rejected whole. A
+                rollup field (a purchase order's total) is the exception at
+                creation: the maker's figure stands until HQ works it out.
 * state      -- the move must be a declared transition, by someone allowed to.
 * manual     -- if another device changed the field since the op's base version,
                 the server keeps its value and a conflict is queued.
 
-An op is never half-applied: any rejected field rejects the whole op.
+A create records its user in the entity's ``creator_field`` (a purchase
+order's drafter), which no op changes after. An op is never half-applied:
+any rejected field rejects the whole op.
 A delete wins over concurrent updates; an update of a deleted row is rejected.
 """
 
@@ -21,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 from schema import HQ_SITE, Entity, Policy, Schema, StateMachine, Who, is_uuid
 
@@ -107,7 +113,12 @@ def created_row(schema: Schema, op: Op) -> Row:
 def created_row_of(entity: Entity, op: Op) -> Row:
     names = entity.names
     values = dict(zip(names, map(op.fields.get, names)))  # noqa: B905 (same length)
-    return Row(entity.name, op.key, 1, values, False, dict.fromkeys(op.fields, (op.hlc, 1)))
+    meta = dict.fromkeys(op.fields, (op.hlc, 1))
+    creator = entity.creator_field
+    if creator is not None:  # the create records its user (a purchase order's drafter)
+        values[creator] = op.user
+        meta[creator] = (op.hlc, 1)
+    return Row(entity.name, op.key, 1, values, False, meta)
 
 
 def _reject(op: Op, actor: Actor, current: Row | None, policy: str, reason: str) -> Outcome:
@@ -195,9 +206,9 @@ def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:
         return _reject(
             op, actor, None, "validation", f"{name} cannot be created without {', '.join(missing)}"
         )
-    if not actor.is_hq and not entity.hq_owned.isdisjoint(op.fields):
+    if not actor.is_hq and not entity.hq_owned_made.isdisjoint(op.fields):
         for fname in op.fields:
-            if fname in entity.hq_owned:
+            if fname in entity.hq_owned_made:
                 return _reject(
                     op, actor, None, Policy.HQ_OWNED,
                     f"{fname} of {entity.name} is owned by HQ; site {actor.site} cannot set it",
@@ -227,9 +238,19 @@ def _create(entity: Entity, op: Op, actor: Actor) -> Outcome:
             f"{name} must start in state {machine.initial!r}, "
             f"not {op.fields.get(machine.field)!r}",
         )
+    creator = entity.creator_field
+    if creator is not None and op.fields.get(creator, op.user) != op.user:
+        return _reject(
+            op, actor, None, "validation",
+            f"{name}: {creator} records the user who makes it ({op.user}), "
+            f"not {op.fields[creator]}",
+        )
     row = created_row_of(entity, op)
     policy = Policy.LEDGER if entity.is_ledger else "create"
-    return Outcome(op, actor, Status.ACCEPTED, "", policy, None, row, True)
+    outcome = Outcome(op, actor, Status.ACCEPTED, "", policy, None, row, True)
+    if creator is not None:  # the row holds more than the op: a device of any
+        outcome.ack = msgspec.structs.replace(outcome.ack, row=row)  # version takes it
+    return outcome
 
 
 def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
@@ -251,6 +272,11 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
         row = Row(entity.name, op.key, current.version + 1, current.fields, True, current.meta)
         return Outcome(op, actor, Status.ACCEPTED, "", "delete", current, row, True)
 
+    creator = entity.creator_field
+    if creator is not None and op.fields.get(creator, current.fields.get(creator)) != (
+            current.fields.get(creator)):
+        return _reject(op, actor, current, "validation",
+                       f"{creator} of {name} records who made it and never changes")
     if entity.machine is not None:
         refused = _machine_allows(entity, entity.machine, current, op, actor, name)
         if refused is not None:
@@ -272,10 +298,13 @@ def _update(entity: Entity, current: Row, op: Op, actor: Actor) -> Outcome:
         match f.policy:
             case Policy.HQ_OWNED:
                 if not actor.is_hq:
+                    rollup = entity.rollup
+                    owned = (f"is the sum of its {rollup.child} rows, worked out by HQ"
+                             if rollup is not None and rollup.field == fname
+                             else "is owned by HQ")
                     return _reject(
                         op, actor, current, Policy.HQ_OWNED,
-                        f"{fname} of {entity.name} is owned by HQ; "
-                        f"site {actor.site} cannot change it",
+                        f"{fname} of {entity.name} {owned}; site {actor.site} cannot change it",
                     )
                 if value != old:
                     taken[fname] = value

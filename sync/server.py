@@ -14,7 +14,7 @@ from typing import Protocol
 
 import msgspec
 
-from schema import HQ_SITE, Schema
+from schema import HQ_SITE, Policy, Schema
 from schema.people import employee_key
 
 from .audit import AuditRecord, audit_of
@@ -47,6 +47,7 @@ from .messages import (
     encode,
     mark_of,
 )
+from .rollup import disagrees
 
 
 class ServerStore(Protocol):
@@ -68,6 +69,11 @@ class ServerStore(Protocol):
         """Persist one decided op: new row version and its change (if changed),
         the ack (for dedupe), the audit record and any conflicts. ``sites`` is the
         row's scope (None: every site)."""
+        ...
+
+    def children(self, entity: str, field: str, key: str) -> list[Row]:
+        """The rows of ``entity`` whose ``field`` holds ``key`` (a purchase
+        order's lines), this transaction's included, in key order."""
         ...
 
     def head(self) -> int:
@@ -260,6 +266,8 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         current = store.load(op.entity, op.key) if schema.get(op.entity) else None
         outcome = _with_parent(schema, decide(schema, current, op, actor, role_of), store.load,
                                store.load)
+        if outcome.before is not None and outcome.status is not Status.REJECTED:
+            outcome = _with_rollup(schema, outcome, store.children)
         if notes:
             outcome = _noted(outcome, notes)
         sites = row_sites(schema, outcome.after) if outcome.after is not None else None
@@ -290,6 +298,14 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         outcomes.append(outcome)
     outcomes = [_with_parent(schema, o, find, store.load)  # a parent may come later
                 for o in outcomes]
+
+    def children(entity: str, field: str, key: str) -> list[Row]:  # with this group's
+        rows = {r.key: r for r in store.children(entity, field, key)}
+        rows.update((k, r) for (e, k), r in staged.items()
+                    if e == entity and r is not None and r.fields.get(field) == key)
+        return [rows[k] for k in sorted(rows)]
+
+    outcomes = [_with_rollup(schema, o, children) for o in outcomes]
     if notes:
         outcomes = [_noted(o, notes) for o in outcomes]
     failed = next((o for o in outcomes if o.status is Status.REJECTED), None)
@@ -349,6 +365,32 @@ def _with_parent(schema: Schema, outcome: Outcome, find: Callable[[str, str], Ro
             return outcome
     o = outcome
     return Outcome(o.op, o.actor, Status.REJECTED, why, "validation", o.before, o.before)
+
+
+def _with_rollup(schema: Schema, outcome: Outcome,
+                 children: Callable[[str, str, str], list[Row]]) -> Outcome:
+    """``outcome``, or its rejection when it takes a state move declared
+    ``checks_rollup`` (an approval) on a row with no child rows at HQ, or
+    whose rollup field (a purchase order's total) is not what the child
+    rows HQ holds come to (``sync.rollup``). ``children`` finds them, this
+    transaction's included: the move is judged on what HQ holds, not on
+    what the approver's device or a typed figure says."""
+    before, after = outcome.before, outcome.after
+    if before is None or after is None or outcome.status is Status.REJECTED:
+        return outcome
+    entity = schema[after.entity]
+    machine, rollup = entity.machine, entity.rollup
+    if machine is None or rollup is None:
+        return outcome
+    source, target = before.fields.get(machine.field), after.fields.get(machine.field)
+    move = machine.find(str(source), str(target)) if source != target else None
+    if move is None or not move.checks_rollup:
+        return outcome
+    why = disagrees(entity, after, children(rollup.child, rollup.link, after.key))
+    if why is None:
+        return outcome
+    o = outcome
+    return Outcome(o.op, o.actor, Status.REJECTED, why, Policy.STATE, o.before, o.before)
 
 
 _last_live: tuple[Row | None, str] = (None, "")

@@ -1,7 +1,9 @@
 """Procurement: open purchase suggestions and purchase orders by status,
 with Approve and Cancel. Both go through ``apply_as_hq`` as the logged-in
-user, so the role matrix and the second-approval rule decide; a refusal
-comes back to the page (a 303, as a success does) with its reason."""
+user, so the role matrix, the drafter's exclusion and the second-approval
+rule decide; a refusal comes back to the page (a 303, as a success does)
+with its reason. An order's total is what its lines come to (HQ keeps it
+so, ``server.rollups``); its drafter is shown, and is shown no Approve."""
 
 from __future__ import annotations
 
@@ -36,16 +38,32 @@ def _roles(action: str) -> frozenset[str]:
     return allowed("purchase_order", action) or frozenset({"*"})
 
 
-def may_move(ctx: Ctx, source: str, target: str) -> bool:
+def may_move(ctx: Ctx, source: str, target: str, drafter: str | None = None) -> bool:
     """Whether the user may move an order from ``source`` to ``target`` as the
-    apply path decides it: a role allowed the move (``schema.people``), and
-    HQ staff where the state machine leaves the move to HQ (``Who.HQ``: every
-    approval, cancelling an approved order); a store's procurement manager
-    is not shown a button the server always refuses."""
+    apply path decides it: a role allowed the move (``schema.people``), HQ
+    staff where the state machine leaves the move to HQ (``Who.HQ``: every
+    approval, cancelling an approved order), and someone other than the
+    order's ``drafter`` where the move is not the drafter's
+    (``not_by_creator``: every approval); a store's procurement manager, or
+    the manager who drafted the order, is not shown a button the server
+    always refuses."""
     moves = [t for t in PO_MACHINE.transitions if (t.source, t.target) == (source, target)]
     roles = _roles(f"move:{target}")
     return bool(moves) and ("*" in roles or ctx.user.role in roles) and (
-        ctx.user.site == HQ_SITE or any(t.who is not Who.HQ for t in moves))
+        ctx.user.site == HQ_SITE or any(t.who is not Who.HQ for t in moves)) and (
+        drafter != ctx.user.login or any(not t.not_by_creator for t in moves))
+
+
+def total_cell(total: int | None, lines: list[Any]) -> str:
+    """What an order comes to, from the lines HQ holds ("no lines" while it
+    has none); the order's own figure too, should it say otherwise (one
+    approved before totals followed the lines)."""
+    if not lines:
+        return "no lines"
+    came_to = sum(int(r.qty) * int(r.unit_cost) for r in lines)
+    if total == came_to:
+        return money(came_to)
+    return f"{money(came_to)} (order says {money(total) or 'nothing'})"
 
 
 def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
@@ -58,7 +76,7 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
     with db.reading() as conn:
         cq = select(po.c.status, func.count()).group_by(po.c.status)
         oq = (select(po.c.id, po.c.site, po.c.supplier, po.c.total, po.c.status,
-                     po.c.approved_by).where(po.c.status.in_(wanted))
+                     po.c.approved_by, po.c.drafted_by).where(po.c.status.in_(wanted))
               .order_by(po.c._seq.desc()).limit(ROWS + 1))
         sq = (select(sug.c.site, sug.c.product_id, sug.c.qty, sug.c.on_hand)
               .where(sug.c.status == "open").order_by(sug.c.site, sug.c._seq).limit(ROWS + 1))
@@ -80,8 +98,9 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
 
     def actions(o: Any) -> Html:
         buttons = []
-        if o.status in APPROVABLE and (may_move(ctx, o.status, "approved")
-                                       or may_move(ctx, o.status, "first_approved")):
+        if o.status in APPROVABLE and (may_move(ctx, o.status, "approved", o.drafted_by)
+                                       or may_move(ctx, o.status, "first_approved",
+                                                   o.drafted_by)):
             buttons.append(post_button(f"/procurement/orders/{o.id}/approve",
                                        "Approve" if o.status == "draft" else "Second approval",
                                        ctx.csrf))
@@ -97,13 +116,16 @@ def render(ctx: Ctx, status: str | None = None, *, error: str | None = None,
         tag("h2", "Purchase orders: " + (status if status in PO_MACHINE.states
                                          else "waiting for approval")),
         tag("p", *(join([" · ", t]) if i else t for i, t in enumerate(tabs))),
-        tag("p", f"Orders above {money(SECOND_APPROVAL_ABOVE)} need a second approval "
-                 "by another procurement manager."),
-        table(["order", "site", "supplier", "lines", "total", "status", "first approver", ""],
+        tag("p", f"An order's total is what its lines come to. Orders above "
+                 f"{money(SECOND_APPROVAL_ABOVE)} need a second approval by another "
+                 "procurement manager; nobody approves an order they drafted."),
+        table(["order", "site", "supplier", "lines", "total", "status", "drafted by",
+               "first approver", ""],
               [[id_cell(o.id, class_="po", data_id=o.id), o.site,
                 o.supplier,
                 "; ".join(f"{label(labels, r.product_id)} x {r.qty}" for r in lines[o.id]),
-                money(o.total), o.status, o.approved_by or "", actions(o)] for o in orders],
+                total_cell(o.total, lines[o.id]), o.status, o.drafted_by or "",
+                o.approved_by or "", actions(o)] for o in orders],
               empty="no purchase orders", limit=ROWS, more="the latest first"),
         tag("h2", "Open purchase suggestions (stock at or below the reorder level)"),
         table(["site", "product", "suggested qty", "on hand when raised"],

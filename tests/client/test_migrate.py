@@ -183,15 +183,17 @@ def test_processes_opening_a_new_file_together_make_it_once(tmp_path: Path) -> N
 
 
 def test_a_file_of_the_previous_release_gets_what_this_one_adds(tmp_path: Path) -> None:
-    """Nothing but ``client.tables`` changed between that release and this one
-    (no upgrade step): the layout's fingerprint is taken from the SQL the
-    tables are made with, so the file is still checked again and gets them."""
+    """Besides a new field's column (a purchase order's ``drafted_by``), only
+    ``client.tables`` changed between that release and this one (no upgrade
+    step): the layout's fingerprint is taken from the SQL the tables are made
+    with, so the file is still checked again and gets them."""
     path = tmp_path / "till.db"
     conn = sqlite3.connect(path)
     conn.executescript(PREVIOUS.read_text())
     conn.close()
     with Edge(path) as edge:
-        assert edge.store.upgraded == [] and {"_sent", "_rejoin_seen"} <= _tables(edge)
+        assert edge.store.upgraded == ["added purchase_order.drafted_by"]
+        assert {"_sent", "_rejoin_seen"} <= _tables(edge)
         assert not needs_upgrade(edge.store.db, SCHEMA)
         [first, second] = edge.pending()
         with edge.transaction():

@@ -11,7 +11,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from schema import SCHEMA
-from server.admin import apply_as_hq, hire
+from server.admin import apply_as_hq, apply_group_as_hq, hire
 from server.console.auth import set_password
 from server.store import Database
 
@@ -61,3 +61,20 @@ def _post(client: TestClient[Any], path: str, page: str, **data: str) -> Any:
 def _db(client: TestClient[Any]) -> Database:
     db: Database = client.app.state.db
     return db
+
+
+PRODUCT = "00000000-0000-0000-0000-0000000000aa"
+
+
+def _draft(db: Database, po: str, user: str, lines: list[tuple[int, int]],
+           site: str = "S1") -> None:
+    """A draft order drafted by ``user`` with its lines (qty, unit_cost), made
+    as the REST API makes one: HQ works its total out from the lines."""
+    changes: list[tuple[str, str, dict[str, Any]]] = [
+        ("purchase_order", po, {"site": site, "supplier": "Oatly", "status": "draft"})]
+    changes += [("po_line", str(uuid.uuid4()), {"po_id": po, "site": site,
+                                                "product_id": PRODUCT, "qty": qty,
+                                                "unit_cost": cost})
+                for qty, cost in lines]
+    acks = apply_group_as_hq(db, changes, user)
+    assert [a.status for a in acks] == ["accepted"] * len(changes), [a.reason for a in acks]

@@ -26,7 +26,7 @@ from server.store import Database
 from tests.pg import fresh_database
 from tests.sync.kit import key
 
-from .console_kit import PASSWORDS, ROLES, _csrf, _db, _login, _post, _staffed
+from .console_kit import PASSWORDS, ROLES, _csrf, _db, _draft, _login, _post, _staffed
 
 
 def test_login_answers_unknown_login_and_wrong_password_alike(client: TestClient[Any]) -> None:
@@ -167,12 +167,11 @@ def test_a_list_longer_than_a_page_shows_says_so(client: TestClient[Any]) -> Non
 def test_large_order_needs_two_procurement_managers(client: TestClient[Any]) -> None:
     db = _db(client)
     po = str(uuid.uuid4())
-    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
-                                                  "total": 900_000, "status": "draft"},
-                       "bob").status == "accepted"
+    _draft(db, po, "bob", [(1, 900_000)])
     _login(client, "bob")
     page = client.get("/procurement")
     assert po[:8] in page.text and "Approve" not in page.text  # buyers draft, not approve
+    assert money(900_000) in page.text
     refused = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
     assert refused.url.path == "/procurement"
     assert "may not move to first_approved" in refused.text
@@ -406,9 +405,7 @@ def test_ids_made_together_are_told_apart(client: TestClient[Any]) -> None:
     orders = [new_id(1_795_000_000_000) for _ in range(2)]
     assert orders[0][:8] == orders[1][:8]
     for po in orders:
-        assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
-                                                      "total": 1_000, "status": "draft"},
-                           "bob").status == "accepted"
+        _draft(db, po, "bob", [(1, 1_000)])
     assert short_id(orders[0]) != short_id(orders[1])
     _login(client, "pam")
     page = client.get("/procurement").text
@@ -426,9 +423,7 @@ def test_a_refused_approval_comes_back_to_the_page(client: TestClient[Any]) -> N
     reason shown there as an alert, so a reload sends nothing again."""
     db = _db(client)
     po = str(uuid.uuid4())
-    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
-                                                  "total": 1_000, "status": "draft"},
-                       "bob").status == "accepted"
+    _draft(db, po, "bob", [(1, 1_000)])
     assert apply_as_hq(db, "purchase_order", po, {"status": "approved", "approved_by": "pam"},
                        "pam").status == "accepted"
     _login(client, "pam")
@@ -452,9 +447,7 @@ def test_a_stores_procurement_manager_is_shown_no_approve_button(
     may cancel a draft) but no Approve, which the server would refuse."""
     db = _db(client)
     po = str(uuid.uuid4())
-    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
-                                                  "total": 1_000, "status": "draft"},
-                       "bob").status == "accepted"
+    _draft(db, po, "bob", [(1, 1_000)])
     _staff(db, "pia", "procurement_manager", "S1")
     _login(client, "pia")
     row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
@@ -467,6 +460,61 @@ def test_a_stores_procurement_manager_is_shown_no_approve_button(
     row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
                     client.get("/procurement").text)
     assert row and "Approve" in row.group(0)
+
+
+def test_the_drafter_of_an_order_is_shown_no_approve_button(client: TestClient[Any]) -> None:
+    """pam drafted the order: she sees it, and that she drafted it, with
+    Cancel but no Approve; the approval she forges is refused with why; pat
+    approves it."""
+    db = _db(client)
+    po = str(uuid.uuid4())
+    _draft(db, po, "pam", [(3, 2_000)])
+    _login(client, "pam")
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and "Cancel" in row.group(0) and "Approve" not in row.group(0)
+    assert "<td>pam</td>" in row.group(0) and money(6_000) in row.group(0)
+    forged = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert (f"purchase order {short_id(po)}: you drafted this purchase order; another "
+            "approver must approve it") in forged.text
+    with db.transaction(write=False) as store:
+        assert store.load("purchase_order", po).fields["status"] == "draft"  # type: ignore[union-attr]
+    client.cookies.clear()
+    _login(client, "pat")
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and "Approve" in row.group(0)
+    assert "approved" in _post(client, f"/procurement/orders/{po}/approve", "/procurement").text
+    with db.transaction(write=False) as store:
+        assert store.load("purchase_order", po).fields["status"] == "approved"  # type: ignore[union-attr]
+
+
+def test_an_orders_total_is_what_its_lines_come_to(client: TestClient[Any]) -> None:
+    """An order typed at 1.00 with no lines shows "no lines" (and cannot be
+    approved); a line of 7,500.00 makes its total, which then needs two
+    approvers."""
+    db = _db(client)
+    po = str(uuid.uuid4())
+    assert apply_as_hq(db, "purchase_order", po, {"site": "S1", "supplier": "Oatly",
+                                                  "total": 100, "status": "draft"},
+                       "bob").status == "accepted"
+    with db.transaction(write=False) as store:
+        assert store.load("purchase_order", po).fields["total"] == 0  # type: ignore[union-attr]
+    _login(client, "pam")
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and "<td>no lines</td>" in row.group(0)
+    refused = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert "has no po_line rows at HQ: there is nothing to approve" in refused.text
+    assert apply_as_hq(db, "po_line", str(uuid.uuid4()), {
+        "po_id": po, "site": "S1", "product_id": str(uuid.uuid4()), "qty": 1,
+        "unit_cost": 750_000}, "bob").status == "accepted"
+    row = re.search(rf"<tr><td><span[^>]*data-id=\"{po}\".*?</tr>",
+                    client.get("/procurement").text)
+    assert row and f"<td>{money(750_000)}</td>" in row.group(0)
+    first = _post(client, f"/procurement/orders/{po}/approve", "/procurement")
+    assert "has its first approval; another procurement manager must approve it too" in (
+        first.text)
 
 
 def test_the_sales_by_day_table_says_when_it_is_cut(client: TestClient[Any],

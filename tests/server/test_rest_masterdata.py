@@ -4,13 +4,14 @@ may change what, bad bodies, unknown ids, and that a refusal changes nothing."""
 from __future__ import annotations
 
 import datetime
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from server.admin import hire
+from server.admin import apply_group_as_hq, hire
 from server.api_auth import issue_api_token
 
 from .rest_kit import Api, open_api
@@ -266,3 +267,37 @@ def test_accounts_employees_and_customers(api: Api) -> None:
     assert api.ok("GET", f"/api/hq/customers/{ada}", "bob")["credit_limit"] == 50_000
     assert api.ok("GET", "/api/hq/customers", "bob", q="0101")["items"][0]["name"] == "Ada"
     assert api.call("GET", "/api/hq/customers/nope", "bob")[0] == 404
+
+
+def test_an_order_is_approved_by_its_lines_and_not_by_its_drafter(api: Api) -> None:
+    """A total typed over the lines is not what REST shows nor what is
+    approved; the manager who drafted an order is refused its approval (403,
+    as the role matrix refuses), another one approves it."""
+    _sites(api)
+    oat = _product(api)
+    po, line = str(uuid.uuid4()), str(uuid.uuid4())
+    acks = apply_group_as_hq(api.db, [
+        ("purchase_order", po, {"site": "S1", "supplier": "Oatly", "total": 100,
+                                "status": "draft"}),
+        ("po_line", line, {"po_id": po, "site": "S1", "product_id": oat, "qty": 1,
+                           "unit_cost": 600_000})], "bob")
+    assert [a.status for a in acks] == ["accepted"] * 2
+    shown = api.ok("GET", f"/api/hq/purchase-orders/{po}", "pam")["order"]
+    assert (shown["total"], shown["drafted_by"]) == (600_000, "bob")
+    assert api.ok("GET", "/api/hq/purchase-orders", "pam")["items"][0]["total"] == 600_000
+    assert api.ok("POST", f"/api/hq/purchase-orders/{po}/approve", "pam")["row"][
+        "status"] == "first_approved"  # above the limit: one approver is not enough
+    supplier = api.ok("POST", "/api/hq/suppliers", "bob", {"name": "Oatly"})["id"]
+    made = api.ok("POST", "/api/hq/purchase-orders", "pam", {
+        "site": "S1", "supplier_id": supplier,
+        "lines": [{"product_id": oat, "qty": 4, "unit_cost": 250}]})
+    assert (made["row"]["total"], made["row"]["drafted_by"]) == (1_000, "pam")
+    code, out = api.call("POST", f"/api/hq/purchase-orders/{made['id']}/approve", "pam")
+    assert (code, out["status"], out["reason"]) == (
+        403, "rejected", "you drafted this purchase order; another approver must approve it")
+    assert api.ok("GET", f"/api/hq/purchase-orders/{made['id']}", "pam")["order"][
+        "status"] == "draft"
+    code, out = api.call("POST", f"/api/hq/purchase-orders/{po}/approve", "bob")
+    assert code == 403 and "may not move to approved" in out["reason"]  # the buyer, as before
+    assert api.ok("POST", f"/api/hq/purchase-orders/{made['id']}/approve", "admin")["row"][
+        "status"] == "approved"

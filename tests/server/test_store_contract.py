@@ -350,3 +350,19 @@ def test_a_read_sees_one_snapshot_in_all_its_statements(kind: str, tmp_path: Pat
             assert cursor == first and page[-1].seq == first
         with backend.tx(write=False) as store:
             assert store.head() == first + 1
+
+
+def test_children_are_found_by_their_parent_this_transactions_included(
+        backend: Backend) -> None:
+    _seed(backend)
+    lines = [op(HQ, "po_line", key(900 + n), {"po_id": PO, "site": "S1",
+                                             "product_id": PRODUCT, "qty": n + 1,
+                                             "unit_cost": 10}) for n in range(3)]
+    with backend.tx() as store:
+        apply_ops(SCHEMA, store, HQ, lines[:2])
+    with backend.tx() as store:
+        apply_ops(SCHEMA, store, HQ, lines[2:])  # not yet committed
+        found = store.children("po_line", "po_id", PO)
+        assert [r.key for r in found] == [key(900), key(901), key(902)]
+        assert [r.fields["qty"] for r in found] == [1, 2, 3]
+        assert store.children("po_line", "po_id", CUSTOMER) == []

@@ -15,7 +15,7 @@ from sync.memory import MemoryLocalStore, MemoryServerStore
 from sync.merge import Actor
 from sync.messages import Ack, Error, Hello, Op
 from sync.replica import Replica
-from sync.server import SERVER_DEVICE, ServerSession, ServerStore, apply_op
+from sync.server import SERVER_DEVICE, ServerSession, ServerStore, apply_op, apply_ops
 
 HQ = Actor("hq-pc", HQ_SITE)
 SYSTEM = Actor(SERVER_DEVICE, HQ_SITE)
@@ -63,20 +63,37 @@ def op(
 PRODUCT = key(100)
 CUSTOMER = key(200)
 PO = key(300)
+PO_LINE = key(301)
 TRANSFER = key(400)
 
 
+def order(actor: Actor, user: str, k: str, site: str, lines: list[tuple[int, int]],
+          total: int | None = None, line_keys: int | None = None) -> list[Op]:
+    """A draft purchase order of ``site`` drafted by ``user`` with its lines
+    (qty, unit_cost) of ``PRODUCT``, as one group, as a device makes it: the
+    order carries what its lines come to (or ``total``, typed over them).
+    Line keys count up from ``line_keys`` (default: the order's key + 1)."""
+    first = line_keys if line_keys is not None else uuid.UUID(k).int + 1
+    came_to = sum(q * c for q, c in lines)
+    ops = [by(user, actor, "purchase_order", k, {
+        "site": site, "supplier": "Oatly", "status": "draft",
+        "total": came_to if total is None else total})]
+    ops += [by(user, actor, "po_line", key(first + n), {
+        "po_id": k, "site": site, "product_id": PRODUCT, "qty": qty, "unit_cost": cost})
+        for n, (qty, cost) in enumerate(lines)]
+    return [msgspec.structs.replace(o, group=f"po-{k}") for o in ops]
+
+
 def seeded_server() -> MemoryServerStore:
-    """A server holding a product, a customer, a draft PO for S1, a transfer S1->S2,
-    and 10 units of the product at S1 and at S2."""
+    """A server holding a product, a customer, a draft PO for S1 (drafted by
+    HQ's ``u``: one line, 100 x 1.00), a transfer S1->S2, and 10 units of the
+    product at S1 and at S2."""
     _clocks.clear()
     store = MemoryServerStore()
     hire_staff(store)
     seed = [
         op(HQ, "product", PRODUCT, {"sku": "SKU-1", "name": "Oat milk 1l", "price": 199}),
         op(HQ, "customer", CUSTOMER, {"name": "Ada", "phone": "111", "credit_limit": 5000}),
-        op(HQ, "purchase_order", PO,
-           {"site": "S1", "supplier": "Oatly", "total": 10_000, "status": "draft"}),
         op(HQ, "transfer", TRANSFER, {"from_site": "S1", "to_site": "S2",
                                       "product_id": PRODUCT, "qty": 2, "status": "shipped"}),
         op(HQ, "stock_movement", key(500),
@@ -87,6 +104,8 @@ def seeded_server() -> MemoryServerStore:
     for o in seed:
         ack = apply_op(SCHEMA, store, HQ, o)
         assert ack.status == "accepted", ack.reason
+    acks = apply_ops(SCHEMA, store, HQ, order(HQ, "u", PO, "S1", [(100, 100)]))
+    assert [a.status for a in acks] == ["accepted"] * 2, [a.reason for a in acks]
     return store
 
 
@@ -180,10 +199,27 @@ def staffed() -> MemoryServerStore:
 
 
 def big_po(server: MemoryServerStore, k: str = key(310)) -> str:
-    """A draft order of S1's above the second-approval limit, made by buyer bob."""
+    """A draft order of S1's above the second-approval limit, drafted by buyer
+    bob: one line, 1 x (the limit + 0.01)."""
     from schema.retail import SECOND_APPROVAL_ABOVE
 
-    fields = {"site": "S1", "supplier": "Oatly", "total": SECOND_APPROVAL_ABOVE + 1,
-              "status": "draft"}
-    assert push(server, HQ, by("bob", HQ, "purchase_order", k, fields))[0].status == "accepted"
+    acks = apply_ops(SCHEMA, server, HQ, order(HQ, "bob", k, "S1",
+                                               [(1, SECOND_APPROVAL_ABOVE + 1)]))
+    assert [a.status for a in acks] == ["accepted"] * 2, [a.reason for a in acks]
     return k
+
+
+def derive(server: MemoryServerStore, po: str) -> Ack | None:
+    """What HQ's server does after a transaction touching ``po`` (``server.rollups``):
+    bring its total to the lines it holds, as the ``system`` user; None if it
+    is there already."""
+    from sync.rollup import derived
+
+    entity, row = SCHEMA["purchase_order"], server.load("purchase_order", po)
+    assert row is not None
+    change = derived(entity, row, server.children("po_line", "po_id", po))
+    if change is None:
+        return None
+    made = msgspec.structs.replace(op(SYSTEM, "purchase_order", po, change, ms=90_000),
+                                   user="system")
+    return apply_op(SCHEMA, server, SYSTEM, made)

@@ -18,6 +18,7 @@ from .kit import (
     S1_TILL1,
     SYSTEM,
     by,
+    derive,
     key,
     push,
     staffed,
@@ -27,15 +28,25 @@ from .kit import (
 
 
 def test_a_store_till_cannot_lower_the_total_of_a_draft_order() -> None:
+    """The total is what the lines come to: a store cannot type over it, and
+    a figure HQ's staff type over it is not what gets approved."""
     server = staffed()
     (ack,) = push(server, S1_TILL1, by("cash1", S1_TILL1, "purchase_order", PO, {"total": 1}))
-    assert ack.status is Status.REJECTED and ack.policy == "role"
-    assert "may not set total on purchase_order" in ack.reason
+    assert ack.status is Status.REJECTED and ack.policy == "hq-owned"
+    assert ack.reason == ("total of purchase_order is the sum of its po_line rows, worked "
+                          "out by HQ; site S1 cannot change it")
     (ack,) = push(server, S1_TILL1, by("mgr1", S1_TILL1, "purchase_order", PO,
                                        {"supplier": "Evil Ltd"}))
     assert ack.status is Status.REJECTED and "may not set supplier" in ack.reason
     (ack,) = push(server, HQ, by("bob", HQ, "purchase_order", PO, {"total": 9_000}))
-    assert ack.status is Status.ACCEPTED  # procurement edits its draft
+    assert ack.status is Status.ACCEPTED  # HQ's to set; HQ's server sets it back
+    (ack,) = push(server, HQ, by("pam", HQ, "purchase_order", PO, {"status": "approved"}))
+    assert ack.status is Status.REJECTED and "has total 9000, but the 1 po_line rows HQ " \
+        "holds come to 10000" in ack.reason
+    assert derive(server, PO) is not None
+    (ack,) = push(server, HQ, by("pam", HQ, "purchase_order", PO, {"status": "approved"}))
+    assert ack.status is Status.ACCEPTED and ack.row is not None
+    assert ack.row.fields["total"] == 10_000
 
 
 # 3. deletes and users with no employee record

@@ -13,7 +13,7 @@ from sync.ids import short
 from sync.messages import Op, Status
 from sync.server import apply_ops
 
-from .kit import HQ, PO, PRODUCT, S1_TILL1, key, op, seeded_server
+from .kit import HQ, PO, PRODUCT, S1_TILL1, derive, key, op, seeded_server
 
 SALE = key(800)
 
@@ -74,6 +74,9 @@ def test_an_order_takes_lines_while_a_draft_and_none_once_approved() -> None:
     server = seeded_server()  # the PO is a draft of S1's
     [draft] = apply_ops(SCHEMA, server, HQ, [op(HQ, "po_line", key(901), _po_line(1))])
     assert draft.status is Status.ACCEPTED, draft.reason
+    derived = derive(server, PO)  # HQ's server: the total follows the new line
+    assert derived is not None and derived.row is not None
+    assert derived.row.fields["total"] == 10_100
     [ok] = apply_ops(SCHEMA, server, HQ, [op(HQ, "purchase_order", PO, {"status": "approved"},
                                              base=1)])
     assert ok.status is Status.ACCEPTED, ok.reason
