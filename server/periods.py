@@ -26,7 +26,7 @@ sales of it may still be on their way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -145,9 +145,12 @@ def may_close(staff: Staff | None) -> bool:
 
 
 def close(db: Database, through: str, user: str, staff: Staff | None,
-          ms: int | None = None) -> Closing:
+          ms: int | None = None,
+          within: Callable[[Connection, Closing], None] | None = None) -> Closing:
     """Close the books through ``through`` as ``user`` (``may_close``).
-    Serialized with every push by the write lock."""
+    Serialized with every push by the write lock. ``within`` runs in the
+    close's transaction with what it leaves (REST keeps its answer to an
+    ``Idempotency-Key`` there)."""
     if not may_close(staff):
         who = f"{staff.role} at {staff.site}" if staff and staff.role else "no employee"
         raise PermissionError(f"closing the books is for {' or '.join(sorted(PERIOD_CLOSERS))} "
@@ -158,7 +161,10 @@ def close(db: Database, through: str, user: str, staff: Staff | None,
         day = check_through(through, closed_through(conn, db.t), last_day_over(ms))
         conn.execute(db.t[PERIOD_CLOSE_TABLE].insert().values(
             through=day, closed_by=user, closed_ms=ms))
-        return state(db, conn)
+        done = state(db, conn)
+        if within is not None:
+            within(conn, done)
+        return done
 
 
 def quiet_devices(db: Database, conn: Connection, through: str) -> list[QuietDevice]:

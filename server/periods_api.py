@@ -9,16 +9,19 @@ from __future__ import annotations
 from typing import Annotated
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import PermissionDeniedException, ValidationException
 from litestar.params import FromQuery, JSONBody
+from litestar.status_codes import HTTP_201_CREATED
+from sqlalchemy import Connection
 
 from sync.authorize import Staff
 
 from . import periods
 from .api_auth import api_user, current_user, readable_site
+from .idempotency import keep
 from .store import Database
 
 Day = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d{2}-\d{2}$",
@@ -59,9 +62,18 @@ def _books(db: Database, through: str | None) -> BooksOut:
     with db.reading() as conn:
         now = periods.state(db, conn)
         quiet = periods.quiet_devices(db, conn, through) if through else []
+    return _out(now, quiet)
+
+
+def _out(now: periods.Closing, quiet: list[periods.QuietDevice]) -> BooksOut:
     return BooksOut(now.through, now.closed_by, now.closed_ms, now.late_lines,
                     now.late_receipts,
                     [QuietDeviceOut(q.device, q.site, q.last_op_ms) for q in quiet])
+
+
+def _kept(conn: Connection, done: periods.Closing) -> None:
+    """The close's answer, kept for its ``Idempotency-Key`` in its transaction."""
+    keep(conn, Response(_out(done, []), status_code=HTTP_201_CREATED))
 
 
 class PeriodsController(Controller):
@@ -88,9 +100,10 @@ class PeriodsController(Controller):
         db: Database = state.db
         who = api_user(db, user)
         try:
-            periods.close(db, data.through, user, Staff(who.role, who.site))
+            done = periods.close(db, data.through, user, Staff(who.role, who.site),
+                                 within=_kept)
         except PermissionError as exc:
             raise PermissionDeniedException(str(exc)) from None
         except periods.CloseRefused as exc:
             raise ValidationException(str(exc)) from None
-        return _books(db, None)
+        return _out(done, [])

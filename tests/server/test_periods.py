@@ -239,3 +239,17 @@ def test_a_day_can_be_closed_once_it_is_over_in_every_time_zone(api: Api) -> Non
     books = periods.close(api.db, "2026-10-31", "fay", fay,
                           ms=_utc_ms("2026-11-01T12:00:00+00:00"))
     assert books.through == "2026-10-31"
+
+
+def test_a_retried_close_with_its_idempotency_key_gets_the_first_answer(api: Api) -> None:
+    """A controller's script retries the close after a timeout: with the same
+    Idempotency-Key it gets the close's answer again, not a refusal."""
+    headers = {"authorization": f"Bearer {api.tokens['fay']}", "idempotency-key": "close-oct"}
+    first = api.client.post("/api/hq/periods/close", json={"through": PAST}, headers=headers)
+    again = api.client.post("/api/hq/periods/close", json={"through": PAST}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json() and first.json()["closed_through"] == PAST
+    plain = api.client.post("/api/hq/periods/close", json={"through": PAST},
+                            headers={"authorization": headers["authorization"]})
+    assert plain.status_code == 400 and "already closed" in plain.json()["detail"]
