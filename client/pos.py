@@ -13,9 +13,9 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal
 
-from schema.finance import Posting, format_money, sale_posting
+from schema.finance import Posting, Unbalanced, format_money, sale_posting
 from schema.model import MAX_MONEY
 from schema.sales import credit_refusal
 from sync.ids import new_id
@@ -274,8 +274,8 @@ class Pos:
                               group=group)
         return Exchange(returned, sold, due, change)
 
-    def _book(self, kind: str, priced: list[Any], cash: int, card: int, on_account: int,
-              customer_id: str | None, cashier: str, change: int,
+    def _book(self, kind: Literal["sale", "return"], priced: list[Any], cash: int, card: int,
+              on_account: int, customer_id: str | None, cashier: str, change: int,
               original: tuple[str, list[str]] | None, group: str | None = None) -> Receipt:
         """Write one receipt with its lines, movements, journal and account entry,
         in one local transaction (a savepoint inside the caller's) and one group.
@@ -298,9 +298,12 @@ class Pos:
                     units[p["id"]] = (int(p["cost"] or 0) if kind == "return"
                                       else unit_cost(self.edge, site, p))
             cost = sum(units[p["id"]] * ln.qty for p, ln, _, _ in priced)
-            postings: list[Posting] = sale_posting(net=net, tax=tax, cost=cost, cash=cash,
-                                                   card=card, on_account=on_account,
-                                                   memo=f"{kind} {receipt_no}")
+            try:
+                postings: list[Posting] = sale_posting(
+                    kind=kind, net=net, tax=tax, cost=cost, cash=cash, card=card,
+                    on_account=on_account, memo=f"{kind} {receipt_no}")
+            except Unbalanced as exc:  # never on a till's own figures; say so, write nothing
+                raise PosError(f"{kind} {receipt_no} cannot be posted: {exc}") from exc
             write("sale", sale_id, {
                 "site": site, "device": self.edge.setting("device"), "receipt_no": receipt_no,
                 "kind": kind, "original_id": original[0] if original else None,

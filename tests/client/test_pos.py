@@ -10,7 +10,7 @@ import pytest
 from client.edge import Edge
 from client.pos import LineIn, Pos, PosError, parse_money, trial_balance
 from schema import SCHEMA
-from schema.finance import CASH, COGS, INVENTORY, REVENUE, SALES_TAX
+from schema.finance import CASH, COGS, INVENTORY, REVENUE, SALES_TAX, Unbalanced
 from sync.memory import MemoryServerStore
 from sync.server import apply_ops
 from tests.sync.kit import HQ, PRODUCT, hire_staff, key, op
@@ -31,13 +31,23 @@ def _load_catalog(edge: Edge) -> None:
         edge.replica.on_rows(list(server.rows.values()), 2_000)
 
 
-@pytest.fixture
-def till(tmp_path: Path) -> Iterator[Pos]:
-    edge = Edge(tmp_path / "till.db")
+def _open_till(folder: Path) -> Pos:
+    edge = Edge(folder / "till.db")
     edge.configure("ws://127.0.0.1:1/sync", "t1", "S1", "bl_x")
     _load_catalog(edge)
-    yield Pos(edge)
-    edge.close()
+    return Pos(edge)
+
+
+@pytest.fixture
+def till(tmp_path: Path) -> Iterator[Pos]:
+    pos = _open_till(tmp_path)
+    yield pos
+    pos.edge.close()
+
+
+def _balance(tb: dict[str, tuple[int, int]], account: str) -> int:
+    debit, credit = tb.get(account, (0, 0))
+    return debit - credit
 
 
 def test_a_sale_moves_stock_and_posts_a_balanced_journal(till: Pos) -> None:
@@ -73,6 +83,36 @@ def test_return_against_the_original_sale(till: Pos) -> None:
     tb = trial_balance(till.edge)
     assert sum(d for d, _ in tb.values()) == sum(c for _, c in tb.values())
     assert tb[CASH] == (600, 300)
+
+
+def test_a_line_given_away_can_be_returned(till: Pos) -> None:
+    sale = till.sell([LineIn("OAT-1", 1, discount=250)])  # free: nothing to pay
+    assert sale.total == 0
+    back = till.return_sale(sale.receipt_no, {"OAT-1": 1})
+    assert (back.net, back.tax, back.total, back.change) == (0, 0, 0, 0)
+    assert till.edge.stock("S1", PRODUCT) == 2
+    tb = trial_balance(till.edge, "S1")
+    # the goods are back on the shelf at the cost they left at
+    assert tb[COGS] == (120, 120) and tb[INVENTORY] == (120, 120)
+    assert CASH not in tb and sum(d for d, _ in tb.values()) == sum(c for _, c in tb.values())
+    # and one can be exchanged for goods that are paid for
+    free = till.sell([LineIn("OAT-1", 1, discount=250)])
+    done = till.exchange(free.receipt_no, {"OAT-1": 1}, [LineIn("OAT-1", 1)], cash=300)
+    assert (done.due, done.change, done.returned.total, done.sold.total) == (300, 0, 0, 300)
+    assert _balance(trial_balance(till.edge, "S1"), CASH) == 300
+
+
+def test_a_posting_the_books_refuse_reaches_the_cashier_as_a_pos_error(
+        till: Pos, monkeypatch: pytest.MonkeyPatch) -> None:
+    import client.pos
+
+    def refuse(**_: object) -> None:
+        raise Unbalanced("negative amount on account 5000")
+
+    monkeypatch.setattr(client.pos, "sale_posting", refuse)
+    with pytest.raises(PosError, match="sale S1-t1-000001 cannot be posted: negative amount"):
+        till.sell([LineIn("OAT-1", 1)], cash=300)
+    assert till.edge.pending() == [] and till.edge.stock("S1", PRODUCT) == 2
 
 
 @pytest.mark.parametrize(("lines", "pay", "message"), [

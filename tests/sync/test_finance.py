@@ -11,6 +11,8 @@ from schema.finance import (
     INVENTORY,
     PAYABLE,
     PRICE_VARIANCE,
+    RETURNS,
+    REVENUE,
     Posting,
     Unbalanced,
     moving_average,
@@ -41,9 +43,29 @@ def test_every_sale_or_return_posting_balances(net: int, tax: int, cost: int,
     sign = 1 if net >= 0 else -1
     total = net + sign * tax
     card = int(total * card_share)
-    lines = sale_posting(net=net, tax=sign * tax, cost=sign * cost, cash=total - card,
-                         card=card, on_account=0, memo="m")
+    lines = sale_posting(kind="sale" if net >= 0 else "return", net=net, tax=sign * tax,
+                         cost=sign * cost, cash=total - card, card=card, on_account=0, memo="m")
     assert sum(p.debit for p in lines) == sum(p.credit for p in lines)
+
+
+def test_a_return_of_goods_given_away_brings_them_back_at_cost() -> None:
+    """Net 0 (a line with a 100% discount) is still a return: the goods come
+    back into inventory and their cost leaves the cost of goods sold."""
+    sold = sale_posting(kind="sale", net=0, tax=0, cost=500, cash=0, card=0, on_account=0,
+                        memo="sale")
+    back = sale_posting(kind="return", net=0, tax=0, cost=-500, cash=0, card=0,
+                        on_account=0, memo="return")
+    assert {(p.account, p.debit, p.credit) for p in sold} == {(COGS, 500, 0),
+                                                               (INVENTORY, 0, 500)}
+    assert {(p.account, p.debit, p.credit) for p in back} == {(INVENTORY, 500, 0),
+                                                               (COGS, 0, 500)}
+    refunded = sale_posting(kind="return", net=-100, tax=0, cost=0, cash=-100, card=0,
+                            on_account=0, memo="return")
+    assert RETURNS in {p.account for p in refunded} and REVENUE not in {p.account
+                                                                       for p in refunded}
+    with pytest.raises(Unbalanced, match="negative amount"):
+        sale_posting(kind="sale", net=0, tax=0, cost=-500, cash=0, card=0, on_account=0,
+                     memo="a return posted as a sale")
 
 
 @pytest.mark.parametrize(("dated", "closed", "today", "posted"), [
