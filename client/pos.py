@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from schema.finance import Posting, Unbalanced, format_money, sale_posting
 from schema.model import MAX_MONEY
-from schema.sales import credit_refusal
+from schema.sales import credit_refusal, refund_share
 from sync.ids import new_id
 
 from .costing import unit_cost
@@ -196,7 +196,7 @@ class Pos:
             raise PosError(f"nothing to take back on {receipt_no}")
         sale = found[0]
         sold = self.edge.query("sale_line", sale_id=sale["id"])
-        priced, originals = [], []
+        asked: dict[str, tuple[str, dict[str, Any], int]] = {}  # line id -> code, line, qty
         for code, qty in returns.items():
             if qty <= 0:
                 raise PosError(f"quantity to return of {code} must be positive, got {qty}")
@@ -204,17 +204,27 @@ class Pos:
             line = next((s for s in sold if s["product_id"] == p["id"]), None)
             if line is None:
                 raise PosError(f"{code} is not on receipt {receipt_no}")
-            back = -sum(r["qty"] for r in self.edge.query("sale_line",
-                                                          original_line_id=line["id"]))
+            # the SKU and the barcode of one product are one line to take back
+            first, _, before = asked.get(line["id"], (code, line, 0))
+            asked[line["id"]] = (first, line, before + qty)
+        priced, originals = [], []
+        for code, line, qty in asked.values():
+            earlier = self.edge.query("sale_line", original_line_id=line["id"])
+            back = -sum(int(r["qty"]) for r in earlier)
             if qty > line["qty"] - back:
                 raise PosError(f"only {line['qty'] - back} of {code} can still be returned "
                                f"on {receipt_no} (sold {line['qty']}, returned {back})")
-            share = Decimal(qty) / line["qty"]
-            net = int((Decimal(line["price"] * line["qty"] - line["discount"]) * share)
-                      .quantize(Decimal(1), ROUND_HALF_UP))
-            tax = int((Decimal(line["tax"]) * share).quantize(Decimal(1), ROUND_HALF_UP))
-            priced.append(({"id": p["id"], "price": line["price"], "cost": line["cost"]},
-                           LineIn(code, -qty), -net, -tax))
+            # each return refunds the share of all the units back so far less what
+            # earlier returns refunded, so a line never refunds more than it was
+            # sold for. Their tax is on their lines; their net is not, and is the
+            # share of the units they took back (what this rule refunded them)
+            sold_net = int(line["price"]) * int(line["qty"]) - int(line["discount"])
+            net = refund_share(sold_net, line["qty"], back + qty,
+                               refund_share(sold_net, line["qty"], back, 0))
+            tax = refund_share(int(line["tax"]), line["qty"], back + qty,
+                               -sum(int(r["tax"]) for r in earlier))
+            priced.append(({"id": line["product_id"], "price": line["price"],
+                            "cost": line["cost"]}, LineIn(code, -qty), -net, -tax))
             originals.append(line["id"])
         return sale, priced, originals
 

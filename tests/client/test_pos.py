@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client.edge import Edge
 from client.pos import LineIn, Pos, PosError, parse_money, trial_balance
 from schema import SCHEMA
-from schema.finance import CASH, COGS, INVENTORY, REVENUE, SALES_TAX, Unbalanced
+from schema.finance import CASH, COGS, INVENTORY, RETURNS, REVENUE, SALES_TAX, Unbalanced
 from sync.memory import MemoryServerStore
 from sync.server import apply_ops
 from tests.sync.kit import HQ, PRODUCT, hire_staff, key, op
@@ -85,6 +88,51 @@ def test_return_against_the_original_sale(till: Pos) -> None:
     assert tb[CASH] == (600, 300)
 
 
+def test_partial_returns_of_a_discounted_line_refund_exactly_what_was_paid(till: Pos) -> None:
+    sale = till.sell([LineIn("OAT-1", 2, discount=1)], cash=600)  # 4.99 + 1.00 tax
+    assert (sale.net, sale.tax, sale.total) == (499, 100, 599)
+    refunds = [till.return_sale(sale.receipt_no, {"OAT-1": 1}) for _ in range(2)]
+    # rounding each half on its own gave 2.50 + 0.50 back twice: 6.00 for 5.99 paid
+    assert [(r.net, r.tax, r.total) for r in refunds] == [(-250, -50, -300), (-249, -50, -299)]
+    tb = trial_balance(till.edge, "S1")
+    assert tb[CASH] == (599, 599)  # what came in went back, not a cent more
+    assert tb[REVENUE] == (0, 499) and tb[RETURNS] == (499, 0) and tb[SALES_TAX] == (100, 100)
+    assert _balance(tb, COGS) == 0 and _balance(tb, INVENTORY) == 0
+    assert till.edge.stock("S1", PRODUCT) == 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(qty=st.integers(1, 7), discount_share=st.integers(0, 100), data=st.data())
+def test_any_partial_returns_never_refund_more_than_was_paid(qty: int, discount_share: int,
+                                                             data: st.DataObject) -> None:
+    """However a line comes back, a unit or a few at a time, the refunds never
+    pass what the customer paid (net, tax, and the cost taken back), and once
+    all of it is back they are exactly that: the till's cash and the books
+    stand where they were before the sale."""
+    with tempfile.TemporaryDirectory() as folder:
+        till = _open_till(Path(folder))
+        discount = 250 * qty * discount_share // 100
+        sale = till.sell([LineIn("OAT-1", qty, discount=discount)], cash=250 * qty * 2)
+        (line,) = sale.lines
+        paid = (sale.net, sale.tax, line["cost"] * qty)
+        back, refunded = 0, (0, 0, 0)
+        while back < qty:
+            n = data.draw(st.integers(1, qty - back), label="units returned")
+            r = till.return_sale(sale.receipt_no, {"OAT-1": n})
+            back += n
+            cost = -sum(ln["cost"] * ln["qty"] for ln in r.lines)
+            assert -r.net >= 0 and -r.tax >= 0 and r.change == 0
+            refunded = (refunded[0] - r.net, refunded[1] - r.tax, refunded[2] + cost)
+            assert all(got <= was for got, was in zip(refunded, paid, strict=True))
+        assert refunded == paid
+        tb = trial_balance(till.edge, "S1")
+        assert _balance(tb, CASH) == 0 and _balance(tb, SALES_TAX) == 0
+        assert _balance(tb, REVENUE) + _balance(tb, RETURNS) == 0
+        assert _balance(tb, COGS) == 0 and _balance(tb, INVENTORY) == 0
+        assert till.edge.stock("S1", PRODUCT) == 2
+        till.edge.close()
+
+
 def test_a_line_given_away_can_be_returned(till: Pos) -> None:
     sale = till.sell([LineIn("OAT-1", 1, discount=250)])  # free: nothing to pay
     assert sale.total == 0
@@ -100,6 +148,14 @@ def test_a_line_given_away_can_be_returned(till: Pos) -> None:
     done = till.exchange(free.receipt_no, {"OAT-1": 1}, [LineIn("OAT-1", 1)], cash=300)
     assert (done.due, done.change, done.returned.total, done.sold.total) == (300, 0, 0, 300)
     assert _balance(trial_balance(till.edge, "S1"), CASH) == 300
+
+
+def test_a_product_asked_back_by_sku_and_barcode_is_one_line(till: Pos) -> None:
+    sale = till.sell([LineIn("OAT-1", 2)], cash=600)
+    with pytest.raises(PosError, match="only 2 of OAT-1 can still be returned"):
+        till.return_sale(sale.receipt_no, {"OAT-1": 2, "4000000000017": 1})
+    back = till.return_sale(sale.receipt_no, {"OAT-1": 1, "4000000000017": 1})
+    assert back.total == -600 and len(back.lines) == 1 and back.lines[0]["qty"] == -2
 
 
 def test_a_posting_the_books_refuse_reaches_the_cashier_as_a_pos_error(

@@ -21,6 +21,7 @@ from schema.finance import (
     sale_posting,
     supplier_return_posting,
 )
+from schema.sales import refund_share
 
 
 def test_moving_average_re_averages_on_receipts_only() -> None:
@@ -66,6 +67,33 @@ def test_a_return_of_goods_given_away_brings_them_back_at_cost() -> None:
     with pytest.raises(Unbalanced, match="negative amount"):
         sale_posting(kind="sale", net=0, tax=0, cost=-500, cash=0, card=0, on_account=0,
                      memo="a return posted as a sale")
+
+
+def test_partial_returns_of_a_discounted_line_refund_what_was_paid() -> None:
+    # 3 units sold for 2.99 (a 1-cent discount): one at a time, rounding each
+    # return's share on its own refunds 1.00 three times
+    refunds, refunded = [], 0
+    for back in (1, 2, 3):
+        refunds.append(refund_share(299, 3, back, refunded))
+        refunded += refunds[-1]
+    assert refunds == [100, 99, 100] and refunded == 299
+    with pytest.raises(ValueError, match="4 units back of 3 sold"):
+        refund_share(299, 3, 4, 0)
+
+
+@given(amount=st.integers(0, 10**9), sold=st.integers(1, 50), data=st.data())
+def test_returns_of_a_line_never_refund_more_than_was_paid(amount: int, sold: int,
+                                                             data: st.DataObject) -> None:
+    """However the units of a line come back, each return refunds something
+    between zero and what is left, and every unit back refunds the whole amount."""
+    back = refunded = 0
+    while back < sold:
+        back += data.draw(st.integers(1, sold - back), label="units returned")
+        part = refund_share(amount, sold, back, refunded)
+        assert 0 <= part <= amount - refunded
+        refunded += part
+        assert abs(2 * sold * refunded - 2 * amount * back) <= sold  # the share, +-0.5
+    assert refunded == amount
 
 
 @pytest.mark.parametrize(("dated", "closed", "today", "posted"), [
