@@ -91,6 +91,16 @@ class Exchange:
     """Cash handed back to the customer."""
 
 
+@dataclass(frozen=True)
+class Refund:
+    """Where the money of a return goes back, in minor units (none negative)."""
+
+    account: int
+    """Credited to the customer's account."""
+    card: int
+    cash: int
+
+
 def balance(edge: Edge, customer_id: str) -> int:
     """What a customer owes, from the account entries this device holds (every
     store's, once synced): charges on account less payments and returns."""
@@ -234,6 +244,19 @@ class Pos:
         credited = -sum(int(r["on_account"]) for r in returns)
         return max(int(sale["on_account"] or 0) - credited, 0)
 
+    def _refund(self, sale: dict[str, Any], amount: int, *, card: int, spent: int = 0
+                ) -> Refund:
+        """Where ``amount`` refunded on ``sale`` goes back. First to the
+        customer's account, as far as the sale was charged to it and earlier
+        returns have not credited it back: goods bought on account were never
+        paid for, so no money goes back for them. Of the rest, ``spent`` pays for
+        the goods taken in exchange (it leaves the return in cash and comes into
+        the new sale in cash), then up to ``card`` goes back to the card and the
+        remainder in cash."""
+        account = min(self._account_left(sale), amount)
+        to_card = min(card, max(amount - account - spent, 0))
+        return Refund(account, to_card, amount - account - to_card)
+
     def return_sale(self, receipt_no: str, returns: dict[str, int], *, card: int = 0,
                     cashier: str = "cashier") -> Receipt:
         """Take back ``returns`` (SKU or barcode -> qty) of an earlier sale of this
@@ -243,40 +266,37 @@ class Pos:
         if card < 0:
             raise PosError("a card refund cannot be negative")
         sale, priced, originals = self._take_back(receipt_no, returns)
-        refund = -sum(n + t for _, _, n, t in priced)
-        account_back = min(self._account_left(sale), refund)
-        card_back = min(card, refund - account_back)
-        return self._book("return", priced, -(refund - account_back - card_back), -card_back,
-                          -account_back, sale["customer_id"], cashier, change=0,
+        back = self._refund(sale, -sum(n + t for _, _, n, t in priced), card=card)
+        return self._book("return", priced, -back.cash, -back.card, -back.account,
+                          sale["customer_id"], cashier, change=0,
                           original=(sale["id"], originals))
 
     def exchange(self, receipt_no: str, returns: dict[str, int], lines: list[LineIn], *,
                  cash: int = 0, card: int = 0, cashier: str = "cashier") -> Exchange:
         """Take goods back against an earlier sale and sell others in their place:
         a return and a new sale in ONE local transaction and ONE sync group (HQ
-        applies both or neither). The refund pays for the new goods; the customer
-        pays the difference (cash, card) or gets it back (to the card up to
-        ``card``, the rest in cash)."""
+        applies both or neither). The refund goes back as a return's does: to the
+        customer's account first, as far as the sale was charged to it; the rest
+        pays for the new goods, and the customer pays the difference (cash, card)
+        or gets it back (to the card up to ``card``, the rest in cash)."""
         if min(cash, card) < 0:
             raise PosError("payments cannot be negative")
         sale, priced, originals = self._take_back(receipt_no, returns)
         quote = self.quote(lines)
-        refund = -sum(n + t for _, _, n, t in priced)
-        due = quote.total - refund
+        back = self._refund(sale, -sum(n + t for _, _, n, t in priced), card=card,
+                            spent=quote.total)
+        due = quote.total - back.card - back.cash
         if due >= 0:
             if card > due:
                 raise PosError(f"the card pays at most the difference due, {due}")
             if cash + card < due:
                 raise PosError(f"payments {cash + card} do not cover the difference {due}")
-            back_cash, back_card, sale_card = -refund, 0, card
-            change = cash + card - due
+            sale_card, change = card, cash + card - due
         else:
-            back_card = -min(card, -due)
-            back_cash, sale_card = -(refund + back_card), 0
-            change = -due + back_card  # cash handed back
+            sale_card, change = 0, -due - back.card  # cash handed back
         group = new_id(now_ms())
         with self.edge.transaction():
-            returned = self._book("return", priced, back_cash, back_card, 0,
+            returned = self._book("return", priced, -back.cash, -back.card, -back.account,
                                   sale["customer_id"], cashier, change=0,
                                   original=(sale["id"], originals), group=group)
             sold = self._book("sale", quote.priced, quote.total - sale_card, sale_card, 0,
