@@ -13,11 +13,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Literal
 
-from schema.finance import Posting, format_money, sale_posting
+from schema.finance import Posting, Unbalanced, format_money, sale_posting
 from schema.model import MAX_MONEY
-from schema.sales import credit_refusal
+from schema.sales import credit_refusal, refund_share
 from sync.ids import new_id
 
 from .costing import unit_cost
@@ -89,6 +89,16 @@ class Exchange:
     """What the customer owes for the new goods after the refund (negative: is owed)."""
     change: int
     """Cash handed back to the customer."""
+
+
+@dataclass(frozen=True)
+class Refund:
+    """Where the money of a return goes back, in minor units (none negative)."""
+
+    account: int
+    """Credited to the customer's account."""
+    card: int
+    cash: int
 
 
 def balance(edge: Edge, customer_id: str) -> int:
@@ -196,7 +206,7 @@ class Pos:
             raise PosError(f"nothing to take back on {receipt_no}")
         sale = found[0]
         sold = self.edge.query("sale_line", sale_id=sale["id"])
-        priced, originals = [], []
+        asked: dict[str, tuple[str, dict[str, Any], int]] = {}  # line id -> code, line, qty
         for code, qty in returns.items():
             if qty <= 0:
                 raise PosError(f"quantity to return of {code} must be positive, got {qty}")
@@ -204,17 +214,27 @@ class Pos:
             line = next((s for s in sold if s["product_id"] == p["id"]), None)
             if line is None:
                 raise PosError(f"{code} is not on receipt {receipt_no}")
-            back = -sum(r["qty"] for r in self.edge.query("sale_line",
-                                                          original_line_id=line["id"]))
+            # the SKU and the barcode of one product are one line to take back
+            first, _, before = asked.get(line["id"], (code, line, 0))
+            asked[line["id"]] = (first, line, before + qty)
+        priced, originals = [], []
+        for code, line, qty in asked.values():
+            earlier = self.edge.query("sale_line", original_line_id=line["id"])
+            back = -sum(int(r["qty"]) for r in earlier)
             if qty > line["qty"] - back:
                 raise PosError(f"only {line['qty'] - back} of {code} can still be returned "
                                f"on {receipt_no} (sold {line['qty']}, returned {back})")
-            share = Decimal(qty) / line["qty"]
-            net = int((Decimal(line["price"] * line["qty"] - line["discount"]) * share)
-                      .quantize(Decimal(1), ROUND_HALF_UP))
-            tax = int((Decimal(line["tax"]) * share).quantize(Decimal(1), ROUND_HALF_UP))
-            priced.append(({"id": p["id"], "price": line["price"], "cost": line["cost"]},
-                           LineIn(code, -qty), -net, -tax))
+            # each return refunds the share of all the units back so far less what
+            # earlier returns refunded, so a line never refunds more than it was
+            # sold for. Their tax is on their lines; their net is not, and is the
+            # share of the units they took back (what this rule refunded them)
+            sold_net = int(line["price"]) * int(line["qty"]) - int(line["discount"])
+            net = refund_share(sold_net, line["qty"], back + qty,
+                               refund_share(sold_net, line["qty"], back, 0))
+            tax = refund_share(int(line["tax"]), line["qty"], back + qty,
+                               -sum(int(r["tax"]) for r in earlier))
+            priced.append(({"id": line["product_id"], "price": line["price"],
+                            "cost": line["cost"]}, LineIn(code, -qty), -net, -tax))
             originals.append(line["id"])
         return sale, priced, originals
 
@@ -223,6 +243,19 @@ class Pos:
         returns = self.edge.query("sale", original_id=sale["id"], kind="return")
         credited = -sum(int(r["on_account"]) for r in returns)
         return max(int(sale["on_account"] or 0) - credited, 0)
+
+    def _refund(self, sale: dict[str, Any], amount: int, *, card: int, spent: int = 0
+                ) -> Refund:
+        """Where ``amount`` refunded on ``sale`` goes back. First to the
+        customer's account, as far as the sale was charged to it and earlier
+        returns have not credited it back: goods bought on account were never
+        paid for, so no money goes back for them. Of the rest, ``spent`` pays for
+        the goods taken in exchange (it leaves the return in cash and comes into
+        the new sale in cash), then up to ``card`` goes back to the card and the
+        remainder in cash."""
+        account = min(self._account_left(sale), amount)
+        to_card = min(card, max(amount - account - spent, 0))
+        return Refund(account, to_card, amount - account - to_card)
 
     def return_sale(self, receipt_no: str, returns: dict[str, int], *, card: int = 0,
                     cashier: str = "cashier") -> Receipt:
@@ -233,40 +266,37 @@ class Pos:
         if card < 0:
             raise PosError("a card refund cannot be negative")
         sale, priced, originals = self._take_back(receipt_no, returns)
-        refund = -sum(n + t for _, _, n, t in priced)
-        account_back = min(self._account_left(sale), refund)
-        card_back = min(card, refund - account_back)
-        return self._book("return", priced, -(refund - account_back - card_back), -card_back,
-                          -account_back, sale["customer_id"], cashier, change=0,
+        back = self._refund(sale, -sum(n + t for _, _, n, t in priced), card=card)
+        return self._book("return", priced, -back.cash, -back.card, -back.account,
+                          sale["customer_id"], cashier, change=0,
                           original=(sale["id"], originals))
 
     def exchange(self, receipt_no: str, returns: dict[str, int], lines: list[LineIn], *,
                  cash: int = 0, card: int = 0, cashier: str = "cashier") -> Exchange:
         """Take goods back against an earlier sale and sell others in their place:
         a return and a new sale in ONE local transaction and ONE sync group (HQ
-        applies both or neither). The refund pays for the new goods; the customer
-        pays the difference (cash, card) or gets it back (to the card up to
-        ``card``, the rest in cash)."""
+        applies both or neither). The refund goes back as a return's does: to the
+        customer's account first, as far as the sale was charged to it; the rest
+        pays for the new goods, and the customer pays the difference (cash, card)
+        or gets it back (to the card up to ``card``, the rest in cash)."""
         if min(cash, card) < 0:
             raise PosError("payments cannot be negative")
         sale, priced, originals = self._take_back(receipt_no, returns)
         quote = self.quote(lines)
-        refund = -sum(n + t for _, _, n, t in priced)
-        due = quote.total - refund
+        back = self._refund(sale, -sum(n + t for _, _, n, t in priced), card=card,
+                            spent=quote.total)
+        due = quote.total - back.card - back.cash
         if due >= 0:
             if card > due:
                 raise PosError(f"the card pays at most the difference due, {due}")
             if cash + card < due:
                 raise PosError(f"payments {cash + card} do not cover the difference {due}")
-            back_cash, back_card, sale_card = -refund, 0, card
-            change = cash + card - due
+            sale_card, change = card, cash + card - due
         else:
-            back_card = -min(card, -due)
-            back_cash, sale_card = -(refund + back_card), 0
-            change = -due + back_card  # cash handed back
+            sale_card, change = 0, -due - back.card  # cash handed back
         group = new_id(now_ms())
         with self.edge.transaction():
-            returned = self._book("return", priced, back_cash, back_card, 0,
+            returned = self._book("return", priced, -back.cash, -back.card, -back.account,
                                   sale["customer_id"], cashier, change=0,
                                   original=(sale["id"], originals), group=group)
             sold = self._book("sale", quote.priced, quote.total - sale_card, sale_card, 0,
@@ -274,8 +304,8 @@ class Pos:
                               group=group)
         return Exchange(returned, sold, due, change)
 
-    def _book(self, kind: str, priced: list[Any], cash: int, card: int, on_account: int,
-              customer_id: str | None, cashier: str, change: int,
+    def _book(self, kind: Literal["sale", "return"], priced: list[Any], cash: int, card: int,
+              on_account: int, customer_id: str | None, cashier: str, change: int,
               original: tuple[str, list[str]] | None, group: str | None = None) -> Receipt:
         """Write one receipt with its lines, movements, journal and account entry,
         in one local transaction (a savepoint inside the caller's) and one group.
@@ -298,9 +328,12 @@ class Pos:
                     units[p["id"]] = (int(p["cost"] or 0) if kind == "return"
                                       else unit_cost(self.edge, site, p))
             cost = sum(units[p["id"]] * ln.qty for p, ln, _, _ in priced)
-            postings: list[Posting] = sale_posting(net=net, tax=tax, cost=cost, cash=cash,
-                                                   card=card, on_account=on_account,
-                                                   memo=f"{kind} {receipt_no}")
+            try:
+                postings: list[Posting] = sale_posting(
+                    kind=kind, net=net, tax=tax, cost=cost, cash=cash, card=card,
+                    on_account=on_account, memo=f"{kind} {receipt_no}")
+            except Unbalanced as exc:  # never on a till's own figures; say so, write nothing
+                raise PosError(f"{kind} {receipt_no} cannot be posted: {exc}") from exc
             write("sale", sale_id, {
                 "site": site, "device": self.edge.setting("device"), "receipt_no": receipt_no,
                 "kind": kind, "original_id": original[0] if original else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Literal
 
 from .model import Entity, Field, Kind, Policy, Scope
 
@@ -112,27 +113,31 @@ def post(lines: list[Posting]) -> list[Posting]:
     return kept
 
 
-def sale_posting(*, net: int, tax: int, cost: int, cash: int, card: int, on_account: int,
-                 memo: str) -> list[Posting]:
-    """A sale (positive amounts) or a return (negative amounts).
+def sale_posting(*, kind: Literal["sale", "return"], net: int, tax: int, cost: int, cash: int,
+                 card: int, on_account: int, memo: str) -> list[Posting]:
+    """A sale (``kind`` "sale", amounts zero or positive) or a return ("return",
+    amounts zero or negative, as the return receipt carries them).
 
     Receipts (cash, card, customer account) against revenue and sales tax; cost
     of goods sold against inventory. A return reverses each side and books the
-    lost revenue on the returns account.
+    lost revenue on the returns account. The document says which it is: a line
+    given away (net 0) still moves goods, so the sign of the net cannot tell.
     """
-    if net >= 0:
+    if kind == "sale":
         return post([
             Posting(CASH, cash, 0, memo), Posting(CARD, card, 0, memo),
             Posting(RECEIVABLE, on_account, 0, memo),
             Posting(REVENUE, 0, net, memo), Posting(SALES_TAX, 0, tax, memo),
             Posting(COGS, cost, 0, memo), Posting(INVENTORY, 0, cost, memo),
         ])
-    return post([
-        Posting(CASH, 0, -cash, memo), Posting(CARD, 0, -card, memo),
-        Posting(RECEIVABLE, 0, -on_account, memo),
-        Posting(RETURNS, -net, 0, memo), Posting(SALES_TAX, -tax, 0, memo),
-        Posting(INVENTORY, -cost, 0, memo), Posting(COGS, 0, -cost, memo),
-    ])
+    if kind == "return":
+        return post([
+            Posting(CASH, 0, -cash, memo), Posting(CARD, 0, -card, memo),
+            Posting(RECEIVABLE, 0, -on_account, memo),
+            Posting(RETURNS, -net, 0, memo), Posting(SALES_TAX, -tax, 0, memo),
+            Posting(INVENTORY, -cost, 0, memo), Posting(COGS, 0, -cost, memo),
+        ])
+    raise ValueError(f"not a sale or a return: {kind!r}")
 
 
 def payment_posting(*, cash: int, card: int, memo: str) -> list[Posting]:

@@ -160,3 +160,22 @@ def running_balance(amounts: list[int]) -> list[int]:
         total += amount
         out.append(total)
     return out
+
+
+def refund_share(amount: int, sold: int, back: int, refunded: int) -> int:
+    """What a return refunds of a sale line's ``amount`` (its net, or its tax):
+    ``sold`` units were sold, ``back`` are back in all once this return is made
+    (earlier returns included), and earlier returns already refunded
+    ``refunded`` of the amount.
+
+    It is the pro-rata share of all the units back so far (rounded half up) less
+    what was already refunded, never below zero: however the units come back,
+    the refunds of a line never add up to more than ``amount``, and to exactly
+    ``amount`` once every unit is back. (Rounding each return's share on its own
+    refunds 3.60 for three units sold for 3.59, one at a time.)"""
+    if not 0 <= back <= sold:
+        raise ValueError(f"{back} units back of {sold} sold")
+    if amount < 0:
+        raise ValueError(f"a sale line's amount is never negative, got {amount}")
+    owed = (2 * amount * back + sold) // (2 * sold)  # amount x back / sold, half up
+    return max(min(owed, amount) - refunded, 0)

@@ -198,6 +198,44 @@ def test_an_exchange_for_cheaper_goods_refunds_the_difference(till: Pos) -> None
     assert _balanced(till.edge)
 
 
+def test_an_exchange_of_goods_bought_on_account_credits_the_account(till: Pos) -> None:
+    accounts = Accounts(till.edge)
+    sale = till.sell([LineIn("TEA-1", 1)], on_account=400, customer_id=ADA)
+    # the tea was never paid for: no money goes back, the gum is to pay
+    with pytest.raises(PosError, match="payments 0 do not cover the difference 250"):
+        till.exchange(sale.receipt_no, {"TEA-1": 1}, [LineIn("OAT-1", 1)])
+    assert accounts.balance(ADA) == 400 and len(till.edge.query("sale")) == 1
+    done = till.exchange(sale.receipt_no, {"TEA-1": 1}, [LineIn("OAT-1", 1)], cash=300)
+    assert (done.due, done.change) == (250, 50)
+    assert accounts.balance(ADA) == 0  # the whole charge is credited back
+    assert [(ln.kind, ln.amount) for ln in accounts.statement(ADA).lines] == [
+        ("charge", 400), ("return", -400)]
+    tb = trial_balance(till.edge)
+    assert tb[CASH] == (250, 0) and tb[RECEIVABLE] == (400, 400) and _balanced(till.edge)
+    (returned,) = till.edge.query("sale", id=done.returned.sale_id)
+    assert (returned["on_account"], returned["cash"], returned["card"]) == (-400, 0, 0)
+
+
+def test_an_exchange_credits_the_account_first_and_refunds_only_what_was_paid(
+        till: Pos) -> None:
+    accounts = Accounts(till.edge)
+    sale = till.sell([LineIn("OAT-1", 2)], cash=400, on_account=100, customer_id=ADA)
+    done = till.exchange(sale.receipt_no, {"OAT-1": 2}, [LineIn("OAT-1", 1)], card=100)
+    # 5.00 back: 1.00 to the account, 2.50 for the new carton, 1.00 to the card, 0.50 cash
+    assert (done.due, done.change) == (-150, 50) and accounts.balance(ADA) == 0
+    tb = trial_balance(till.edge)
+    assert tb["1010"] == (0, 100) and tb[CASH][0] - tb[CASH][1] == 400 - 50
+    assert tb[RECEIVABLE] == (100, 100) and _balanced(till.edge)
+    # a later return of the same sale has nothing left on account to credit
+    again = till.sell([LineIn("OAT-1", 2)], cash=300, on_account=200, customer_id=ADA)
+    done = till.exchange(again.receipt_no, {"OAT-1": 1}, [LineIn("OAT-1", 1)], cash=200)
+    assert (done.due, done.change) == (200, 0)  # 2.00 of the 2.50 back went to the account
+    assert accounts.balance(ADA) == 0
+    back = till.return_sale(again.receipt_no, {"OAT-1": 1})
+    (row,) = till.edge.query("sale", id=back.sale_id)
+    assert (row["on_account"], row["cash"]) == (0, -250) and accounts.balance(ADA) == 0
+
+
 @pytest.mark.parametrize(("back", "take", "pay", "message"), [
     ({"OAT-1": 3}, [LineIn("TEA-1", 1)], {"cash": 500}, "only 2 of OAT-1"),
     ({"OAT-1": 1}, [LineIn("NOPE", 1)], {"cash": 500}, "unknown SKU"),
@@ -231,9 +269,12 @@ def test_the_cli_takes_payments_shows_statements_and_exchanges(
     assert "over the credit limit of 10.00" in capsys.readouterr().err
     assert main([*db, "pay", ADA, "--cash", "1.005"]) == 3
     assert main([*db, "account", key(299)]) == 3
+    # the carton back was bought on account: 2.50 goes to the account, the tea is to pay
     assert main([*db, "exchange", "S1-t1-000001", "--back", "OAT-1:1", "--take", "TEA-1:1",
-                 "--cash", "2.00"]) == 0
-    assert "due 1.50, change 0.50" in capsys.readouterr().out
+                 "--cash", "5.00"]) == 0
+    assert "due 4.00, change 1.00" in capsys.readouterr().out
+    assert main([*db, "account", ADA]) == 0
+    assert "balance 0.50" in capsys.readouterr().out  # 5.00 charged, 2.00 paid, 2.50 back
     assert main([*db, "exceptions"]) == 0
 
 

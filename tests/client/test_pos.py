@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from client.edge import Edge
 from client.pos import LineIn, Pos, PosError, parse_money, trial_balance
 from schema import SCHEMA
-from schema.finance import CASH, COGS, INVENTORY, REVENUE, SALES_TAX
+from schema.finance import CASH, COGS, INVENTORY, RETURNS, REVENUE, SALES_TAX, Unbalanced
 from sync.memory import MemoryServerStore
 from sync.server import apply_ops
 from tests.sync.kit import HQ, PRODUCT, hire_staff, key, op
@@ -31,13 +34,23 @@ def _load_catalog(edge: Edge) -> None:
         edge.replica.on_rows(list(server.rows.values()), 2_000)
 
 
-@pytest.fixture
-def till(tmp_path: Path) -> Iterator[Pos]:
-    edge = Edge(tmp_path / "till.db")
+def _open_till(folder: Path) -> Pos:
+    edge = Edge(folder / "till.db")
     edge.configure("ws://127.0.0.1:1/sync", "t1", "S1", "bl_x")
     _load_catalog(edge)
-    yield Pos(edge)
-    edge.close()
+    return Pos(edge)
+
+
+@pytest.fixture
+def till(tmp_path: Path) -> Iterator[Pos]:
+    pos = _open_till(tmp_path)
+    yield pos
+    pos.edge.close()
+
+
+def _balance(tb: dict[str, tuple[int, int]], account: str) -> int:
+    debit, credit = tb.get(account, (0, 0))
+    return debit - credit
 
 
 def test_a_sale_moves_stock_and_posts_a_balanced_journal(till: Pos) -> None:
@@ -73,6 +86,89 @@ def test_return_against_the_original_sale(till: Pos) -> None:
     tb = trial_balance(till.edge)
     assert sum(d for d, _ in tb.values()) == sum(c for _, c in tb.values())
     assert tb[CASH] == (600, 300)
+
+
+def test_partial_returns_of_a_discounted_line_refund_exactly_what_was_paid(till: Pos) -> None:
+    sale = till.sell([LineIn("OAT-1", 2, discount=1)], cash=600)  # 4.99 + 1.00 tax
+    assert (sale.net, sale.tax, sale.total) == (499, 100, 599)
+    refunds = [till.return_sale(sale.receipt_no, {"OAT-1": 1}) for _ in range(2)]
+    # rounding each half on its own gave 2.50 + 0.50 back twice: 6.00 for 5.99 paid
+    assert [(r.net, r.tax, r.total) for r in refunds] == [(-250, -50, -300), (-249, -50, -299)]
+    tb = trial_balance(till.edge, "S1")
+    assert tb[CASH] == (599, 599)  # what came in went back, not a cent more
+    assert tb[REVENUE] == (0, 499) and tb[RETURNS] == (499, 0) and tb[SALES_TAX] == (100, 100)
+    assert _balance(tb, COGS) == 0 and _balance(tb, INVENTORY) == 0
+    assert till.edge.stock("S1", PRODUCT) == 2
+
+
+@settings(max_examples=30, deadline=None)
+@given(qty=st.integers(1, 7), discount_share=st.integers(0, 100), data=st.data())
+def test_any_partial_returns_never_refund_more_than_was_paid(qty: int, discount_share: int,
+                                                             data: st.DataObject) -> None:
+    """However a line comes back, a unit or a few at a time, the refunds never
+    pass what the customer paid (net, tax, and the cost taken back), and once
+    all of it is back they are exactly that: the till's cash and the books
+    stand where they were before the sale."""
+    with tempfile.TemporaryDirectory() as folder:
+        till = _open_till(Path(folder))
+        discount = 250 * qty * discount_share // 100
+        sale = till.sell([LineIn("OAT-1", qty, discount=discount)], cash=250 * qty * 2)
+        (line,) = sale.lines
+        paid = (sale.net, sale.tax, line["cost"] * qty)
+        back, refunded = 0, (0, 0, 0)
+        while back < qty:
+            n = data.draw(st.integers(1, qty - back), label="units returned")
+            r = till.return_sale(sale.receipt_no, {"OAT-1": n})
+            back += n
+            cost = -sum(ln["cost"] * ln["qty"] for ln in r.lines)
+            assert -r.net >= 0 and -r.tax >= 0 and r.change == 0
+            refunded = (refunded[0] - r.net, refunded[1] - r.tax, refunded[2] + cost)
+            assert all(got <= was for got, was in zip(refunded, paid, strict=True))
+        assert refunded == paid
+        tb = trial_balance(till.edge, "S1")
+        assert _balance(tb, CASH) == 0 and _balance(tb, SALES_TAX) == 0
+        assert _balance(tb, REVENUE) + _balance(tb, RETURNS) == 0
+        assert _balance(tb, COGS) == 0 and _balance(tb, INVENTORY) == 0
+        assert till.edge.stock("S1", PRODUCT) == 2
+        till.edge.close()
+
+
+def test_a_line_given_away_can_be_returned(till: Pos) -> None:
+    sale = till.sell([LineIn("OAT-1", 1, discount=250)])  # free: nothing to pay
+    assert sale.total == 0
+    back = till.return_sale(sale.receipt_no, {"OAT-1": 1})
+    assert (back.net, back.tax, back.total, back.change) == (0, 0, 0, 0)
+    assert till.edge.stock("S1", PRODUCT) == 2
+    tb = trial_balance(till.edge, "S1")
+    # the goods are back on the shelf at the cost they left at
+    assert tb[COGS] == (120, 120) and tb[INVENTORY] == (120, 120)
+    assert CASH not in tb and sum(d for d, _ in tb.values()) == sum(c for _, c in tb.values())
+    # and one can be exchanged for goods that are paid for
+    free = till.sell([LineIn("OAT-1", 1, discount=250)])
+    done = till.exchange(free.receipt_no, {"OAT-1": 1}, [LineIn("OAT-1", 1)], cash=300)
+    assert (done.due, done.change, done.returned.total, done.sold.total) == (300, 0, 0, 300)
+    assert _balance(trial_balance(till.edge, "S1"), CASH) == 300
+
+
+def test_a_product_asked_back_by_sku_and_barcode_is_one_line(till: Pos) -> None:
+    sale = till.sell([LineIn("OAT-1", 2)], cash=600)
+    with pytest.raises(PosError, match="only 2 of OAT-1 can still be returned"):
+        till.return_sale(sale.receipt_no, {"OAT-1": 2, "4000000000017": 1})
+    back = till.return_sale(sale.receipt_no, {"OAT-1": 1, "4000000000017": 1})
+    assert back.total == -600 and len(back.lines) == 1 and back.lines[0]["qty"] == -2
+
+
+def test_a_posting_the_books_refuse_reaches_the_cashier_as_a_pos_error(
+        till: Pos, monkeypatch: pytest.MonkeyPatch) -> None:
+    import client.pos
+
+    def refuse(**_: object) -> None:
+        raise Unbalanced("negative amount on account 5000")
+
+    monkeypatch.setattr(client.pos, "sale_posting", refuse)
+    with pytest.raises(PosError, match="sale S1-t1-000001 cannot be posted: negative amount"):
+        till.sell([LineIn("OAT-1", 1)], cash=300)
+    assert till.edge.pending() == [] and till.edge.stock("S1", PRODUCT) == 2
 
 
 @pytest.mark.parametrize(("lines", "pay", "message"), [

@@ -183,21 +183,24 @@ def test_a_customer_charges_at_one_store_pays_at_another_and_the_books_agree(
     assert "balance 3.00" in s2.run("pay", CUSTOMER, "--cash", "2.00").stdout
     bad = s2.run("pay", CUSTOMER, "--cash", "-1", check=False)
     assert bad.returncode == 3 and "cannot be negative" in bad.stderr
-    # an exchange at S1: one unit back, two others out, one group at HQ; the refund
-    # pays for the new goods, so the account is untouched
+    # an exchange at S1: one unit back, two others out, one group at HQ; the unit
+    # back was bought on account, so its 2.50 goes to the account and the two new
+    # ones are paid in full
     out = s1.run("exchange", receipt, "--back", "OAT-1:1", "--take", "OAT-1:2", "--cash",
                  "5.00").stdout
-    assert "due 2.50, change 2.50" in out
+    assert "due 5.00, change 0.00" in out
     # a plain return of the last unit charged on account credits the account
     assert "refund 2.50" in s1.run("return", receipt, "OAT-1:1").stdout
     s2.sync()
     s1.sync()
     assert s1.run("rejections").stdout == "" and s2.run("rejections").stdout == ""
     st = _ok(server, f"/api/sales/customers/{CUSTOMER}/statement", clara)
+    # both units charged came back: the 2.00 paid at S2 is in hand on the account
     assert [(ln["kind"], ln["site"], ln["amount"], ln["balance"]) for ln in st["lines"]] == [
-        ("charge", "S1", 500, 500), ("return", "S1", -250, 250), ("payment", "S2", -200, 50)]
-    assert (st["balance"], st["available"]) == (50, 950)
-    assert "balance 0.50, available 9.50" in s1.run("account", CUSTOMER).stdout
+        ("charge", "S1", 500, 500), ("return", "S1", -250, 250), ("return", "S1", -250, 0),
+        ("payment", "S2", -200, -200)]
+    assert (st["balance"], st["available"]) == (-200, 1200)
+    assert "balance -2.00, available 12.00" in s1.run("account", CUSTOMER).stdout
     # the receivable account is the sum of the customers' balances
     assert _balances(server, admin, "")["1100"] == st["balance"]
     assert _balances(server, admin, "S2")["1000"] == 200

@@ -93,8 +93,9 @@ def post_sale(db: Database, site: str, product: str, qty: int, price: int, cost:
         ("stock_movement", {"site": site, "product_id": product, "qty": -qty,
                             "reason": "sale"}),
     ]
-    for p in sale_posting(net=net, tax=tax, cost=qty * cost, cash=net + tax, card=0,
-                          on_account=0, memo=f"sale {sale[:8]}"):
+    for p in sale_posting(kind="sale" if qty > 0 else "return", net=net, tax=tax,
+                          cost=qty * cost, cash=net + tax, card=0, on_account=0,
+                          memo=f"sale {sale[:8]}"):
         fields.append(("journal_line", {"entry_id": sale, "site": site, "account": p.account,
                                         "debit": p.debit, "credit": p.credit, "memo": p.memo,
                                         "date": day}))

@@ -44,7 +44,8 @@ def _post(backend: Backend, entries: list[Entry]) -> None:
         ops = [msgspec.structs.replace(op(actor, "journal_line", str(uuid.uuid4()), {
             "entry_id": entry, "site": site, "account": p.account, "debit": p.debit,
             "credit": p.credit, "memo": p.memo, "date": day}), group=entry)
-            for p in sale_posting(net=net, tax=tax, cost=cost if net >= 0 else -cost,
+            for p in sale_posting(kind="sale" if net >= 0 else "return", net=net, tax=tax,
+                                  cost=cost if net >= 0 else -cost,
                                   cash=net + tax, card=0, on_account=0, memo=entry[:8])]
         with backend.tx() as store:
             acks = apply_ops(SCHEMA, store, actor, ops)

@@ -11,6 +11,8 @@ from schema.finance import (
     INVENTORY,
     PAYABLE,
     PRICE_VARIANCE,
+    RETURNS,
+    REVENUE,
     Posting,
     Unbalanced,
     moving_average,
@@ -19,6 +21,7 @@ from schema.finance import (
     sale_posting,
     supplier_return_posting,
 )
+from schema.sales import refund_share
 
 
 def test_moving_average_re_averages_on_receipts_only() -> None:
@@ -41,9 +44,56 @@ def test_every_sale_or_return_posting_balances(net: int, tax: int, cost: int,
     sign = 1 if net >= 0 else -1
     total = net + sign * tax
     card = int(total * card_share)
-    lines = sale_posting(net=net, tax=sign * tax, cost=sign * cost, cash=total - card,
-                         card=card, on_account=0, memo="m")
+    lines = sale_posting(kind="sale" if net >= 0 else "return", net=net, tax=sign * tax,
+                         cost=sign * cost, cash=total - card, card=card, on_account=0, memo="m")
     assert sum(p.debit for p in lines) == sum(p.credit for p in lines)
+
+
+def test_a_return_of_goods_given_away_brings_them_back_at_cost() -> None:
+    """Net 0 (a line with a 100% discount) is still a return: the goods come
+    back into inventory and their cost leaves the cost of goods sold."""
+    sold = sale_posting(kind="sale", net=0, tax=0, cost=500, cash=0, card=0, on_account=0,
+                        memo="sale")
+    back = sale_posting(kind="return", net=0, tax=0, cost=-500, cash=0, card=0,
+                        on_account=0, memo="return")
+    assert {(p.account, p.debit, p.credit) for p in sold} == {(COGS, 500, 0),
+                                                               (INVENTORY, 0, 500)}
+    assert {(p.account, p.debit, p.credit) for p in back} == {(INVENTORY, 500, 0),
+                                                               (COGS, 0, 500)}
+    refunded = sale_posting(kind="return", net=-100, tax=0, cost=0, cash=-100, card=0,
+                            on_account=0, memo="return")
+    assert RETURNS in {p.account for p in refunded} and REVENUE not in {p.account
+                                                                       for p in refunded}
+    with pytest.raises(Unbalanced, match="negative amount"):
+        sale_posting(kind="sale", net=0, tax=0, cost=-500, cash=0, card=0, on_account=0,
+                     memo="a return posted as a sale")
+
+
+def test_partial_returns_of_a_discounted_line_refund_what_was_paid() -> None:
+    # 3 units sold for 2.99 (a 1-cent discount): one at a time, rounding each
+    # return's share on its own refunds 1.00 three times
+    refunds, refunded = [], 0
+    for back in (1, 2, 3):
+        refunds.append(refund_share(299, 3, back, refunded))
+        refunded += refunds[-1]
+    assert refunds == [100, 99, 100] and refunded == 299
+    with pytest.raises(ValueError, match="4 units back of 3 sold"):
+        refund_share(299, 3, 4, 0)
+
+
+@given(amount=st.integers(0, 10**9), sold=st.integers(1, 50), data=st.data())
+def test_returns_of_a_line_never_refund_more_than_was_paid(amount: int, sold: int,
+                                                             data: st.DataObject) -> None:
+    """However the units of a line come back, each return refunds something
+    between zero and what is left, and every unit back refunds the whole amount."""
+    back = refunded = 0
+    while back < sold:
+        back += data.draw(st.integers(1, sold - back), label="units returned")
+        part = refund_share(amount, sold, back, refunded)
+        assert 0 <= part <= amount - refunded
+        refunded += part
+        assert abs(2 * sold * refunded - 2 * amount * back) <= sold  # the share, +-0.5
+    assert refunded == amount
 
 
 @pytest.mark.parametrize(("dated", "closed", "today", "posted"), [
