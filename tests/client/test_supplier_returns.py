@@ -22,7 +22,7 @@ from schema.finance import INVENTORY, PAYABLE, PRICE_VARIANCE, moving_average
 from sync.memory import MemoryServerStore
 from sync.messages import Status
 from sync.server import apply_ops
-from tests.sync.kit import HQ, hire_staff, key, op
+from tests.sync.kit import HQ, by, hire_staff, key, op
 
 TEA, OTHER, PO = key(101), key(102), key(300)
 
@@ -44,8 +44,8 @@ def edge(tmp_path: Path) -> Iterator[Edge]:
         op(HQ, "po_line", key(301), {"po_id": PO, "site": "S1", "product_id": TEA, "qty": 10,
                                      "unit_cost": 300}),
     ])
-    made += apply_ops(SCHEMA, server, HQ, [
-        op(HQ, "purchase_order", PO, {"status": "approved"}, base=1)])
+    made += apply_ops(SCHEMA, server, HQ, [  # by another than its drafter
+        by("u", HQ, "purchase_order", PO, {"status": "approved"}, base=1)])
     assert all(a.status is Status.ACCEPTED for a in made), [a.reason for a in made]
     with e.transaction():
         e.replica.on_rows(list(server.rows.values()), 2_000)
