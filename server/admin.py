@@ -91,6 +91,7 @@ def apply_as_hq(db: Database, entity: str, key: str, fields: dict[str, Any],
         if ack.row is None and ack.status == "accepted":  # acks of creates omit the row
             ack = msgspec.structs.replace(ack, row=created_row(db.schema, op))
         if within is not None:
+            store.flush()  # a write that fails, fails before its answer is kept
             within(store.conn, [ack])
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)
@@ -116,6 +117,7 @@ def apply_group_as_hq(db: Database, changes: list[tuple[str, str, dict[str, Any]
         if rollups.derive(store):  # the answer shows the totals HQ worked out
             acks = _as_left(store, ops, acks)
         if within is not None:
+            store.flush()  # a write that fails, fails before its answer is kept
             within(store.conn, acks)
     if hub is not None and store.published:
         hub.publish_threadsafe(store.published)

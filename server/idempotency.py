@@ -95,8 +95,6 @@ class Claim:
     login: str
     key: str
     attempt: str
-    kept: bool = False
-    """its answer is stored (by the write's transaction)"""
 
 
 @dataclass(frozen=True)
@@ -184,7 +182,6 @@ def keep(conn: Connection, response: Response[Any]) -> None:
         raise Superseded(f"Idempotency-Key {held.key!r} was taken over by a retry of this "
                          "request; its answer is the retry's",
                          headers={"retry-after": RETRY_AFTER})
-    held.kept = True
 
 
 def keeping(answer: Callable[[list[Ack]], Response[Any]]
@@ -261,17 +258,18 @@ class IdempotencyMiddleware(ASGIMiddleware):
 
     async def _run(self, held: Claim, scope: Scope, receive: Receive, send: Send,
                    next_app: ASGIApp) -> None:
-        """Handle the request holding the key; free the key if it stored no answer."""
+        """Handle the request holding the key; free the key if it stored no answer.
+        (Always asked: ``release`` leaves a committed answer alone, and an answer
+        kept in a transaction that then failed to commit is no answer.)"""
         token = _claim.set(held)
         try:
             await next_app(scope, receive, send)
         finally:
             _claim.reset(token)
-            if not held.kept:
-                try:
-                    await anyio.to_thread.run_sync(release, held)
-                except DB_DOWN as exc:  # the claim lapses after LEASE_MS instead
-                    log.warning("Idempotency-Key %r of %s not released: %s", held.key,
-                                held.login, short_reason(exc))
+            try:
+                await anyio.to_thread.run_sync(release, held)
+            except DB_DOWN as exc:  # the claim lapses after LEASE_MS instead
+                log.warning("Idempotency-Key %r of %s not released: %s", held.key,
+                            held.login, short_reason(exc))
 
 

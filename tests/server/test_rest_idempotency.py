@@ -279,3 +279,41 @@ def test_the_openapi_description_tells_clients_how_to_retry(api: Api) -> None:
     info = api.ok("GET", "/schema/openapi.json", "admin")["info"]["description"]
     assert "Idempotency-Key" in info and "Idempotent-Replayed: true" in info
     assert "422" in info and "Retry-After: 1" in info
+
+
+def test_a_write_that_fails_after_its_answer_was_kept_leaves_its_key_free(
+        api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer is kept in the write's transaction; when that transaction
+    then fails (disk full or connection lost at commit), it kept nothing: the
+    retry with the key is processed, not told for 5 minutes that it is busy."""
+    kept = idempotency.keep
+
+    def keep_then_fail(conn: Any, response: Any) -> None:
+        kept(conn, response)
+        raise RuntimeError("the commit failed")
+
+    monkeypatch.setattr(idempotency, "keep", keep_then_fail)
+    failed = send(api, "POST", "/api/hq/customers", "admin", {"name": "Ada"}, key="k-fail")
+    assert failed.status == 500
+    monkeypatch.setattr(idempotency, "keep", kept)
+    retried = send(api, "POST", "/api/hq/customers", "admin", {"name": "Ada"}, key="k-fail")
+    assert (retried.status, retried.replayed) == (201, False)
+    names = [c["name"] for c in api.ok("GET", "/api/hq/customers", "admin")["items"]]
+    assert names.count("Ada") == 1
+
+
+def test_a_write_refused_by_the_database_leaves_its_key_free(tmp_path: Path) -> None:
+    """A write the database itself refuses when the transaction writes its
+    rows (a SQLite trigger here) fails before its answer is kept: the retry,
+    once the fault is gone, is processed."""
+    path = tmp_path / "hq.db"
+    with open_api(f"sqlite:///{path}") as api:
+        with sqlite3.connect(path) as con:
+            con.execute("CREATE TRIGGER boom BEFORE INSERT ON customer WHEN NEW.name = 'Boom' "
+                        "BEGIN SELECT RAISE(ABORT, 'injected fault'); END")
+        assert send(api, "POST", "/api/hq/customers", "admin", {"name": "Boom"},
+                    key="k-boom").status == 500
+        with sqlite3.connect(path) as con:
+            con.execute("DROP TRIGGER boom")
+        assert send(api, "POST", "/api/hq/customers", "admin", {"name": "Boom"},
+                    key="k-boom").status == 201
