@@ -130,7 +130,7 @@ def fingerprint(body: bytes) -> str:
     sends the same request; of the bytes as sent otherwise."""
     try:
         canonical = msgspec.json.encode(msgspec.json.decode(body), order="sorted")
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # not JSON, or nested past the stack
         canonical = body
     return hashlib.sha256(canonical).hexdigest()
 

@@ -120,15 +120,21 @@ def day_over_ms(day: str) -> int:
     return int(end) + LAST_ZONE_MS
 
 
+def parse_day(text: str) -> str:
+    """``text`` as a day (yyyy-mm-dd), or CloseRefused saying it is not one."""
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise CloseRefused(f"{text!r} is not a day (yyyy-mm-dd)") from None
+    if len(text) != 10 or day == date.max:
+        raise CloseRefused(f"{text!r} is not a day (yyyy-mm-dd) this calendar can close")
+    return day.isoformat()
+
+
 def check_through(through: str, current: str | None, over: str) -> str:
     """``through`` as a day the books may be closed through when ``over`` is
     the last day over everywhere, or CloseRefused."""
-    try:
-        day = date.fromisoformat(through).isoformat()
-    except ValueError:
-        raise CloseRefused(f"{through!r} is not a day (yyyy-mm-dd)") from None
-    if len(through) != 10:
-        raise CloseRefused(f"{through!r} is not a day (yyyy-mm-dd)")
+    day = parse_day(through)
     if day > over:
         raise CloseRefused(f"{day} is not over yet in every time zone (a store on the other "
                            f"side of the world may still be selling on it); the books can be "

@@ -89,7 +89,11 @@ class PeriodsController(Controller):
         be at HQ yet."""
         db: Database = state.db
         readable_site(db, user, None, "books", "trial_balance")
-        return _books(db, through)
+        try:
+            day = periods.parse_day(through) if through is not None else None
+        except periods.CloseRefused as exc:
+            raise ValidationException(f"through: {exc}") from None
+        return _books(db, day)
 
     @post("/close", sync_to_thread=True, summary="Close the books through a day")
     def close(self, state: State, user: NamedDependency[str],

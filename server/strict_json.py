@@ -53,7 +53,12 @@ class StrictJsonRequest(Request[Any, Any, Any]):
     """A request whose JSON body must match the handler's body type as sent."""
 
     async def json(self) -> Any:
-        value = await super().json()
+        try:
+            value = await super().json()
+        except RecursionError:
+            raise ValidationException(
+                f"Validation failed for {self.method} {self.url.path}: the JSON body nests "
+                "deeper than any request of this API; nothing was done") from None
         target = body_type(self)
         if target is not Empty:
             try:

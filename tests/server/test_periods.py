@@ -114,6 +114,9 @@ def test_who_may_close_the_books_and_through_which_day(api: Api) -> None:
     code, out = api.call("POST", "/api/hq/periods/close", "fay", {"through": "2025-09-30"})
     assert code == 400 and "already closed through 2025-10-31" in out["detail"]
     assert api.ok("GET", "/api/hq/periods", "fay")["closed_through"] == PAST
+    for odd in ("2024-02-30", "9999-12-31", "0000-01-01"):  # the shape of a day, not one
+        code, out = api.call("GET", "/api/hq/periods", "fay", through=odd)
+        assert code == 400 and f"through: '{odd}' is not a day" in out["detail"], odd
 
 
 def test_a_store_finance_employee_cannot_close_the_company_books(api: Api) -> None:

@@ -129,3 +129,15 @@ def test_query_parameters_still_arrive_as_text(api: Api) -> None:
     code, out = api.call("GET", "/api/hq/products", "bob", limit="many")
     assert code == 400 and out["extra"][0]["key"] == "limit"
     assert api.ok("GET", "/api/hq/customers", "bob", q="Ad", limit="50")["total"] == 1
+
+
+def test_a_body_nested_past_the_stack_is_a_400_not_a_crash(api: Api) -> None:
+    """A hostile or broken client's body of 100,000 nested arrays gets a 400
+    saying so, with or without an Idempotency-Key, and the server goes on."""
+    body = b"[" * 100_000 + b"]" * 100_000
+    for extra in ({"idempotency-key": "deep"}, {}):
+        r = api.client.post("/api/hq/customers", content=body, headers={
+            "authorization": f"Bearer {api.tokens['admin']}",
+            "content-type": "application/json", **extra})
+        assert r.status_code == 400 and "nests deeper" in r.json()["detail"], r.text[:200]
+    assert api.ok("POST", "/api/hq/customers", "admin", {"name": "Ada"})["id"]
