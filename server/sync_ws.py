@@ -348,6 +348,8 @@ class Connection:
         self.links = links(db, hub)
         self.claim: Claim | None = None
         """This connection's generation of its device (``server.takeover``)."""
+        self.reads_replaced = False
+        """The device decodes a take-over's Error (``Hello.reads_replaced``)."""
         self.ended = False
         """Set, under the lock, once HQ closes this connection: nothing more is handled."""
         self.closing: asyncio.Future[None] | None = None
@@ -388,6 +390,7 @@ class Connection:
         if not isinstance(hello, Hello):
             raise Closing(Error(ErrorCode.BAD_MESSAGE, "the first message must be a Hello", True))
         self.device, self.token = hello.device, hello.token
+        self.reads_replaced = hello.reads_replaced
         who = await anyio.to_thread.run_sync(authenticate, self.db, hello.token)
         if not isinstance(who, DeviceInfo):
             raise Closing(Error(ErrorCode.AUTH, who, True))
@@ -534,8 +537,15 @@ class Connection:
         level = logging.WARNING if error.code is ErrorCode.REPLACED else logging.INFO
         log.log(level, "closing %s (from %s): %s", self.device, self.peer, error.message)
         with contextlib.suppress(Exception):
-            await self.socket.send_bytes(encode(error))
+            if self.reads(error):
+                await self.socket.send_bytes(encode(error))
             await self.socket.close(CLOSE_CODES[error.code], error.message[:120])
+
+    def reads(self, error: Error) -> bool:
+        """Whether the device can decode ``error``: an edge older than the
+        take-over code refuses an Error frame of it as malformed, and gets the
+        close code alone (``Hello.reads_replaced``)."""
+        return error.code is not ErrorCode.REPLACED or self.reads_replaced
 
     async def step_down(self, by: Claim) -> None:
         """Another connection of this device took over (``server.takeover``)."""
@@ -606,7 +616,8 @@ async def handle_socket(socket: Socket, db: Database, schema: Schema, hub: Hub) 
                  else logging.INFO)
         log.log(level, "closing %s: %s", conn.device, stop.error.message)
         with contextlib.suppress(Exception):
-            await socket.send_bytes(encode(stop.error))
+            if conn.reads(stop.error):
+                await socket.send_bytes(encode(stop.error))
             await socket.close(CLOSE_CODES[stop.error.code], stop.error.message[:120])
     except WebSocketDisconnect:
         return

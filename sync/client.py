@@ -80,6 +80,7 @@ class ClientSession:
                 mark=r.mark,
                 acked=r.store.get_state("acked") or "",
                 wall_ms=now_ms,
+                reads_replaced=True,
             )
         ]
 

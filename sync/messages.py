@@ -163,6 +163,10 @@ class Hello(msgspec.Struct, tag=True):
     wall_ms: int = 0
     """The device's wall clock as it said Hello (0: not told): HQ shows IT a
     device whose clock is off."""
+    reads_replaced: bool = False
+    """The device reads ``ErrorCode.REPLACED`` (edges since 2026-11-26): an
+    older one, whose decoder refuses an error code it does not know, gets
+    the close code 4410 of a take-over without the ``Error`` frame."""
 
 
 class Welcome(msgspec.Struct, tag=True):

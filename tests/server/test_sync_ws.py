@@ -67,9 +67,12 @@ def _hello(ws: ClientConnection, device: str, site: str, token: str, **kw: Any) 
     return _recv(ws)
 
 
-def _session(server: ServerProc, device: str, site: str, token: str) -> ClientConnection:
+def _session(server: ServerProc, device: str, site: str, token: str,
+             reads_replaced: bool = True) -> ClientConnection:
+    """A device's connection, pulled up to HQ's head; by default of a current
+    edge (``reads_replaced``), as ``sync.client`` says Hello."""
     ws = _connect(server)
-    assert isinstance(_hello(ws, device, site, token), Welcome)
+    assert isinstance(_hello(ws, device, site, token, reads_replaced=reads_replaced), Welcome)
     ws.send(encode(Pull(0)))
     while True:
         msg = _recv(ws)
@@ -475,7 +478,8 @@ def test_a_second_connection_of_a_device_takes_over_once_the_first_ones_push_is_
         first.send(encode(Push(1, [in_flight])))
         time.sleep(0.3)
         second = _connect(server)
-        second.send(encode(Hello("s1-twin", "S1", token, SCHEMA.version, 0)))
+        second.send(encode(Hello("s1-twin", "S1", token, SCHEMA.version, 0,
+                                 reads_replaced=True)))
         time.sleep(0.3)
     finally:
         lock.execute("ROLLBACK")
@@ -496,6 +500,19 @@ def test_a_second_connection_of_a_device_takes_over_once_the_first_ones_push_is_
     log = Path(server.workdir / f"server-{server.port}.log").read_text()
     assert ("WARNING branchline.sync closing s1-twin (from 127.0.0.1): another connection of "
             "device s1-twin took over from 127.0.0.1") in log
+
+
+def test_an_older_edge_taken_over_gets_the_close_code_without_a_frame_it_cannot_read(
+        server: ServerProc) -> None:
+    """An edge of before the take-over code refuses an Error frame of it as
+    malformed (and would reconnect at once); it gets close 4410 and its
+    reason alone, as a dropped link."""
+    token = server.add_device("s1-oldtill", "S1")
+    old = _session(server, "s1-oldtill", "S1", token, reads_replaced=False)
+    _session(server, "s1-oldtill", "S1", token)
+    got, code, reason = _until_closed(old)
+    assert got == [] and code == 4410
+    assert reason.startswith("another connection of device s1-oldtill took over")
 
 
 def test_a_device_connecting_to_another_server_process_on_sqlite_takes_over_within_seconds(
