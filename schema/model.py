@@ -427,12 +427,15 @@ class Schema:
     min_compatible: int = 1
     """The oldest client schema version whose ops the server still accepts."""
     _by_name: dict[str, Entity] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _rollups: dict[str, Entity] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         by_name = {e.name: e for e in self.entities}
         if len(by_name) != len(self.entities):
             raise ValueError("duplicate entity names")
         object.__setattr__(self, "_by_name", by_name)
+        object.__setattr__(self, "_rollups", {e.rollup.child: e for e in self.entities
+                                              if e.rollup is not None})
         for e in self.entities:
             r = e.rollup
             if r is None:
@@ -446,6 +449,13 @@ class Schema:
     def get(self, name: str) -> Entity | None:
         by_name: dict[str, Entity] = self._by_name
         return by_name.get(name)
+
+    @property
+    def rollups(self) -> dict[str, Entity]:
+        """Child entity -> the entity whose rollup sums its rows (a po_line ->
+        the purchase order); worked out once."""
+        found: dict[str, Entity] = self._rollups
+        return found
 
     def __getitem__(self, name: str) -> Entity:
         e = self.get(name)

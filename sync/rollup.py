@@ -68,7 +68,7 @@ def derived(entity: Entity, row: Row, children: list[Row]) -> dict[str, int] | N
 
 def children_of(schema: Schema) -> dict[str, Entity]:
     """Child entity -> the entity whose rollup sums its rows."""
-    return {e.rollup.child: e for e in schema.entities if e.rollup is not None}
+    return schema.rollups
 
 
 def touched(schema: Schema, rows: Iterable[Row]) -> set[tuple[str, str]]:

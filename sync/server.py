@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from schema import HQ_SITE, Policy, Schema
+from schema.model import MAX_LEDGER_MONEY
 from schema.people import employee_key
 
 from .audit import AuditRecord, audit_of
@@ -47,7 +48,7 @@ from .messages import (
     encode,
     mark_of,
 )
-from .rollup import disagrees
+from .rollup import disagrees, summed
 
 
 class ServerStore(Protocol):
@@ -266,7 +267,8 @@ def _apply_group(schema: Schema, store: ServerStore, actor: Actor, ops: list[Op]
         current = store.load(op.entity, op.key) if schema.get(op.entity) else None
         outcome = _with_parent(schema, decide(schema, current, op, actor, role_of), store.load,
                                store.load)
-        if outcome.before is not None and outcome.status is not Status.REJECTED:
+        if outcome.status is not Status.REJECTED and (
+                outcome.before is not None or op.entity in schema.rollups):
             outcome = _with_rollup(schema, outcome, store.children)
         if notes:
             outcome = _noted(outcome, notes)
@@ -376,8 +378,10 @@ def _with_rollup(schema: Schema, outcome: Outcome,
     transaction's included: the move is judged on what HQ holds, not on
     what the approver's device or a typed figure says."""
     before, after = outcome.before, outcome.after
-    if before is None or after is None or outcome.status is Status.REJECTED:
+    if after is None or outcome.status is Status.REJECTED:
         return outcome
+    if before is None:
+        return _within_rollup(schema, outcome, after, children)
     entity = schema[after.entity]
     machine, rollup = entity.machine, entity.rollup
     if machine is None or rollup is None:
@@ -391,6 +395,30 @@ def _with_rollup(schema: Schema, outcome: Outcome,
         return outcome
     o = outcome
     return Outcome(o.op, o.actor, Status.REJECTED, why, Policy.STATE, o.before, o.before)
+
+
+def _within_rollup(schema: Schema, outcome: Outcome, made: Row,
+                   children: Callable[[str, str, str], list[Row]]) -> Outcome:
+    """``outcome``, or its rejection when the child row it makes (an order's
+    line) would take its parent's rollup field (the order's total) past what
+    the field holds: each line within bounds, their sum may not be."""
+    parent = schema.rollups.get(made.entity)
+    if parent is None or parent.rollup is None:
+        return outcome
+    rollup = parent.rollup
+    ref = made.fields.get(rollup.link)
+    if not isinstance(ref, str):
+        return outcome
+    rows = {r.key: r for r in children(made.entity, rollup.link, ref)}
+    rows[made.key] = made
+    total = summed(rollup, rows.values())
+    if abs(total) <= MAX_LEDGER_MONEY:
+        return outcome
+    o = outcome
+    return Outcome(o.op, o.actor, Status.REJECTED,
+                   f"{made.entity} {short(made.key)}: the {rollup.child} rows of {parent.name} "
+                   f"{short(ref)} would come to {total:,}, beyond the {MAX_LEDGER_MONEY:,} minor "
+                   f"units its {rollup.field} holds", Policy.LEDGER, o.before, o.before)
 
 
 _last_live: tuple[Row | None, str] = (None, "")

@@ -76,6 +76,28 @@ def test_a_large_order_typed_small_needs_two_approvers_all_the_same() -> None:
     assert _approve(server, "pat", po)[::2] == (Status.ACCEPTED, "approved")
 
 
+def test_lines_that_would_take_an_order_past_what_its_total_holds_are_refused() -> None:
+    """Each line is within bounds but their sum would not be: the line that
+    would take it past is refused, with the order's total still one HQ can
+    write (in one group, or line by line)."""
+    server = staffed()
+    hire(server, "buy1", "buyer", "S1")
+    half = (1000, 10**12)  # 10^15 each: as much as one line may be
+    acks = apply_ops(SCHEMA, server, S1_TILL1,
+                     order(S1_TILL1, "buy1", key(340), "S1", [half, half], total=5))
+    assert {a.status for a in acks} == {Status.REJECTED}
+    assert "would come to 2,000,000,000,000,000, beyond the 1,000,000,000,000,000" in (
+        acks[2].reason)
+    acks = apply_ops(SCHEMA, server, S1_TILL1,
+                     order(S1_TILL1, "buy1", key(350), "S1", [half]))
+    assert {a.status for a in acks} == {Status.ACCEPTED}
+    (more,) = push(server, S1_TILL1, by("buy1", S1_TILL1, "po_line", key(359), {
+        "po_id": key(350), "site": "S1", "product_id": PRODUCT, "qty": 1, "unit_cost": 1}))
+    assert more.status is Status.REJECTED and "would come to" in more.reason
+    assert derive(server, key(350)) is None  # its total is its one line's, and stays so
+    assert _order(server, key(350))["total"] == 10**15
+
+
 def test_an_order_with_no_lines_is_not_approved() -> None:
     server = staffed()
     po = key(331)
