@@ -25,6 +25,7 @@ from tests.pg import fresh_database
 from tests.sync import kit
 
 from .console_kit import _staffed
+from .rest_kit import Api, open_api
 
 GROWING = settings(max_examples=25, deadline=None,
                    suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -153,3 +154,15 @@ def client(url: str) -> Iterator[TestClient[Any]]:
     """The app over ``url``, in-process (litestar's TestClient)."""
     with TestClient(create_app(url)) as c:
         yield c
+
+
+@pytest.fixture(params=SQL_STORES)
+def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
+    """HQ's REST API in process with a token per ``rest_kit.STAFF``, on a fresh
+    SQLite file or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        with open_api(f"sqlite:///{tmp_path / 'hq.db'}") as a:
+            yield a
+        return
+    with fresh_database() as url, open_api(url) as a:
+        yield a

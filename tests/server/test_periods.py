@@ -8,8 +8,6 @@ from __future__ import annotations
 import datetime
 import threading
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,22 +18,11 @@ from server.admin import apply_as_hq
 from server.devices import issue_token
 from server.store import Database
 from sync.authorize import Staff
-from tests.pg import fresh_database
 
 from .console_kit import _csrf, _db, _login, _post
-from .rest_kit import Api, open_api, post_sale
+from .rest_kit import Api, post_sale
 
 PAST = "2025-10-31"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    if request.param == "sqlite":
-        with open_api(f"sqlite:///{tmp_path / 'hq.db'}") as a:
-            yield a
-    else:
-        with fresh_database() as url, open_api(url) as a:
-            yield a
 
 
 def _product(api: Api) -> str:

@@ -6,15 +6,12 @@ with the roles that may."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from schema.people import REPORTS
-from tests.pg import fresh_database
 
-from .rest_kit import Api, open_api, post_sale
+from .rest_kit import Api, post_sale
 
 REPORT_PATHS = {
     "trial_balance": "/api/reports/trial-balance", "journal": "/api/reports/journal",
@@ -24,16 +21,6 @@ REPORT_PATHS = {
     "purchase_orders": "/api/hq/purchase-orders", "reorder_rules": "/api/hq/reorder-rules",
     "stock_exceptions": "/api/operations/stock-exceptions",
 }
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    if request.param == "sqlite":
-        with open_api(f"sqlite:///{tmp_path / 'hq.db'}") as a:
-            yield a
-    else:
-        with fresh_database() as url, open_api(url) as a:
-            yield a
 
 
 def _stocked_product(api: Api) -> str:

@@ -6,28 +6,11 @@ as text and still work."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-from tests.pg import fresh_database
-
-from .conftest import SQL_STORES
-from .rest_kit import Api, open_api
+from .rest_kit import Api
 
 OAT = {"sku": "OAT-1", "name": "Oat milk 1l", "price": 250, "cost": 120}
-
-
-@pytest.fixture(params=SQL_STORES)
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    if request.param == "sqlite":
-        with open_api(f"sqlite:///{tmp_path / 'hq.db'}") as a:
-            yield a
-        return
-    with fresh_database() as url, open_api(url) as a:
-        yield a
 
 
 def _setup(api: Api) -> dict[str, str]:
