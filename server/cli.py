@@ -33,6 +33,13 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="127.0.0.1", help="address to listen on")
     run.add_argument("--port", type=int, default=8000, help="port to listen on")
     run.add_argument("--log-level", default="info", help="uvicorn log level")
+    run.add_argument("--forwarded-allow-ips",
+                     default=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+                     help="reverse proxies (comma-separated addresses, '*' for any) whose "
+                          "X-Forwarded-For HQ believes: the IT page and the console's login "
+                          "throttle then see each till's and browser's own address, not the "
+                          "proxy's (default: 127.0.0.1, a proxy on this machine; "
+                          "FORWARDED_ALLOW_IPS). Any other client's header is ignored.")
 
     dev = sub.add_parser("device", help="register, revoke and list devices")
     dsub = dev.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -120,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level,
                     ws_max_size=4 * MAX_MESSAGE_BYTES, ws_ping_interval=20,
-                    ws_ping_timeout=20)
+                    ws_ping_timeout=20, proxy_headers=True,
+                    forwarded_allow_ips=args.forwarded_allow_ips)
         return 0
 
     from .admin import AdminError, hire

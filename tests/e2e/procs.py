@@ -37,8 +37,10 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, step: float =
 class ServerProc:
     """``branchline server`` in its own process."""
 
-    def __init__(self, db_url: str, workdir: Path) -> None:
+    def __init__(self, db_url: str, workdir: Path, *args: str) -> None:
+        """``args``: more options of ``branchline server``."""
         self.db_url = db_url
+        self.args = args
         self.port = free_port()
         self.workdir = workdir
         self.proc: subprocess.Popen[bytes] | None = None
@@ -51,7 +53,7 @@ class ServerProc:
         with open(self.workdir / f"server-{self.port}.log", "ab") as log:
             self.proc = subprocess.Popen(
                 [str(BIN / "branchline"), "server", "--db", self.db_url,
-                 "--host", "127.0.0.1", "--port", str(self.port)],
+                 "--host", "127.0.0.1", "--port", str(self.port), *self.args],
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
             )
         wait_for(self.healthy, 30, "the server to answer /health", step=0.1)

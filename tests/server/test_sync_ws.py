@@ -533,3 +533,33 @@ def test_a_device_connecting_to_another_server_process_on_sqlite_takes_over_with
         assert [a.status for a in _acks(second).acks] == ["accepted"]
     finally:
         other.stop()
+
+
+def _peer_of(server: ServerProc, device: str) -> str:
+    """The address HQ recorded for the device's last Hello (the IT page's)."""
+    db = sqlite3.connect(server.db_url.removeprefix("sqlite:///"))
+    try:
+        return str(db.execute("SELECT conn_peer FROM devices WHERE device = ?",
+                              (device,)).fetchone()[0])
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(("trusted", "seen"), [("127.0.0.1", "10.0.0.7"),
+                                               ("10.9.9.9", "127.0.0.1")])
+def test_a_till_behind_a_trusted_proxy_is_seen_at_its_own_address(
+        tmp_path: Path, trusted: str, seen: str) -> None:
+    """Behind a reverse proxy every till came from the proxy's address; a
+    proxy named in --forwarded-allow-ips has its X-Forwarded-For believed, and
+    any other client's header is ignored (a till cannot pose as another)."""
+    proc = ServerProc(f"sqlite:///{tmp_path / 'hq.db'}", tmp_path,
+                      "--forwarded-allow-ips", trusted).start()
+    try:
+        token = proc.add_device("s1-proxied", "S1")
+        ws = connect(proc.ws_url, max_size=None, open_timeout=5, compression=None,
+                     legacy=True, additional_headers={"X-Forwarded-For": "10.0.0.7"})
+        assert isinstance(_hello(ws, "s1-proxied", "S1", token), Welcome)
+        ws.close()
+        assert _peer_of(proc, "s1-proxied") == seen
+    finally:
+        proc.stop()
