@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ from sync.replica import LocalRejected
 
 from .accounts import Accounts
 from .daemon import daemon_state, probe, run_daemon, sync_once
+from .day_report import all_tills, day_report
 from .disk import disk_trouble
 from .edge import Edge, now_ms
 from .errors import BadArgument, EdgeError, LocalDatabaseError, Refused, TakenOver, Unreachable
@@ -141,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
                            "ledger (exit 1 if they differ); --rebuild recomputes the cache")
     check.add_argument("--rebuild", action="store_true", help="recompute the cache from the ledger")
     sub.add_parser("trial-balance", help="journal totals per account held on this device")
+    day = sub.add_parser("day", help="the store's day per till at closing time: receipts, "
+                                     "returns, net, tax, cash, card, account, and the cash "
+                                     "each drawer should hold (works offline)")
+    day.add_argument("--date", default=None, help="the day, yyyy-mm-dd (default: today)")
     count = sub.add_parser("count", help="record a stock count; the difference is posted")
     count.add_argument("code", help="SKU or barcode")
     count.add_argument("counted", type=int, help="units counted on the shelf")
@@ -225,6 +231,35 @@ def _sync_by_daemon(edge: Edge, note: str, timeout: float) -> int:
         return 5
     print(f"the daemon ({daemon}) syncs this till: everything queued here was sent and "
           "answered")
+    return 0
+
+
+def _day(edge: Edge, date: str | None) -> int:
+    """The store's day per till, as this device holds it, and whether HQ has
+    all of this device's part of it."""
+    day = date or dt.date.today().isoformat()
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError:
+        raise BadArgument(f"--date must be a day yyyy-mm-dd, got {day!r}") from None
+    s = edge.status()
+    tills = day_report(edge.conn, s.site, day)
+    print(f"{s.site} on {day}, as this device ({s.device}) holds it")
+    if not tills:
+        print("no receipts and no account payments")
+    else:
+        print("till\treceipts\treturns\tnet\ttax\ttotal\tcash\tcard\ton account"
+              "\tpaid in cash\tpaid in card\tcash in drawer")
+        for t in [*tills, *([all_tills(tills)] if len(tills) > 1 else [])]:
+            print("\t".join([t.till, str(t.receipts), str(t.returns), *map(_money, (
+                t.net, t.tax, t.total, t.cash, t.card, t.on_account, t.paid_cash, t.paid_card,
+                t.drawer))]))
+    others = (f"the other tills' as of the last sync, {_when(s.last_sync_ms)}"
+              if s.last_sync_ms else "the other tills' as far as this device has synced")
+    if s.pending:
+        print(f"not at HQ yet: {s.pending} ops of this device (run `sync`); {others}")
+    else:
+        print(f"this device's part is at HQ; {others}")
     return 0
 
 
@@ -368,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 READ_COMMANDS = frozenset({"status", "get", "account", "exceptions", "stock", "trial-balance",
+                           "day",
                            "in-transit", "pending", "rejections", "check-stock"})
 """Commands that only read: they open the file read-only, so they work on a
 full disk or a read-only medium."""
@@ -496,6 +532,8 @@ def _run(edge: Edge, args: argparse.Namespace) -> int:
         case "trial-balance":
             for account, (debit, credit) in trial_balance(edge).items():
                 print(f"{account}\t{_money(debit)}\t{_money(credit)}")
+        case "day":
+            return _day(edge, args.date)
         case "count":
             diff = Inventory(edge).count(args.code, args.counted)
             print(f"counted {args.counted}; adjustment {diff:+d}")
