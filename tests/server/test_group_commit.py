@@ -9,8 +9,8 @@ from pathlib import Path
 
 from schema import SCHEMA
 from server.fanout import Hub
+from server.group_commit import GroupCommit
 from server.store import Database
-from server.sync_ws import GroupCommit
 from sync.hlc import Clock
 from sync.merge import Actor
 from sync.messages import Acks, Op, Push, ServerMessage, Status

@@ -124,7 +124,7 @@ def test_a_push_hq_cannot_store_says_the_database_is_unavailable_and_nothing_els
 
     from sqlalchemy.exc import OperationalError
 
-    from server.sync_ws import GroupCommit
+    from server.group_commit import GroupCommit
 
     def unwritable(self: GroupCommit, jobs: Any) -> Any:
         raise OperationalError("INSERT INTO sale ...", {},
