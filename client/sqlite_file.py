@@ -35,7 +35,7 @@ def fast_sqlite_binding() -> None:
     A registered adapter is found by one dict lookup instead. Each binds exactly
     what sqlite3 binds by default: None as NULL, bytes and ``Raw`` as a BLOB (a
     buffer, bound as it is), a bool as the integer 0 or 1. Process-wide and
-    idempotent. (HQ registers the same but ``Raw`` in ``server.store``: server
+    idempotent. (HQ registers the same but ``Raw`` in ``server.sqlite_file``: server
     and client share no module that may import sqlite3.)"""
     none: Callable[[None], None] = cast(Callable[[None], None], {}.get)  # in C: x -> None
     sqlite3.register_adapter(type(None), none)

@@ -15,13 +15,11 @@ from __future__ import annotations
 
 import logging
 import operator
-import sqlite3
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from enum import Enum, auto
 from itertools import chain
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 from sqlalchemy import (
@@ -31,7 +29,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     create_engine,
-    event,
     func,
     select,
     text,
@@ -40,23 +37,22 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 
 from schema import Schema
-from schema.finance import posting_day
 from sync.audit import GENESIS, AuditRecord, chain_hash
 from sync.merge import Outcome
 from sync.messages import Ack, Change, Op, Row, decode_ack, encode, mark_of
 
 from . import db_limits as limits
-from . import on_hand, periods, totals
+from . import on_hand, periods, sqlite_file, totals
 from .clock import now_ms
 from .migrate import upgrade
 from .tables import (
     DEVICE_ACTIVITY_TABLE,
     EVERY_SITE,
     LATE_POSTING_TABLE,
-    Totals,
     build,
     param_mark,
 )
+from .tally import Tally
 
 log = logging.getLogger("branchline.store")
 _row_decoder = msgspec.msgpack.Decoder(Row)
@@ -67,14 +63,6 @@ MULTI_ROW = 100
 would bind more than ``MAX_VARIABLES`` values)."""
 MAX_VARIABLES = 32_766
 """SQLite's default limit of bound values in one statement (since 3.32)."""
-class _Unread(Enum):
-    """Not read yet: a sentinel where None has a meaning (books never closed)."""
-
-    UNREAD = auto()
-
-
-UNREAD = _Unread.UNREAD
-
 BOOKKEEPING = ("_version", "_deleted", "_row", "_seq")
 CHANGE_COLUMNS = ("seq", "entity", "key", "row")
 SCOPE_COLUMNS = ("site", "seq")
@@ -82,25 +70,6 @@ AUDIT_COLUMNS = ("id", "op_id", "entity", "key", "user", "device", "site", "hlc"
                  "policy", "reason", "before", "after", "hash", "ack")
 CONFLICT_COLUMNS = ("op_id", "entity", "key", "field", "server_value", "proposed_value",
                     "device", "hlc", "resolved")
-
-
-def _fast_sqlite_binding() -> None:
-    """Bind None, bytes and bool without sqlite3's slow path.
-
-    sqlite3 binds an exact str, int or float at once, but runs every other
-    value (None, bytes, bool) through ``microprotocols_adapt``, which, with no
-    adapter registered, looks up ``__adapt__`` and ``__conform__`` and fails:
-    about a microsecond per value, and an ingested op binds a dozen of them
-    (its NULL columns, three blobs, a flag). Registered adapters are found by
-    one dict lookup instead. They bind exactly what sqlite3 binds by default:
-    None as NULL, bytes as a BLOB, a bool as the integer 0 or 1 (as SQLAlchemy
-    stores it). Process-wide, and idempotent. (The edge registers the same,
-    plus msgspec ``Raw``, in ``client.sqlite_file.fast_sqlite_binding``: server and
-    client share no module that may import sqlite3.)"""
-    none: Callable[[None], None] = cast("Callable[[None], None]", {}.get)  # C: x -> None
-    sqlite3.register_adapter(type(None), none)
-    sqlite3.register_adapter(bytes, bytes)  # the same object back
-    sqlite3.register_adapter(bool, int)
 
 
 def _activity_sql(dialect: Dialect) -> str:
@@ -144,8 +113,8 @@ class Database:
         self.activity_sql = _activity_sql(self.engine.dialect)
         """Moves each device's latest audit record forward (``device_activity``)."""
         if self.is_sqlite:
-            _fast_sqlite_binding()
-            self._tune_sqlite(self.engine)
+            sqlite_file.fast_binding()
+            sqlite_file.tune(self.engine)
         # under the write lock, so servers starting together create and upgrade once
         try:
             with self.transaction(bounded=False) as store:
@@ -160,32 +129,6 @@ class Database:
         except BaseException:
             self.engine.dispose()
             raise
-
-    @staticmethod
-    def _tune_sqlite(engine: Engine) -> None:
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi: Any, _record: Any) -> None:
-            dbapi.isolation_level = None  # we issue BEGIN ourselves
-            cur = dbapi.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            # FULL, not NORMAL: in WAL mode NORMAL does not sync the log at commit,
-            # so a power cut could undo transactions whose acks the devices already
-            # have (and whose ops they deleted from their outboxes): a lost sale.
-            # FULL costs one fsync per transaction, shared by a whole batch.
-            cur.execute("PRAGMA synchronous=FULL")
-            cur.execute(f"PRAGMA busy_timeout={limits.SQLITE_BUSY_MS}")
-            # Checkpoint the WAL into the database file every 64 MiB, not every
-            # 4 MiB (SQLite's default): a group commit of a few thousand ops
-            # dirties that much, so the default copied the same index pages back
-            # at nearly every commit. Durability is unchanged: each commit still
-            # syncs the WAL (synchronous=FULL), and a checkpoint syncs the file.
-            cur.execute("PRAGMA wal_autocheckpoint=16384")
-            cur.close()
-
-        @event.listens_for(engine, "begin")
-        def _begin(conn: Connection) -> None:
-            mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-            conn.exec_driver_sql(f"BEGIN {mode}")
 
     @contextmanager
     def transaction(self, write: bool = True, *, bounded: bool = True
@@ -299,15 +242,9 @@ class SqlServerStore:
         self._scope: list[tuple[Any, ...]] = []
         self._audit: list[tuple[Any, ...]] = []
         self._conflicts: list[tuple[Any, ...]] = []
-        self._tallies: dict[str, dict[tuple[Any, ...], list[int]]] = {}
-        """Total's table -> key -> [sums..., count] this transaction adds to it."""
-        self._closed: str | _Unread | None = UNREAD
-        """The day the books are closed through (read at the first dated ledger row)."""
-        self._today = ""
-        """HQ's day, read with ``_closed``: a line dated after tomorrow is posted on it."""
-        self._late: dict[tuple[str, str], str] = {}
-        """(entity, key) -> posting day of this transaction's ledger rows dated
-        inside a closed period (``late_posting``)."""
+        self._tally = Tally(db.totals, lambda: (periods.closed_through(conn, db.t),
+                                                periods.today()))
+        """What this transaction adds to the running totals (``server.tally``)."""
         self._activity: dict[str, tuple[int, str]] = {}
         """device -> (audit id, HLC) of its latest audit record in this transaction."""
         self._head: int | None = None
@@ -420,7 +357,7 @@ class SqlServerStore:
             self.published.append((Change(seq, row), sites))
             self.changed = True
             if row.entity in self.db.totals:
-                self._tally(outcome.before, row)
+                self._tally.add(outcome.before, row)
         # An op id recorded twice in one transaction gets a second audit row,
         # whose (latest) ack answers later resends, as in the memory store.
         self._acks[outcome.op.op_id] = outcome.ack
@@ -440,42 +377,6 @@ class SqlServerStore:
                 c.op_id, c.entity, c.key, c.field, _json.encode(c.server_value).decode(),
                 _json.encode(c.proposed_value).decode(), c.device, c.hlc, False,
             ))
-
-    def _tally(self, before: Row | None, after: Row) -> None:
-        """Count a ledger row's new version into each running total kept of its
-        ledger, the old one out."""
-        spec: Totals
-        for spec in self.db.totals[after.entity]:
-            tallies = self._tallies.setdefault(spec.table, {})
-            for row, sign in ((before, -1), (after, 1)):
-                if row is None or row.deleted:
-                    continue
-                f = row.fields
-                k = tuple(map(f.get, spec.keys))
-                if None in k:
-                    continue  # not placed under every key (a movement with no product): no total
-                if spec.posted is not None:
-                    k = self._posting(spec, row, k)
-                got = tallies.get(k)
-                if got is None:
-                    got = tallies[k] = [0] * len(spec.columns)
-                for n, value in enumerate(totals.adds(spec, f)):
-                    got[n] += sign * value
-
-    def _posting(self, spec: Totals, row: Row, key: tuple[Any, ...]) -> tuple[Any, ...]:
-        """``key`` with its date moved to the posting day: a ledger row (written
-        once, so never counted out again) dated inside a closed period counts
-        on the first open day, one dated after HQ's tomorrow on HQ's today,
-        and ``late_posting`` remembers where."""
-        if self._closed is _Unread.UNREAD:
-            self._closed = periods.closed_through(self.conn, self.db.t)
-            self._today = periods.today()
-        at = spec.keys.index(cast(str, spec.posted))
-        day = posting_day(key[at], self._closed, self._today)
-        if day == key[at]:
-            return key
-        self._late[(row.entity, row.key)] = day
-        return (*key[:at], day, *key[at + 1:])
 
     def on_hand(self, site: str, product: str) -> int:
         """Stock on hand at (site, product), this transaction's movements included."""
@@ -522,16 +423,14 @@ class SqlServerStore:
                                     ("conflicts", CONFLICT_COLUMNS, self._conflicts)):
             if rows:
                 self._insert(t[name], columns, rows)
-        for total, tallies in self._tallies.items():
-            rows = [(*k, *v) for k, v in sorted(tallies.items()) if any(v)]
+        sums, late = self._tally.take()
+        for total, rows in sums.items():
             if rows:
                 self.conn.exec_driver_sql(self.db.upsert_sql[total], rows)
-        self._tallies.clear()
-        if self._late:
+        if late:
             arrived = now_ms()
-            self._insert(t[LATE_POSTING_TABLE], periods.LATE_COLUMNS, [
-                (key, entity, day, arrived) for (entity, key), day in sorted(self._late.items())])
-            self._late.clear()
+            self._insert(t[LATE_POSTING_TABLE], periods.LATE_COLUMNS,
+                         [(*posted, arrived) for posted in late])
         if self._activity:
             self.conn.exec_driver_sql(self.db.activity_sql, [
                 (device, audit_id, hlc) for device, (audit_id, hlc)
