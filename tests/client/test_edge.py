@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from client.cli import parser as edge_parser
+from client.commands import parser as edge_parser
 from client.daemon import backoff
 from client.edge import Edge
 from client.errors import NotConfigured
